@@ -1,0 +1,172 @@
+package event
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// Position is a place in one topic's log: the epoch of the log and the seq of
+// the last event before it. The zero Position (no epoch, seq 0) is the start
+// of any log. A Position with no epoch matches whatever epoch is current.
+type Position struct {
+	Epoch string
+	Seq   uint64
+}
+
+// String renders the one-topic cursor form, EPOCH:SEQ, or a bare SEQ when the
+// epoch is unknown.
+func (p Position) String() string {
+	if p.Epoch == "" {
+		return strconv.FormatUint(p.Seq, 10)
+	}
+	return p.Epoch + ":" + strconv.FormatUint(p.Seq, 10)
+}
+
+// AppendTo appends String() to b without allocating a string.
+func (p Position) AppendTo(b []byte) []byte {
+	if p.Epoch != "" {
+		b = append(b, p.Epoch...)
+		b = append(b, ':')
+	}
+	return strconv.AppendUint(b, p.Seq, 10)
+}
+
+// NewEpoch returns a fresh random epoch id (16 lowercase hex digits).
+func NewEpoch() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on supported platforms
+	return hex.EncodeToString(b[:])
+}
+
+const maxEpochLen = 64
+
+func validEpoch(s string) bool {
+	if s == "" || len(s) > maxEpochLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// ParsePosition parses EPOCH:SEQ or a bare SEQ.
+func ParsePosition(s string) (Position, error) {
+	epoch, seqStr, hasEpoch := strings.Cut(s, ":")
+	if !hasEpoch {
+		seqStr, epoch = epoch, ""
+	} else if !validEpoch(epoch) {
+		return Position{}, Invalid("cursor %q: bad epoch", clip(s))
+	}
+	if seqStr == "" || len(seqStr) > 20 || seqStr[0] == '+' || seqStr[0] == '-' {
+		return Position{}, Invalid("cursor %q: bad sequence number", clip(s))
+	}
+	seq, err := strconv.ParseUint(seqStr, 10, 64)
+	if err != nil {
+		return Position{}, Invalid("cursor %q: bad sequence number", clip(s))
+	}
+	return Position{Epoch: epoch, Seq: seq}, nil
+}
+
+func clip(s string) string {
+	if len(s) > 80 {
+		return s[:80] + "..."
+	}
+	return s
+}
+
+// Cursor is a subscriber's place in several topics at once. The zero value
+// (nil) is a valid empty cursor: every topic from its start.
+//
+// Its wire form is either a one-topic Position (EPOCH:SEQ), used when the
+// subscription names exactly one concrete topic, or an opaque URL-safe token
+// "m." + base64url(JSON) naming each topic's position.
+type Cursor map[string]Position
+
+const (
+	multiPrefix    = "m."
+	maxCursorLen   = 256 << 10
+	maxCursorTopic = 4096
+)
+
+// Clone returns an independent copy.
+func (c Cursor) Clone() Cursor {
+	out := make(Cursor, len(c))
+	for k, v := range c {
+		out[k] = v
+	}
+	return out
+}
+
+// Encode renders the cursor. single names the subscription's one concrete
+// topic, or "" when the subscription has several topics or a pattern; with
+// single set, the one-topic form is used.
+func (c Cursor) Encode(single string) string {
+	if single != "" {
+		return c[single].String()
+	}
+	topics := make([]string, 0, len(c))
+	for t := range c {
+		topics = append(topics, t)
+	}
+	sort.Strings(topics)
+	pairs := make([][2]string, len(topics))
+	for i, t := range topics {
+		pairs[i] = [2]string{t, c[t].String()}
+	}
+	js, _ := json.Marshal(pairs) // strings only: cannot fail
+	return multiPrefix + base64.RawURLEncoding.EncodeToString(js)
+}
+
+// ParseCursor parses a cursor's wire form. single is the subscription's one
+// concrete topic or "" (as for Encode); a one-topic form is accepted only
+// when single is set. An empty string is the empty cursor.
+func ParseCursor(s, single string) (Cursor, error) {
+	if s == "" {
+		return Cursor{}, nil
+	}
+	if len(s) > maxCursorLen {
+		return nil, Invalid("cursor is too long")
+	}
+	if !strings.HasPrefix(s, multiPrefix) {
+		if single == "" {
+			return nil, Invalid("cursor %q names one topic's position but the subscription has several topics or a pattern; use the cursor the server returned", clip(s))
+		}
+		p, err := ParsePosition(s)
+		if err != nil {
+			return nil, err
+		}
+		return Cursor{single: p}, nil
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(s[len(multiPrefix):])
+	if err != nil {
+		return nil, Invalid("cursor is not a token this server issued (bad base64)")
+	}
+	var pairs [][2]string
+	if err := json.Unmarshal(raw, &pairs); err != nil {
+		return nil, Invalid("cursor is not a token this server issued (bad contents)")
+	}
+	if len(pairs) > maxCursorTopic {
+		return nil, Invalid("cursor names more than %d topics", maxCursorTopic)
+	}
+	c := make(Cursor, len(pairs))
+	for _, p := range pairs {
+		if err := ValidateTopic(p[0]); err != nil {
+			return nil, Invalid("cursor names a bad topic: %v", err)
+		}
+		pos, err := ParsePosition(p[1])
+		if err != nil {
+			return nil, err
+		}
+		c[p[0]] = pos
+	}
+	return c, nil
+}

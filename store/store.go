@@ -1,0 +1,137 @@
+// Package store defines the durable log every hubbub backend implements, and
+// the records that live beside it. Backends live in subpackages (embedded:
+// store/pebble; Redis later) and all pass the conformance suite in
+// store/storetest.
+//
+// The contract is shaped so that one Redis stream per topic, with a Lua
+// script assigning seq and epoch and appending in one step, can implement
+// it: nothing here needs a transaction across topics.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/hubbub/hubbub/event"
+)
+
+// ErrClosed is returned by every method once Close has been called.
+var ErrClosed = errors.New("store: closed")
+
+// Log is the per-topic event log.
+//
+// All methods are safe for concurrent use.
+type Log interface {
+	// Append stores a batch of drafts. Each (draft, topic) pair becomes one
+	// Event with that topic's next seq (starting at 1, strictly increasing,
+	// no gaps) and its current epoch (a new random one when the topic's log
+	// is created), and the store's time. Per topic this is atomic: seqs are
+	// assigned in the order the pairs appear in drafts and concurrent
+	// Appends never interleave a gap.
+	//
+	// Append returns only when every event of the batch is durable (on disk
+	// with fsync, or acknowledged by the backend's durable storage), and
+	// only then does the backend hand the events to its commit listener.
+	// Results come back in the same order as the (draft, topic) pairs.
+	//
+	// A draft whose IdempotencyKey was already stored on a topic within the
+	// idempotency window stores nothing for that topic; its Result is the
+	// first one, with Duplicate set. Drafts must already be validated
+	// (event.Draft.Validate). On error nothing of the batch is acknowledged,
+	// though some topics' events may have been stored.
+	Append(ctx context.Context, drafts []event.Draft) ([]Result, error)
+
+	// Read returns events of one topic, oldest first, with the topic's head
+	// as it was when the read was made. See Query for the range.
+	Read(ctx context.Context, topic string, q Query) (Page, error)
+
+	// Head returns the topic's epoch and the range of seqs it still holds.
+	// A topic that has never been written has Epoch "" and First 1, Last 0.
+	Head(ctx context.Context, topic string) (Head, error)
+
+	// Latest returns the latest event stored with the given key on topic
+	// (whatever its type: a "delete" is a tombstone and is returned), and
+	// false when there is none. The view survives retention trimming of the
+	// log itself; keys whose latest event is older than the age limit are
+	// forgotten.
+	Latest(ctx context.Context, topic, key string) (*event.Event, bool, error)
+
+	// Close waits for in-flight appends and releases the store. It is safe
+	// to call twice.
+	Close() error
+}
+
+// Result is where one (draft, topic) pair was stored.
+type Result struct {
+	Topic     string
+	Epoch     string
+	Seq       uint64
+	Time      time.Time
+	Duplicate bool // an idempotency key repeated: nothing new was stored
+}
+
+// Position returns the result's place in the topic's log.
+func (r Result) Position() event.Position { return event.Position{Epoch: r.Epoch, Seq: r.Seq} }
+
+// Query selects a range of one topic's log: events with After < seq and,
+// when Before is not 0, seq < Before. Of those, at most Limit (which must be
+// positive) are returned: the oldest ones, or the newest ones when Newest is
+// set. Events always come back oldest first.
+type Query struct {
+	After  uint64
+	Before uint64
+	Limit  int
+	Newest bool
+}
+
+// Page is the answer to a Read.
+type Page struct {
+	Events []*event.Event
+	Head   Head
+}
+
+// Head describes a topic's log: its epoch and the seqs it holds, First..Last
+// inclusive. When the log holds nothing (never written, or everything was
+// trimmed by age) First is Last+1.
+type Head struct {
+	Epoch string
+	First uint64
+	Last  uint64
+}
+
+// Retention bounds each topic's history. Zero fields mean no limit.
+type Retention struct {
+	MaxEvents int           // keep at most this many newest events per topic
+	MaxAge    time.Duration // drop events older than this
+}
+
+// CommitListener receives every newly stored event (duplicates excluded),
+// after it is durable and before Append returns. Calls are made in seq
+// order per topic and never concurrently with each other, so a listener
+// sees each topic's events in order. It must not block: it runs on the
+// store's commit path.
+type CommitListener func(events []*event.Event)
+
+// DefaultIdempotencyWindow is how long an idempotency key is remembered.
+const DefaultIdempotencyWindow = 24 * time.Hour
+
+// Config is what every backend takes besides its address.
+type Config struct {
+	Retention Retention
+	// IdempotencyWindow is how long idempotency keys are remembered
+	// (DefaultIdempotencyWindow when zero).
+	IdempotencyWindow time.Duration
+	// OnCommit, if set, is told of every stored event (see CommitListener).
+	OnCommit CommitListener
+	// Now is the store's clock (time.Now when nil). Tests set it.
+	Now func() time.Time
+}
+
+// Trimmer is implemented by backends that trim by age on demand as well as
+// on their own schedule; tests use it to trim at a chosen time.
+type Trimmer interface {
+	// TrimExpired removes events, latest-by-key entries and idempotency
+	// keys older than their limits as of Config.Now.
+	TrimExpired(ctx context.Context) error
+}
