@@ -140,6 +140,9 @@ func ParseCursor(s, single string) (Cursor, error) {
 		if single == "" {
 			return nil, Invalid("cursor %q names one topic's position but the subscription has several topics or a pattern; use the cursor the server returned", clip(s))
 		}
+		if err := ValidateTopic(single); err != nil {
+			return nil, Invalid("cursor names a bad topic: %v", err)
+		}
 		p, err := ParsePosition(s)
 		if err != nil {
 			return nil, err

@@ -122,4 +122,3 @@ func (w *Wire) Payload() []byte {
 
 // ParseTime parses a time written in TimeFormat (or any RFC 3339 time).
 func ParseTime(s string) (time.Time, error) { return time.Parse(time.RFC3339Nano, s) }
-

@@ -1,0 +1,208 @@
+// Package broker fans stored events out to the live subscribers inside one
+// node. It is fed, in seq order per topic, by the store's commit listener
+// (store.CommitListener); it never blocks that path. A subscriber whose
+// queue is full is cut off rather than allowed to slow the others: it
+// resumes from the log with its cursor.
+//
+// The broker knows nothing of history, cursors or resets: package hub joins
+// it with the log ("catch-up then live").
+package broker
+
+import (
+	"errors"
+	"sync"
+	"sync/atomic"
+
+	"github.com/hubbub/hubbub/event"
+)
+
+// ErrSlow is what a cut-off subscriber's Take returns once its queue is
+// drained: it fell more than its limit behind.
+var ErrSlow = errors.New("subscriber fell too far behind and was cut off")
+
+// ErrClosed is returned by Take after Close.
+var ErrClosed = errors.New("subscription closed")
+
+// Stats are running totals, safe to read at any time.
+type Stats struct {
+	Published   atomic.Uint64 // events handed to Publish
+	Enqueued    atomic.Uint64 // (event, subscriber) deliveries queued
+	CutOff      atomic.Uint64 // subscribers cut off for being slow
+	Subscribers atomic.Int64  // live subscriptions now
+}
+
+// Broker is the in-node fan-out. The zero value is not usable; use New.
+type Broker struct {
+	mu       sync.RWMutex
+	exact    map[string]map[*Sub]struct{}
+	patterns map[*Sub][]*event.Pattern
+
+	Stats Stats
+}
+
+// New returns an empty broker.
+func New() *Broker {
+	return &Broker{
+		exact:    make(map[string]map[*Sub]struct{}),
+		patterns: make(map[*Sub][]*event.Pattern),
+	}
+}
+
+// Subscribe registers a subscriber for the given concrete topics and
+// patterns. Events published after Subscribe returns are queued for it, up
+// to limit of them (at least 1); one more and it is cut off. The caller
+// must Close the Sub.
+func (b *Broker) Subscribe(topics []string, patterns []*event.Pattern, limit int) *Sub {
+	if limit < 1 {
+		limit = 1
+	}
+	s := &Sub{b: b, limit: limit, notify: make(chan struct{}, 1), topics: topics}
+	b.mu.Lock()
+	for _, t := range topics {
+		set := b.exact[t]
+		if set == nil {
+			set = make(map[*Sub]struct{})
+			b.exact[t] = set
+		}
+		set[s] = struct{}{}
+	}
+	if len(patterns) > 0 {
+		b.patterns[s] = patterns
+	}
+	b.mu.Unlock()
+	b.Stats.Subscribers.Add(1)
+	return s
+}
+
+// Publish hands events to their subscribers. It never blocks on a
+// subscriber and allocates nothing per subscriber beyond queue growth. Calls
+// must not overlap for the same topic (the store's commit listener
+// guarantees this), so each subscriber sees a topic's events in order.
+func (b *Broker) Publish(events []*event.Event) {
+	b.Stats.Published.Add(uint64(len(events)))
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	var n uint64
+	for _, e := range events {
+		it := event.NewItem(e)
+		for s := range b.exact[e.Topic] {
+			s.push(it)
+			n++
+		}
+		for s, pats := range b.patterns {
+			for _, p := range pats {
+				if p.Match(e.Topic) {
+					s.push(it)
+					n++
+					break
+				}
+			}
+		}
+	}
+	b.Stats.Enqueued.Add(n)
+}
+
+// Watch adds a concrete topic to a live subscription (used when a cursor
+// names a topic that a pattern matched before a reconnect).
+func (b *Broker) watch(s *Sub, topic string) {
+	b.mu.Lock()
+	set := b.exact[topic]
+	if set == nil {
+		set = make(map[*Sub]struct{})
+		b.exact[topic] = set
+	}
+	set[s] = struct{}{}
+	s.topics = append(s.topics, topic)
+	b.mu.Unlock()
+}
+
+func (b *Broker) remove(s *Sub) {
+	b.mu.Lock()
+	for _, t := range s.topics {
+		if set := b.exact[t]; set != nil {
+			delete(set, s)
+			if len(set) == 0 {
+				delete(b.exact, t)
+			}
+		}
+	}
+	delete(b.patterns, s)
+	b.mu.Unlock()
+	b.Stats.Subscribers.Add(-1)
+}
+
+// Sub is one live subscription's queue. Take and Ready are for one reader
+// goroutine; push comes from the broker.
+type Sub struct {
+	b      *Broker
+	limit  int
+	notify chan struct{}
+	topics []string // guarded by b.mu
+
+	mu     sync.Mutex
+	q      []*event.Item
+	err    error // ErrSlow or ErrClosed once set; q is then dropped
+	closed atomic.Bool
+}
+
+func (s *Sub) push(it *event.Item) {
+	s.mu.Lock()
+	if s.err != nil {
+		s.mu.Unlock()
+		return
+	}
+	if len(s.q) >= s.limit {
+		s.err = ErrSlow
+		s.q = nil
+		s.mu.Unlock()
+		s.b.Stats.CutOff.Add(1)
+	} else {
+		s.q = append(s.q, it)
+		s.mu.Unlock()
+	}
+	select {
+	case s.notify <- struct{}{}:
+	default:
+	}
+}
+
+// Watch adds a concrete topic to the subscription.
+func (s *Sub) Watch(topic string) { s.b.watch(s, topic) }
+
+// Ready is signalled when items (or a cut-off) may be waiting. A signal may
+// be spurious; Take tells.
+func (s *Sub) Ready() <-chan struct{} { return s.notify }
+
+// Take moves every queued item onto buf and returns it. When the queue is
+// empty and the subscriber was cut off or closed it returns that error.
+// Items queued before a cut-off are dropped with it: the subscriber must
+// resume from the log.
+func (s *Sub) Take(buf []*event.Item) ([]*event.Item, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err != nil {
+		return buf, s.err
+	}
+	buf = append(buf, s.q...)
+	if cap(s.q) > 256 {
+		s.q = nil // give a burst's memory back
+	} else {
+		clear(s.q)
+		s.q = s.q[:0]
+	}
+	return buf, nil
+}
+
+// Close unregisters the subscription. It is safe to call more than once.
+func (s *Sub) Close() {
+	if s.closed.Swap(true) {
+		return
+	}
+	s.b.remove(s)
+	s.mu.Lock()
+	if s.err == nil {
+		s.err = ErrClosed
+	}
+	s.q = nil
+	s.mu.Unlock()
+}

@@ -1,0 +1,431 @@
+// Package config is the single source of truth for hubbub's server
+// configuration.
+//
+// Every setting is one field of [Config]. Its struct tags name the
+// command-line flag, the environment variable and the YAML key, and carry a
+// one-line description; [Load], the --help usage, [Reference] and
+// [Config.LogValue] are all driven from those tags by reflection, so adding a
+// setting is one line and the documentation cannot drift.
+//
+// Sources, in increasing precedence: [Default], the YAML file named by
+// --config or HUBBUB_CONFIG, HUBBUB_* environment variables, flags.
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"os"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Config is the server configuration. Supported field kinds are string,
+// []string, int, int64, time.Duration and bool. Tags: flag (name without
+// dashes), env, yaml, help, and secret:"true" for values that must never be
+// logged.
+type Config struct {
+	Listen           string        `flag:"listen" env:"HUBBUB_LISTEN" yaml:"listen" help:"address (host:port) the HTTP server listens on"`
+	Data             string        `flag:"data" env:"HUBBUB_DATA" yaml:"data" help:"directory of the embedded store"`
+	PublicURL        string        `flag:"public-url" env:"HUBBUB_PUBLIC_URL" yaml:"public_url" help:"external base URL of the hub; empty = derived from each request"`
+	PublishKeys      []string      `flag:"publish-key" env:"HUBBUB_PUBLISH_KEYS" yaml:"publish_keys" secret:"true" help:"key that authorizes publishing (flag repeatable, env comma-separated); none = publishing only from loopback"`
+	MaxBody          int64         `flag:"max-body" env:"HUBBUB_MAX_BODY" yaml:"max_body" help:"publish request body limit, in bytes"`
+	HistoryMaxEvents int           `flag:"history-max-events" env:"HUBBUB_HISTORY_MAX_EVENTS" yaml:"history_max_events" help:"events of history kept per topic; 0 = no count limit"`
+	HistoryMaxAge    time.Duration `flag:"history-max-age" env:"HUBBUB_HISTORY_MAX_AGE" yaml:"history_max_age" help:"how long history is kept; 0 = no age limit"`
+	Heartbeat        time.Duration `flag:"heartbeat" env:"HUBBUB_HEARTBEAT" yaml:"heartbeat" help:"interval of SSE comment / NDJSON heartbeats on idle streams (at least 1s)"`
+	SubscriberBuffer int           `flag:"subscriber-buffer" env:"HUBBUB_SUBSCRIBER_BUFFER" yaml:"subscriber_buffer" help:"events queued per live subscriber before it is cut off"`
+	PollTimeout      time.Duration `flag:"poll-timeout" env:"HUBBUB_POLL_TIMEOUT" yaml:"poll_timeout" help:"default long-poll timeout"`
+	PollMaxTimeout   time.Duration `flag:"poll-max-timeout" env:"HUBBUB_POLL_MAX_TIMEOUT" yaml:"poll_max_timeout" help:"largest long-poll timeout a client may ask for"`
+	SSERetry         time.Duration `flag:"sse-retry" env:"HUBBUB_SSE_RETRY" yaml:"sse_retry" help:"reconnect delay sent once to SSE clients as the retry: field"`
+	LogLevel         string        `flag:"log-level" env:"HUBBUB_LOG_LEVEL" yaml:"log_level" help:"log level: debug, info, warn or error"`
+	LogFormat        string        `flag:"log-format" env:"HUBBUB_LOG_FORMAT" yaml:"log_format" help:"log format: text or json"`
+	ShutdownTimeout  time.Duration `flag:"shutdown-timeout" env:"HUBBUB_SHUTDOWN_TIMEOUT" yaml:"shutdown_timeout" help:"how long a graceful shutdown waits for connections to drain"`
+}
+
+// Default returns the built-in defaults.
+func Default() Config {
+	return Config{
+		Listen:           "127.0.0.1:8080",
+		Data:             "./hubbub-data",
+		MaxBody:          1 << 20,
+		HistoryMaxEvents: 10000,
+		HistoryMaxAge:    7 * 24 * time.Hour,
+		Heartbeat:        25 * time.Second,
+		SubscriberBuffer: 1024,
+		PollTimeout:      30 * time.Second,
+		PollMaxTimeout:   120 * time.Second,
+		SSERetry:         2 * time.Second,
+		LogLevel:         "info",
+		LogFormat:        "text",
+		ShutdownTimeout:  10 * time.Second,
+	}
+}
+
+// The --config flag and its variable are not settings of Config: they say
+// where the settings come from.
+const (
+	configFlag = "config"
+	configEnv  = "HUBBUB_CONFIG"
+	configHelp = "YAML file of settings (keys as in the YAML column)"
+)
+
+// setting is one field of a struct together with its tags.
+type setting struct {
+	field                 reflect.StructField
+	flag, env, yaml, help string
+	secret                bool
+}
+
+// settingsOf lists the tagged fields of struct type t, in declaration order.
+func settingsOf(t reflect.Type) []setting {
+	var ss []setting
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if f.Tag.Get("flag") == "" {
+			continue
+		}
+		ss = append(ss, setting{
+			field:  f,
+			flag:   f.Tag.Get("flag"),
+			env:    f.Tag.Get("env"),
+			yaml:   strings.Split(f.Tag.Get("yaml"), ",")[0],
+			help:   f.Tag.Get("help"),
+			secret: f.Tag.Get("secret") == "true",
+		})
+	}
+	return ss
+}
+
+var (
+	settings     = settingsOf(reflect.TypeFor[Config]())
+	durationType = reflect.TypeFor[time.Duration]()
+)
+
+// setValue parses s into v according to v's type. A []string is split on
+// commas, with blanks trimmed and empty items dropped.
+func setValue(v reflect.Value, s string) error {
+	switch {
+	case v.Type() == durationType:
+		d, err := time.ParseDuration(strings.TrimSpace(s))
+		if err != nil {
+			return fmt.Errorf("want a duration such as 25s or 1h30m: %w", err)
+		}
+		v.SetInt(int64(d))
+	case v.Kind() == reflect.String:
+		v.SetString(s)
+	case v.Kind() == reflect.Int || v.Kind() == reflect.Int64:
+		n, err := strconv.ParseInt(strings.TrimSpace(s), 10, v.Type().Bits())
+		if err != nil {
+			return fmt.Errorf("want an integer: %w", err)
+		}
+		v.SetInt(n)
+	case v.Kind() == reflect.Bool:
+		b, err := strconv.ParseBool(strings.TrimSpace(s))
+		if err != nil {
+			return fmt.Errorf("want true or false: %w", err)
+		}
+		v.SetBool(b)
+	case v.Kind() == reflect.Slice && v.Type().Elem().Kind() == reflect.String:
+		var items []string
+		for _, item := range strings.Split(s, ",") {
+			if item = strings.TrimSpace(item); item != "" {
+				items = append(items, item)
+			}
+		}
+		v.Set(reflect.ValueOf(items).Convert(v.Type()))
+	default:
+		panic("config: unsupported setting type " + v.Type().String())
+	}
+	return nil
+}
+
+// formatValue renders v the way setValue reads it back.
+func formatValue(v reflect.Value) string {
+	switch {
+	case v.Type() == durationType:
+		return formatDuration(time.Duration(v.Int()))
+	case v.Kind() == reflect.Slice:
+		return strings.Join(v.Interface().([]string), ",")
+	default:
+		return fmt.Sprint(v.Interface())
+	}
+}
+
+// formatDuration is time.Duration.String without trailing zero units
+// ("168h", not "168h0m0s").
+func formatDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = s[:len(s)-2]
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = s[:len(s)-2]
+	}
+	return s
+}
+
+// flagValue adapts one field to flag.Value. For a []string field each use of
+// the flag adds one item; the first use replaces the default.
+type flagValue struct {
+	v       reflect.Value
+	touched bool
+}
+
+func (f *flagValue) String() string {
+	if f == nil || !f.v.IsValid() {
+		return ""
+	}
+	return formatValue(f.v)
+}
+
+func (f *flagValue) Set(s string) error {
+	if f.v.Kind() != reflect.Slice {
+		return setValue(f.v, s)
+	}
+	if !f.touched {
+		f.v.Set(reflect.Zero(f.v.Type()))
+		f.touched = true
+	}
+	f.v.Set(reflect.Append(f.v, reflect.ValueOf(s)))
+	return nil
+}
+
+// IsBoolFlag lets a bool setting be given as a bare --name.
+func (f *flagValue) IsBoolFlag() bool { return f.v.Kind() == reflect.Bool }
+
+// Load builds the configuration: defaults, then the YAML file named by
+// --config or HUBBUB_CONFIG (if any), then HUBBUB_* environment variables
+// (empty counts as unset), then flags from args (without the program name).
+// The result is validated. With -h or --help it prints the usage to stderr
+// and returns flag.ErrHelp.
+func Load(args []string, getenv func(string) string, stderr io.Writer) (Config, error) {
+	cfg := Default()
+
+	// Flags are parsed first, into a copy, so that a bad flag or --help is
+	// reported before any file is read; they are applied last.
+	flagged := Default()
+	fs := flag.NewFlagSet("hubbub", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	// The usage goes to stderr only for --help; after a bad flag the
+	// FlagSet's own message is enough.
+	var help strings.Builder
+	fs.Usage = func() { usage(&help) }
+	configPath := fs.String(configFlag, getenv(configEnv), configHelp)
+	fv := reflect.ValueOf(&flagged).Elem()
+	for _, s := range settings {
+		fs.Var(&flagValue{v: fv.FieldByIndex(s.field.Index)}, s.flag, s.help)
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			io.WriteString(stderr, help.String())
+		} else {
+			fmt.Fprintln(stderr, "Run with --help for the list of settings.")
+		}
+		return Config{}, err
+	}
+	if fs.NArg() > 0 {
+		return Config{}, fmt.Errorf("unexpected argument %q (settings are given as --name value)", fs.Arg(0))
+	}
+
+	if *configPath != "" {
+		if err := loadFile(&cfg, *configPath); err != nil {
+			return Config{}, err
+		}
+	}
+
+	cv := reflect.ValueOf(&cfg).Elem()
+	for _, s := range settings {
+		if s.env == "" {
+			continue
+		}
+		if raw := getenv(s.env); raw != "" {
+			if err := setValue(cv.FieldByIndex(s.field.Index), raw); err != nil {
+				return Config{}, fmt.Errorf("environment variable %s=%q: %w", s.env, raw, err)
+			}
+		}
+	}
+
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	for _, s := range settings {
+		if set[s.flag] {
+			cv.FieldByIndex(s.field.Index).Set(fv.FieldByIndex(s.field.Index))
+		}
+	}
+
+	if err := cfg.Validate(); err != nil {
+		return Config{}, err
+	}
+	return cfg, nil
+}
+
+// loadFile overlays the YAML file at path onto cfg. Unknown keys are errors.
+func loadFile(cfg *Config, path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("config file: %w", err)
+	}
+	defer f.Close()
+	dec := yaml.NewDecoder(f)
+	dec.KnownFields(true)
+	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("config file %s: %w", path, err)
+	}
+	return nil
+}
+
+// usage writes the --help text: every flag, its variable and its default.
+func usage(w io.Writer) {
+	fmt.Fprintf(w, "Usage: hubbub [flags]\n\nEach flag may also be set by its environment variable or config file key;\nflags override the environment, which overrides the file.\n\n")
+	fmt.Fprintf(w, "  --%s FILE\n    \t%s (env %s)\n", configFlag, configHelp, configEnv)
+	def := reflect.ValueOf(Default())
+	for _, s := range settings {
+		fmt.Fprintf(w, "  --%s %s\n    \t%s (env %s, default %q)\n",
+			s.flag, typeName(s.field.Type), s.help, s.env, formatValue(def.FieldByIndex(s.field.Index)))
+	}
+}
+
+// typeName is the placeholder shown after a flag in the usage.
+func typeName(t reflect.Type) string {
+	switch {
+	case t == durationType:
+		return "DURATION"
+	case t.Kind() == reflect.Slice:
+		return "STRING"
+	default:
+		return strings.ToUpper(t.Kind().String())
+	}
+}
+
+// Reference writes a Markdown table of every setting — flag, environment
+// variable, YAML key, default and meaning — generated from the struct tags.
+func Reference(w io.Writer) {
+	fmt.Fprintln(w, "| Flag | Environment | YAML key | Default | Meaning |")
+	fmt.Fprintln(w, "|---|---|---|---|---|")
+	fmt.Fprintf(w, "| `--%s` | `%s` | | | %s |\n", configFlag, configEnv, configHelp)
+	def := reflect.ValueOf(Default())
+	for _, s := range settings {
+		d := formatValue(def.FieldByIndex(s.field.Index))
+		if d == "" {
+			d = "(empty)"
+		} else {
+			d = "`" + d + "`"
+		}
+		fmt.Fprintf(w, "| `--%s` | `%s` | `%s` | %s | %s |\n",
+			s.flag, s.env, s.yaml, d, strings.ReplaceAll(s.help, "|", `\|`))
+	}
+}
+
+// Validate reports the first invalid setting, naming its flag and
+// environment variable.
+func (c Config) Validate() error {
+	bad := func(field, format string, a ...any) error {
+		for _, s := range settings {
+			if s.field.Name == field {
+				return fmt.Errorf("invalid --%s (%s): %s", s.flag, s.env, fmt.Sprintf(format, a...))
+			}
+		}
+		panic("config: no setting " + field)
+	}
+	switch {
+	case c.Listen == "":
+		return bad("Listen", "must not be empty")
+	case c.Data == "":
+		return bad("Data", "must not be empty")
+	}
+	if c.PublicURL != "" {
+		u, err := url.Parse(c.PublicURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return bad("PublicURL", "%q is not an absolute http or https URL", c.PublicURL)
+		}
+	}
+	for _, k := range c.PublishKeys {
+		if strings.TrimSpace(k) == "" {
+			return bad("PublishKeys", "a key is empty")
+		}
+	}
+	switch {
+	case c.MaxBody <= 0:
+		return bad("MaxBody", "must be positive, got %d", c.MaxBody)
+	case c.HistoryMaxEvents < 0:
+		return bad("HistoryMaxEvents", "must not be negative, got %d", c.HistoryMaxEvents)
+	case c.HistoryMaxAge < 0:
+		return bad("HistoryMaxAge", "must not be negative, got %s", c.HistoryMaxAge)
+	case c.Heartbeat < time.Second:
+		return bad("Heartbeat", "must be at least 1s, got %s", c.Heartbeat)
+	case c.SubscriberBuffer < 1:
+		return bad("SubscriberBuffer", "must be at least 1, got %d", c.SubscriberBuffer)
+	case c.PollTimeout <= 0:
+		return bad("PollTimeout", "must be positive, got %s", c.PollTimeout)
+	case c.PollMaxTimeout < c.PollTimeout:
+		return bad("PollMaxTimeout", "must be at least poll-timeout (%s), got %s", c.PollTimeout, c.PollMaxTimeout)
+	case c.SSERetry < 0:
+		return bad("SSERetry", "must not be negative, got %s", c.SSERetry)
+	case c.ShutdownTimeout < 0:
+		return bad("ShutdownTimeout", "must not be negative, got %s", c.ShutdownTimeout)
+	}
+	if _, err := parseLevel(c.LogLevel); err != nil {
+		return bad("LogLevel", "%q is not debug, info, warn or error", c.LogLevel)
+	}
+	if f := strings.ToLower(c.LogFormat); f != "text" && f != "json" {
+		return bad("LogFormat", "%q is not text or json", c.LogFormat)
+	}
+	return nil
+}
+
+// parseLevel reads debug, info, warn or error, in any case.
+func parseLevel(s string) (slog.Level, error) {
+	switch strings.ToLower(s) {
+	case "debug":
+		return slog.LevelDebug, nil
+	case "info":
+		return slog.LevelInfo, nil
+	case "warn":
+		return slog.LevelWarn, nil
+	case "error":
+		return slog.LevelError, nil
+	}
+	return 0, fmt.Errorf("unknown log level %q", s)
+}
+
+// LogValue implements slog.LogValuer: every setting under its YAML key,
+// except that secret settings show only how many values are set.
+func (c Config) LogValue() slog.Value {
+	v := reflect.ValueOf(c)
+	attrs := make([]slog.Attr, 0, len(settings))
+	for _, s := range settings {
+		f := v.FieldByIndex(s.field.Index)
+		switch {
+		case s.secret && f.Kind() == reflect.Slice:
+			attrs = append(attrs, slog.Int(s.yaml+"_count", f.Len()))
+		case s.secret:
+			attrs = append(attrs, slog.Bool(s.yaml+"_set", !f.IsZero()))
+		case f.Type() == durationType:
+			attrs = append(attrs, slog.Duration(s.yaml, time.Duration(f.Int())))
+		default:
+			attrs = append(attrs, slog.Any(s.yaml, f.Interface()))
+		}
+	}
+	return slog.GroupValue(attrs...)
+}
+
+// Logger builds the logger described by LogLevel and LogFormat, writing to
+// w. Invalid values (which Validate rejects) fall back to info and text.
+func (c Config) Logger(w io.Writer) *slog.Logger {
+	level, err := parseLevel(c.LogLevel)
+	if err != nil {
+		level = slog.LevelInfo
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	if strings.ToLower(c.LogFormat) == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}

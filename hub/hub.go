@@ -1,0 +1,211 @@
+// Package hub ties the log and the broker together behind the API every
+// transport uses: Publish, Retrieve and Subscribe. Subscribe implements the
+// one "catch-up then live" algorithm (see subscription.go), so no transport
+// handles history, gaps, duplicates or resets itself.
+package hub
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sort"
+
+	"github.com/hubbub/hubbub/broker"
+	"github.com/hubbub/hubbub/event"
+	"github.com/hubbub/hubbub/store"
+)
+
+// Limits of Retrieve.
+const (
+	DefaultCount = 10
+	MaxCount     = 1000
+)
+
+// Options tune a Hub. Zero values take the defaults shown.
+type Options struct {
+	SubscriberBuffer int // live events queued per subscriber before it is cut off (1024)
+	Logger           *slog.Logger
+}
+
+// Hub is the core of hubbub. It is safe for concurrent use.
+type Hub struct {
+	log    store.Log
+	broker *broker.Broker
+	opts   Options
+	logger *slog.Logger
+}
+
+// New returns a hub over a log and the broker that log's commit listener
+// feeds (store.Config.OnCommit = b.Publish). The caller keeps ownership of
+// both and closes them after the hub is no longer used.
+func New(log store.Log, b *broker.Broker, opts Options) *Hub {
+	if opts.SubscriberBuffer <= 0 {
+		opts.SubscriberBuffer = 1024
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Hub{log: log, broker: b, opts: opts, logger: opts.Logger}
+}
+
+// Broker returns the hub's broker (for its statistics).
+func (h *Hub) Broker() *broker.Broker { return h.broker }
+
+// Log returns the hub's log.
+func (h *Hub) Log() store.Log { return h.log }
+
+// Publish validates drafts and appends them to the log. It returns when the
+// events are durable, with one result per (draft, topic) pair in order. A
+// bad draft fails the whole call with an event.ValidationError before
+// anything is stored.
+func (h *Hub) Publish(ctx context.Context, drafts []event.Draft) ([]store.Result, error) {
+	if len(drafts) == 0 {
+		return nil, event.Invalid("nothing to publish")
+	}
+	for i := range drafts {
+		if err := drafts[i].Validate(); err != nil {
+			if len(drafts) > 1 {
+				return nil, event.Invalid("event %d: %v", i, err)
+			}
+			return nil, err
+		}
+	}
+	res, err := h.log.Append(ctx, drafts)
+	if err != nil {
+		return nil, fmt.Errorf("append: %w", err)
+	}
+	return res, nil
+}
+
+// Reset tells a subscriber that events between its cursor and Cursor are
+// gone (Reason "trimmed": removed by retention) or that the log it had a
+// position in no longer exists (Reason "epoch", or "unknown-position" for a
+// cursor ahead of the log). Delivery goes on from Cursor, the earliest
+// position still held.
+type Reset struct {
+	Topic  string         `json:"topic"`
+	Reason string         `json:"reason"`
+	Cursor event.Position `json:"-"`
+}
+
+// Reset reasons.
+const (
+	ResetTrimmed = "trimmed"
+	ResetEpoch   = "epoch"
+	ResetUnknown = "unknown-position"
+)
+
+// checkPosition compares a cursor position with a topic's head. It returns
+// where reading should start and, when the cursor cannot be honoured
+// exactly, the Reset that says so.
+func checkPosition(topic string, p event.Position, head store.Head) (event.Position, *Reset) {
+	earliest := event.Position{Epoch: head.Epoch, Seq: head.First - 1}
+	switch {
+	case p.Epoch != "" && p.Epoch != head.Epoch:
+		return earliest, &Reset{Topic: topic, Reason: ResetEpoch, Cursor: earliest}
+	case p.Seq > head.Last:
+		return earliest, &Reset{Topic: topic, Reason: ResetUnknown, Cursor: earliest}
+	case p.Seq < head.First-1:
+		return earliest, &Reset{Topic: topic, Reason: ResetTrimmed, Cursor: earliest}
+	}
+	return event.Position{Epoch: head.Epoch, Seq: p.Seq}, nil
+}
+
+// RetrieveRequest asks for stored events without waiting.
+type RetrieveRequest struct {
+	Topics []string     // concrete topics
+	Cursor event.Cursor // with After: positions to read after
+	// After set: the oldest Count events after the cursor's positions
+	// (topics missing from it: from their start). Unset: the newest Count.
+	After  bool
+	Before event.Cursor // optional upper bounds (exclusive), per topic
+	Count  int          // 1..MaxCount; 0 means DefaultCount
+}
+
+// RetrieveResult holds events oldest first (by time across topics, by seq
+// within one), the cursor after them and any resets.
+type RetrieveResult struct {
+	Events []*event.Event
+	Cursor event.Cursor
+	Resets []Reset
+}
+
+// Retrieve reads history. With several topics, events are merged by time
+// and the Count newest (or, with After, oldest) are kept; the cursor
+// advances only over what is returned, so paging with it loses nothing.
+func (h *Hub) Retrieve(ctx context.Context, req RetrieveRequest) (RetrieveResult, error) {
+	count := req.Count
+	if count <= 0 {
+		count = DefaultCount
+	}
+	if count > MaxCount {
+		return RetrieveResult{}, event.Invalid("count is more than %d", MaxCount)
+	}
+	out := RetrieveResult{Cursor: make(event.Cursor, len(req.Topics))}
+	for _, t := range req.Topics {
+		q := store.Query{Limit: count, Newest: !req.After}
+		if b, ok := req.Before[t]; ok {
+			q.Before = b.Seq
+		}
+		var start event.Position
+		if req.After {
+			head, err := h.log.Head(ctx, t)
+			if err != nil {
+				return RetrieveResult{}, fmt.Errorf("head of %q: %w", t, err)
+			}
+			var reset *Reset
+			start, reset = req.Cursor[t], nil
+			if _, given := req.Cursor[t]; given {
+				start, reset = checkPosition(t, start, head)
+			} else {
+				start = event.Position{Epoch: head.Epoch, Seq: head.First - 1}
+			}
+			if reset != nil {
+				out.Resets = append(out.Resets, *reset)
+			}
+			q.After = start.Seq
+		}
+		page, err := h.log.Read(ctx, t, q)
+		if err != nil {
+			return RetrieveResult{}, fmt.Errorf("read %q: %w", t, err)
+		}
+		out.Events = append(out.Events, page.Events...)
+		if !req.After {
+			// The cursor after "the newest N" is the head, or, when reading
+			// before a bound, the newest event returned.
+			start = event.Position{Epoch: page.Head.Epoch, Seq: page.Head.Last}
+			if q.Before != 0 {
+				start.Seq = min(q.Before-1, page.Head.Last)
+				if len(page.Events) > 0 {
+					start.Seq = page.Events[len(page.Events)-1].Seq
+				}
+			}
+		}
+		out.Cursor[t] = start
+	}
+	if len(req.Topics) > 1 {
+		sort.SliceStable(out.Events, func(i, j int) bool {
+			a, b := out.Events[i], out.Events[j]
+			if !a.Time.Equal(b.Time) {
+				return a.Time.Before(b.Time)
+			}
+			if a.Topic != b.Topic {
+				return a.Topic < b.Topic
+			}
+			return a.Seq < b.Seq
+		})
+		if len(out.Events) > count {
+			if req.After {
+				out.Events = out.Events[:count]
+			} else {
+				out.Events = out.Events[len(out.Events)-count:]
+			}
+		}
+	}
+	if req.After {
+		for _, e := range out.Events {
+			out.Cursor[e.Topic] = e.Position()
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,254 @@
+package hub
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/hubbub/hubbub/broker"
+	"github.com/hubbub/hubbub/event"
+	"github.com/hubbub/hubbub/store"
+)
+
+// readPage is how many events one catch-up read asks the log for.
+const readPage = 256
+
+// SubscribeRequest says what a live subscriber wants and where it stands.
+type SubscribeRequest struct {
+	// Topics are concrete topics and patterns. Topics that the Cursor
+	// names and a pattern matches are resumed like concrete ones.
+	Topics []string
+	// Cursor holds the positions to resume from. Topics it does not name
+	// start at their head (live only), less Last events.
+	Cursor event.Cursor
+	// Last asks, for topics without a position, for up to this many of
+	// their newest stored events before live ones.
+	Last int
+	// Buffer bounds the live queue (0: the hub's SubscriberBuffer).
+	Buffer int
+}
+
+// Message is one thing delivered to a subscriber: an event, or a reset
+// notice that comes before the events that follow it.
+type Message struct {
+	Item  *event.Item
+	Reset *Reset
+	// Cursor is the subscription's whole cursor after this message, set
+	// only for subscriptions with several topics or a pattern. For a
+	// one-topic subscription it is "": the cursor is the item's own id (or
+	// the reset's Cursor).
+	Cursor string
+}
+
+// Subscription delivers a subscriber's events: first what the log holds
+// after its cursor, then live events, each seq of each topic exactly once
+// and in order. Live events that arrive out of step (a gap) are filled in
+// from the log first. Next and Cursor are for one goroutine; Close may be
+// called from any.
+type Subscription struct {
+	h      *Hub
+	live   *broker.Sub
+	single string // the one concrete topic, or ""
+
+	pos      event.Cursor // position after the last delivered message, per topic
+	catching []string     // topics that must be read from the log before live items
+	pending  []Message
+	out      []Message
+	liveBuf  []*event.Item
+}
+
+// Subscribe starts a subscription. It registers with the broker before
+// reading any history, so nothing published meanwhile can fall between the
+// two. The caller must Close it.
+func (h *Hub) Subscribe(ctx context.Context, req SubscribeRequest) (*Subscription, error) {
+	if len(req.Topics) == 0 {
+		return nil, event.Invalid("no topic given")
+	}
+	var concrete []string
+	var patterns []*event.Pattern
+	seen := make(map[string]bool, len(req.Topics))
+	for _, t := range req.Topics {
+		if seen[t] {
+			continue
+		}
+		seen[t] = true
+		if event.IsPattern(t) {
+			p, err := event.CompilePattern(t)
+			if err != nil {
+				return nil, err
+			}
+			patterns = append(patterns, p)
+			continue
+		}
+		if err := event.ValidateTopic(t); err != nil {
+			return nil, err
+		}
+		concrete = append(concrete, t)
+	}
+	s := &Subscription{h: h, pos: make(event.Cursor, len(concrete))}
+	if len(concrete) == 1 && len(patterns) == 0 {
+		s.single = concrete[0]
+	}
+	// Topics the cursor names that a pattern matches are resumed too.
+	named := len(concrete)
+	for t := range req.Cursor {
+		if seen[t] {
+			continue
+		}
+		for _, p := range patterns {
+			if p.Match(t) {
+				concrete = append(concrete, t)
+				seen[t] = true
+				break
+			}
+		}
+	}
+	slices.Sort(concrete[named:]) // map order made this part random
+	buf := req.Buffer
+	if buf <= 0 {
+		buf = h.opts.SubscriberBuffer
+	}
+	s.live = h.broker.Subscribe(concrete, patterns, buf)
+	for _, t := range concrete {
+		head, err := h.log.Head(ctx, t)
+		if err != nil {
+			s.Close()
+			return nil, fmt.Errorf("head of %q: %w", t, err)
+		}
+		if p, ok := req.Cursor[t]; ok {
+			start, reset := checkPosition(t, p, head)
+			if reset != nil {
+				s.pending = append(s.pending, s.resetMessage(reset, start))
+			}
+			s.pos[t] = start
+			s.catching = append(s.catching, t)
+			continue
+		}
+		held := head.Last + 1 - head.First
+		n := min(uint64(max(req.Last, 0)), held)
+		s.pos[t] = event.Position{Epoch: head.Epoch, Seq: head.Last - n}
+		if n > 0 {
+			s.catching = append(s.catching, t)
+		}
+	}
+	return s, nil
+}
+
+// Single returns the subscription's one concrete topic, or "" when it has
+// several topics or a pattern.
+func (s *Subscription) Single() string { return s.single }
+
+// Cursor returns the cursor after everything delivered so far.
+func (s *Subscription) Cursor() string { return s.pos.Encode(s.single) }
+
+// Close ends the subscription. Safe to call more than once.
+func (s *Subscription) Close() { s.live.Close() }
+
+// Next blocks until at least one message is ready, tick fires, ctx is done,
+// or the subscription ends, and returns every message ready now, in order.
+// On a tick it returns no messages and no error (transports use it for
+// heartbeats and time-outs; tick may be nil). The returned slice is valid
+// until the next call. Errors: ctx's error, broker.ErrSlow when the
+// subscriber fell behind its buffer and must reconnect with its cursor, or a
+// log error.
+func (s *Subscription) Next(ctx context.Context, tick <-chan time.Time) ([]Message, error) {
+	for {
+		if len(s.pending) > 0 {
+			s.out, s.pending = s.pending, s.out[:0]
+			return s.out, nil
+		}
+		if len(s.catching) > 0 {
+			if err := s.catchUp(ctx, s.catching[0]); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		var err error
+		s.liveBuf, err = s.live.Take(s.liveBuf[:0])
+		if err != nil {
+			return nil, err
+		}
+		if len(s.liveBuf) > 0 {
+			for _, it := range s.liveBuf {
+				s.onLive(it)
+			}
+			clear(s.liveBuf)
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-s.live.Ready():
+		case <-tick:
+			return nil, nil
+		}
+	}
+}
+
+// catchUp reads one page of topic t from the log after its position. When
+// the page is short the topic has caught up and leaves s.catching.
+func (s *Subscription) catchUp(ctx context.Context, t string) error {
+	p := s.pos[t]
+	page, err := s.h.log.Read(ctx, t, store.Query{After: p.Seq, Limit: readPage})
+	if err != nil {
+		return fmt.Errorf("read %q: %w", t, err)
+	}
+	start, reset := checkPosition(t, p, page.Head)
+	if reset != nil {
+		// The log changed under the cursor (trimmed, or a new epoch): say
+		// so, then read again from the earliest position still held.
+		s.pos[t] = start
+		s.pending = append(s.pending, s.resetMessage(reset, start))
+		return nil
+	}
+	s.pos[t] = start // adopts the epoch of a topic created since
+	for _, e := range page.Events {
+		s.deliver(event.NewItem(e))
+	}
+	if len(page.Events) < readPage {
+		s.catching = slices.DeleteFunc(s.catching, func(x string) bool { return x == t })
+	}
+	return nil
+}
+
+// onLive handles one event from the broker.
+func (s *Subscription) onLive(it *event.Item) {
+	p, known := s.pos[it.Topic]
+	switch {
+	case !known:
+		// A topic a pattern matched for the first time: it starts here.
+		s.pos[it.Topic] = event.Position{Epoch: it.Epoch, Seq: it.Seq - 1}
+	case slices.Contains(s.catching, it.Topic):
+		return // the log read will cover it
+	case p.Epoch != "" && it.Epoch != p.Epoch:
+		// The topic's log was replaced: catch up, which tells of the reset.
+		s.catching = append(s.catching, it.Topic)
+		return
+	case it.Seq <= p.Seq:
+		return // already delivered from the log
+	case it.Seq != p.Seq+1:
+		// Something was missed: fill the gap from the log first.
+		s.catching = append(s.catching, it.Topic)
+		return
+	}
+	s.deliver(it)
+}
+
+func (s *Subscription) deliver(it *event.Item) {
+	s.pos[it.Topic] = it.Position()
+	m := Message{Item: it}
+	if s.single == "" {
+		m.Cursor = s.pos.Encode("")
+	}
+	s.pending = append(s.pending, m)
+}
+
+func (s *Subscription) resetMessage(r *Reset, start event.Position) Message {
+	s.pos[r.Topic] = start
+	m := Message{Reset: r}
+	if s.single == "" {
+		m.Cursor = s.pos.Encode("")
+	}
+	return m
+}

@@ -1,0 +1,161 @@
+// Package server assembles hubbub from its parts (store, broker, hub,
+// transports) under one configuration, and serves HTTP: routes, publish
+// authorisation, metrics, health and graceful shutdown.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/hubbub/hubbub/broker"
+	"github.com/hubbub/hubbub/config"
+	"github.com/hubbub/hubbub/hub"
+	"github.com/hubbub/hubbub/store"
+	"github.com/hubbub/hubbub/store/embedded"
+	"github.com/hubbub/hubbub/transport"
+)
+
+// Version is set at build time (-ldflags "-X .../server.Version=...").
+var Version = "dev"
+
+// Server is one running hub. Build it with New, serve with Serve or Run,
+// and Close it to release the store.
+type Server struct {
+	cfg     config.Config
+	log     *slog.Logger
+	store   store.Log
+	broker  *broker.Broker
+	hub     *hub.Hub
+	metrics *metrics
+	handler http.Handler
+
+	// base is the parent of every request's context; cancelling it ends
+	// long-lived streams at shutdown.
+	base       context.Context
+	cancelBase context.CancelFunc
+}
+
+// New opens the store named by cfg and wires the hub together. It does not
+// listen yet.
+func New(cfg config.Config, logger *slog.Logger) (*Server, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	b := broker.New()
+	m := newMetrics(b)
+	st, err := embedded.Open(cfg.Data, store.Config{
+		Retention: store.Retention{MaxEvents: cfg.HistoryMaxEvents, MaxAge: cfg.HistoryMaxAge},
+		OnCommit:  b.Publish,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open store in %s: %w", cfg.Data, err)
+	}
+	log := meteredLog{Log: st, m: m}
+	h := hub.New(log, b, hub.Options{SubscriberBuffer: cfg.SubscriberBuffer, Logger: logger})
+	s := &Server{cfg: cfg, log: logger, store: st, broker: b, hub: h, metrics: m}
+	s.base, s.cancelBase = context.WithCancel(context.Background())
+	s.handler = s.routes(transport.New(h, transport.Options{
+		MaxBody: cfg.MaxBody, Heartbeat: cfg.Heartbeat, SSERetry: cfg.SSERetry,
+		PollTimeout: cfg.PollTimeout, PollMaxTimeout: cfg.PollMaxTimeout,
+		PublicURL: cfg.PublicURL, Observer: m, Logger: logger,
+	}))
+	return s, nil
+}
+
+// Hub returns the server's hub (for embedding and tests).
+func (s *Server) Hub() *hub.Hub { return s.hub }
+
+// Handler returns the HTTP handler with every route.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+func (s *Server) routes(t *transport.Handlers) http.Handler {
+	mux := http.NewServeMux()
+	auth := newPublishAuth(s.cfg.PublishKeys)
+	mux.Handle("/publish", auth.wrap(http.HandlerFunc(t.Publish)))
+	mux.HandleFunc("/events", t.Events)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /readyz", s.ready)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintf(w, "hubbub %s\n\nPOST /publish   publish events\nGET  /events    subscribe (SSE, wait=poll, wait=stream) or retrieve\nGET  /metrics   Prometheus metrics\n", Version)
+	})
+	return mux
+}
+
+// ready answers 200 when the store answers a read within a second.
+func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), time.Second)
+	defer cancel()
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if _, err := s.store.Head(ctx, "$sys/readyz"); err != nil {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprintf(w, "not ready: store: %v\n", err)
+		return
+	}
+	fmt.Fprintln(w, "ready")
+}
+
+// Serve serves HTTP on ln until ctx is done, then shuts down gracefully:
+// it stops accepting, ends live streams (their clients reconnect elsewhere
+// or later with their cursors), and waits up to ShutdownTimeout for
+// requests in flight, such as publishes, to finish. It does not close the
+// store; Close does.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	hs := &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		BaseContext:       func(net.Listener) context.Context { return s.base },
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	s.log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- hs.Shutdown(sctx) }()
+	s.cancelBase() // streams never go idle by themselves
+	err := <-done
+	if serr := <-errc; !errors.Is(serr, http.ErrServerClosed) && err == nil {
+		err = serr
+	}
+	return err
+}
+
+// Run listens on the configured address and serves until ctx is done.
+func (s *Server) Run(ctx context.Context) error {
+	ln, err := net.Listen("tcp", s.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", s.cfg.Listen, err)
+	}
+	s.log.Info("hubbub listening", "addr", ln.Addr().String(), "version", Version, "data", s.cfg.Data)
+	if len(s.cfg.PublishKeys) == 0 {
+		s.log.Warn("no publish keys configured: publishing is accepted from loopback clients only (set --publish-key or HUBBUB_PUBLISH_KEYS)")
+	} else {
+		s.log.Info("publishing requires a bearer key", "keys", len(s.cfg.PublishKeys))
+	}
+	return s.Serve(ctx, ln)
+}
+
+// Close releases the store. Call it after Serve has returned.
+func (s *Server) Close() error {
+	s.cancelBase()
+	return s.store.Close()
+}

@@ -1,0 +1,209 @@
+package transport
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+
+	"github.com/hubbub/hubbub/event"
+	"github.com/hubbub/hubbub/store"
+)
+
+// publishItem is one event in a JSON publish body.
+type publishItem struct {
+	Topic          *string         `json:"topic"`
+	Topics         []string        `json:"topics"`
+	Type           string          `json:"type"`
+	Key            string          `json:"key"`
+	Data           json.RawMessage `json:"data"`
+	Tags           []string        `json:"tags"`
+	Geo            *event.Geo      `json:"geo"`
+	IdempotencyKey string          `json:"idempotency_key"`
+}
+
+// PublishResult is one entry of a publish answer.
+type PublishResult struct {
+	Topic     string `json:"topic"`
+	ID        string `json:"id"`
+	Seq       uint64 `json:"seq"`
+	Epoch     string `json:"epoch"`
+	Time      string `json:"time"`
+	Duplicate bool   `json:"duplicate,omitempty"`
+}
+
+// PublishResponse is the answer to POST /publish.
+type PublishResponse struct {
+	Events []PublishResult `json:"events"`
+}
+
+const maxEventsPerPublish = 1000
+
+// Publish serves POST /publish: a JSON event or array of events, or a raw
+// body of any type with ?topic= (repeatable). It answers only once every
+// event is durable. Authorisation is the caller's (server middleware).
+func (h *Handlers) Publish(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", "POST")
+		httpError(w, http.StatusMethodNotAllowed, "use POST")
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, h.opts.MaxBody)
+	drafts, status, err := parsePublish(r)
+	if err != nil {
+		if status != 0 {
+			httpError(w, status, err.Error())
+		} else {
+			h.fail(w, r, err)
+		}
+		return
+	}
+	results, err := h.hub.Publish(r.Context(), drafts)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, PublishResponse{Events: publishResults(results)})
+}
+
+func publishResults(results []store.Result) []PublishResult {
+	out := make([]PublishResult, len(results))
+	for i, res := range results {
+		out[i] = PublishResult{
+			Topic: res.Topic, ID: res.Position().String(), Seq: res.Seq, Epoch: res.Epoch,
+			Time: res.Time.UTC().Format(event.TimeFormat), Duplicate: res.Duplicate,
+		}
+	}
+	return out
+}
+
+// parsePublish reads a publish request into drafts. A non-zero status is
+// the HTTP status for err; otherwise err is for fail (validation, size).
+func parsePublish(r *http.Request) ([]event.Draft, int, error) {
+	v, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return nil, 0, event.Invalid("query string: %v", err)
+	}
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, 0, err
+		}
+		return nil, 0, event.Invalid("reading the body: %v", err)
+	}
+	if topics := v["topic"]; len(topics) > 0 {
+		return []event.Draft{rawDraft(r, v, body)}, 0, nil
+	}
+	ct := r.Header.Get("Content-Type")
+	if ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil {
+			return nil, http.StatusUnsupportedMediaType, errors.New("Content-Type does not parse; send JSON, or any body with ?topic=")
+		}
+		// curl -d sends form-urlencoded; the body is still the JSON it
+		// holds, so take it.
+		switch mt {
+		case "application/json", "application/x-www-form-urlencoded", "text/plain", "text/json":
+		default:
+			return nil, http.StatusUnsupportedMediaType, errors.New("a body without ?topic= must be JSON (application/json); for another type, add ?topic=NAME")
+		}
+	}
+	drafts, err := ParseJSONPublish(body)
+	return drafts, 0, err
+}
+
+// rawDraft makes the draft for a raw body published with ?topic=: its bytes
+// and Content-Type are kept as they are. type, key and idempotency_key may
+// come as query parameters (the last also as an Idempotency-Key header).
+func rawDraft(r *http.Request, v url.Values, body []byte) event.Draft {
+	ct := r.Header.Get("Content-Type")
+	if ct == "" {
+		ct = "application/octet-stream"
+	}
+	idem := v.Get("idempotency_key")
+	if idem == "" {
+		idem = r.Header.Get("Idempotency-Key")
+	}
+	return event.Draft{
+		Topics: v["topic"], Type: v.Get("type"), Key: v.Get("key"),
+		ContentType: ct, Data: body, Tags: v["tag"], IdempotencyKey: idem,
+	}
+}
+
+// ParseJSONPublish parses a JSON publish body: one event object or an
+// array of them. Unknown fields are refused, so a misspelt field is an
+// error rather than silently dropped data. Drafts are not yet validated
+// (hub.Publish does that).
+func ParseJSONPublish(body []byte) ([]event.Draft, error) {
+	body = bytes.TrimSpace(body)
+	if len(body) == 0 {
+		return nil, event.Invalid("the body is empty; send a JSON event such as {\"topic\":\"a\",\"data\":{}}")
+	}
+	var items []publishItem
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	var err error
+	if body[0] == '[' {
+		err = dec.Decode(&items)
+	} else {
+		var one publishItem
+		err = dec.Decode(&one)
+		items = []publishItem{one}
+	}
+	if err != nil {
+		return nil, event.Invalid("malformed JSON: %v", err)
+	}
+	if dec.More() {
+		return nil, event.Invalid("malformed JSON: more than one value in the body; send an array")
+	}
+	if len(items) == 0 {
+		return nil, event.Invalid("the array holds no event")
+	}
+	if len(items) > maxEventsPerPublish {
+		return nil, event.Invalid("more than %d events in one publish", maxEventsPerPublish)
+	}
+	drafts := make([]event.Draft, len(items))
+	for i, it := range items {
+		d := event.Draft{
+			Type: it.Type, Key: it.Key, Tags: it.Tags, Geo: it.Geo,
+			IdempotencyKey: it.IdempotencyKey,
+		}
+		switch {
+		case it.Topic != nil && it.Topics != nil:
+			return nil, event.Invalid("event %d: give topic or topics, not both", i)
+		case it.Topic != nil:
+			d.Topics = []string{*it.Topic}
+		default:
+			d.Topics = it.Topics
+		}
+		if len(d.Topics) == 0 {
+			return nil, event.Invalid("event %d: no topic given", i)
+		}
+		if len(it.Data) > 0 && !bytes.Equal(it.Data, []byte("null")) {
+			var buf bytes.Buffer
+			if err := json.Compact(&buf, it.Data); err != nil {
+				return nil, event.Invalid("event %d: data: %v", i, err)
+			}
+			d.Data = buf.Bytes()
+		}
+		drafts[i] = d
+	}
+	return drafts, nil
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		httpError(w, http.StatusInternalServerError, "could not encode the answer")
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	_, _ = w.Write(append(b, '\n'))
+}
+

@@ -1,0 +1,127 @@
+package transport
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/hubbub/hubbub/broker"
+	"github.com/hubbub/hubbub/event"
+	"github.com/hubbub/hubbub/hub"
+)
+
+// resetJSON is a reset notice as JSON, the same in every transport.
+type resetJSON struct {
+	Topic  string `json:"topic"`
+	Reason string `json:"reason"`
+	Cursor string `json:"cursor"`
+}
+
+func toResetJSON(r *hub.Reset) resetJSON {
+	return resetJSON{Topic: r.Topic, Reason: r.Reason, Cursor: r.Cursor.String()}
+}
+
+// subscribe starts the hub subscription for a live transport and answers
+// the error itself when it fails.
+func (h *Handlers) subscribe(w http.ResponseWriter, r *http.Request, q query, last int) (*hub.Subscription, bool) {
+	sub, err := h.hub.Subscribe(r.Context(), hub.SubscribeRequest{
+		Topics: q.topics, Cursor: q.cursor, Last: last,
+	})
+	if err != nil {
+		h.fail(w, r, err)
+		return nil, false
+	}
+	return sub, true
+}
+
+// sse serves a Server-Sent Events stream: history after the cursor, then
+// live events, each with "id:" the cursor after it. Reset notices come as
+// "event: reset" with that reset's cursor as their id. A comment line is
+// sent every Heartbeat. A subscriber that falls behind is told so in a
+// comment and disconnected; EventSource then reconnects with Last-Event-ID
+// and loses nothing that history still holds.
+func (h *Handlers) sse(w http.ResponseWriter, r *http.Request, q query) {
+	rc := http.NewResponseController(w)
+	sub, ok := h.subscribe(w, r, q, 0)
+	if !ok {
+		return
+	}
+	defer sub.Close()
+	h.obs.Connected(NameSSE, 1)
+	defer h.obs.Connected(NameSSE, -1)
+
+	hd := w.Header()
+	hd.Set("Content-Type", "text/event-stream; charset=utf-8")
+	hd.Set("Cache-Control", "no-cache")
+	hd.Set("X-Accel-Buffering", "no") // tell nginx-style proxies not to buffer
+	w.WriteHeader(http.StatusOK)
+	buf := make([]byte, 0, 4096)
+	buf = append(buf, "retry: "...)
+	buf = strconv.AppendInt(buf, h.opts.SSERetry.Milliseconds(), 10)
+	buf = append(buf, "\n: hubbub stream open\n\n"...)
+	if _, err := w.Write(buf); err != nil {
+		return
+	}
+	if err := rc.Flush(); err != nil {
+		return
+	}
+
+	beat := time.NewTicker(h.opts.Heartbeat)
+	defer beat.Stop()
+	for {
+		msgs, err := sub.Next(r.Context(), beat.C)
+		if err != nil {
+			if errors.Is(err, broker.ErrSlow) {
+				h.obs.SlowDisconnect(NameSSE)
+				_, _ = w.Write([]byte(": disconnected: this client fell too far behind; reconnect with Last-Event-ID\n\n"))
+				_ = rc.Flush()
+			} else if r.Context().Err() == nil {
+				h.log.Warn("sse subscription ended", "err", err)
+			}
+			return
+		}
+		buf = buf[:0]
+		if msgs == nil {
+			buf = append(buf, ": heartbeat\n\n"...)
+		}
+		n := 0
+		for _, m := range msgs {
+			switch {
+			case m.Reset != nil:
+				buf = appendSSEReset(buf, m)
+			case m.Cursor == "":
+				buf = append(buf, m.Item.SSE()...)
+				n++
+			default:
+				buf = event.AppendSSE(buf, m.Item, []byte(m.Cursor))
+				n++
+			}
+		}
+		if _, err := w.Write(buf); err != nil {
+			return
+		}
+		if err := rc.Flush(); err != nil {
+			return
+		}
+		h.obs.Delivered(NameSSE, n)
+		if cap(buf) > 1<<20 {
+			buf = make([]byte, 0, 4096) // do not keep a burst's memory
+		}
+	}
+}
+
+func appendSSEReset(b []byte, m hub.Message) []byte {
+	rj := toResetJSON(m.Reset)
+	js, _ := json.Marshal(rj)
+	b = append(b, "id: "...)
+	if m.Cursor != "" {
+		b = append(b, m.Cursor...)
+	} else {
+		b = append(b, rj.Cursor...)
+	}
+	b = append(b, "\nevent: reset\ndata: "...)
+	b = append(b, js...)
+	return append(b, '\n', '\n')
+}

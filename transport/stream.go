@@ -1,0 +1,89 @@
+package transport
+
+import (
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/hubbub/hubbub/broker"
+)
+
+// Lines of an NDJSON stream that are not events.
+var (
+	heartbeatLine = []byte("{\"heartbeat\":true}\n")
+	slowLine      = []byte("{\"error\":\"slow\",\"message\":\"this client fell too far behind; reconnect with after=CURSOR\"}\n")
+)
+
+// stream serves wait=stream: the last count events (default 0), or the
+// events after the cursor, then live events, one event JSON per line
+// (application/x-ndjson). Other lines, told apart by having no "id":
+// {"heartbeat":true} every Heartbeat; {"reset":{...}} before events that
+// follow a gap; and, for subscriptions with several topics or a pattern,
+// {"cursor":"..."} after each batch of events, to resume with.
+func (h *Handlers) stream(w http.ResponseWriter, r *http.Request, q query) {
+	rc := http.NewResponseController(w)
+	last := 0
+	if q.countSet && !q.hasCursor {
+		last = q.count
+	}
+	sub, ok := h.subscribe(w, r, q, last)
+	if !ok {
+		return
+	}
+	defer sub.Close()
+	h.obs.Connected(NameStream, 1)
+	defer h.obs.Connected(NameStream, -1)
+
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.Header().Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	if err := rc.Flush(); err != nil {
+		return
+	}
+	beat := time.NewTicker(h.opts.Heartbeat)
+	defer beat.Stop()
+	buf := make([]byte, 0, 4096)
+	for {
+		msgs, err := sub.Next(r.Context(), beat.C)
+		if err != nil {
+			if errors.Is(err, broker.ErrSlow) {
+				h.obs.SlowDisconnect(NameStream)
+				_, _ = w.Write(slowLine)
+				_ = rc.Flush()
+			}
+			return
+		}
+		buf = buf[:0]
+		if msgs == nil {
+			buf = append(buf, heartbeatLine...)
+		}
+		n := 0
+		for _, m := range msgs {
+			if m.Reset != nil {
+				buf = append(buf, `{"reset":`...)
+				buf = appendJSON(buf, toResetJSON(m.Reset))
+				buf = append(buf, "}\n"...)
+				continue
+			}
+			buf = append(buf, m.Item.JSON()...)
+			buf = append(buf, '\n')
+			n++
+		}
+		if n > 0 && sub.Single() == "" {
+			buf = append(buf, `{"cursor":`...)
+			buf = appendJSON(buf, sub.Cursor())
+			buf = append(buf, "}\n"...)
+		}
+		if _, err := w.Write(buf); err != nil {
+			return
+		}
+		if err := rc.Flush(); err != nil {
+			return
+		}
+		h.obs.Delivered(NameStream, n)
+		if cap(buf) > 1<<20 {
+			buf = make([]byte, 0, 4096)
+		}
+	}
+}

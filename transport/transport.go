@@ -1,0 +1,137 @@
+// Package transport holds hubbub's HTTP transports, one file each: publish,
+// Server-Sent Events, long-poll, HTTP (NDJSON) streaming and plain
+// retrieval. Every one of them is written against the hub API (Publish,
+// Retrieve, Subscribe); none touches the log or broker directly, and none
+// deals with history, gaps or duplicates itself.
+package transport
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/hubbub/hubbub/event"
+	"github.com/hubbub/hubbub/hub"
+)
+
+// Transport names, as used in metrics.
+const (
+	NameSSE      = "sse"
+	NamePoll     = "poll"
+	NameStream   = "stream"
+	NameRetrieve = "retrieve"
+)
+
+// Observer is told what the transports do, for metrics. Implementations
+// must be safe for concurrent use and must not block.
+type Observer interface {
+	Connected(transport string, delta int)
+	Delivered(transport string, n int)
+	SlowDisconnect(transport string)
+}
+
+type nopObserver struct{}
+
+func (nopObserver) Connected(string, int)  {}
+func (nopObserver) Delivered(string, int)  {}
+func (nopObserver) SlowDisconnect(string) {}
+
+// Options tune the transports. Zero values take the defaults shown.
+type Options struct {
+	MaxBody        int64         // publish body limit in bytes (1 MiB)
+	Heartbeat      time.Duration // SSE comment / NDJSON heartbeat interval (25s)
+	SSERetry       time.Duration // the retry: hint sent once to SSE clients (2s)
+	PollTimeout    time.Duration // default long-poll wait (30s)
+	PollMaxTimeout time.Duration // longest long-poll wait a client may ask (120s)
+	// PublicURL is the hub's external base URL for feed links; "" derives
+	// it from the request.
+	PublicURL string
+	Observer  Observer
+	Logger    *slog.Logger
+}
+
+// Handlers serves the HTTP transports over one Hub.
+type Handlers struct {
+	hub  *hub.Hub
+	opts Options
+	obs  Observer
+	log  *slog.Logger
+}
+
+// New returns the transports for h.
+func New(h *hub.Hub, opts Options) *Handlers {
+	if opts.MaxBody <= 0 {
+		opts.MaxBody = 1 << 20
+	}
+	if opts.Heartbeat <= 0 {
+		opts.Heartbeat = 25 * time.Second
+	}
+	if opts.SSERetry <= 0 {
+		opts.SSERetry = 2 * time.Second
+	}
+	if opts.PollTimeout <= 0 {
+		opts.PollTimeout = 30 * time.Second
+	}
+	if opts.PollMaxTimeout < opts.PollTimeout {
+		opts.PollMaxTimeout = max(120*time.Second, opts.PollTimeout)
+	}
+	if opts.Observer == nil {
+		opts.Observer = nopObserver{}
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Handlers{hub: h, opts: opts, obs: opts.Observer, log: opts.Logger}
+}
+
+// Events serves GET /events: SSE for Accept: text/event-stream, long-poll
+// for wait=poll, NDJSON streaming for wait=stream, and retrieval otherwise.
+func (h *Handlers) Events(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		httpError(w, http.StatusMethodNotAllowed, "use GET")
+		return
+	}
+	q, err := parseQuery(r)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	switch {
+	case q.wait == "poll":
+		h.poll(w, r, q)
+	case q.wait == "stream":
+		h.stream(w, r, q)
+	case q.wait == "" && (q.format == "sse" || q.format == "" && acceptsSSE(r)):
+		h.sse(w, r, q)
+	default:
+		h.retrieve(w, r, q)
+	}
+}
+
+// httpError writes a plain-text error answer.
+func httpError(w http.ResponseWriter, code int, msg string) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(code)
+	fmt.Fprintln(w, msg)
+}
+
+// fail answers an error from parsing or the hub: 400 for bad input, 503
+// when the store cannot serve.
+func (h *Handlers) fail(w http.ResponseWriter, r *http.Request, err error) {
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &mbe):
+		httpError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body is larger than %d bytes", mbe.Limit))
+	case event.IsValidation(err):
+		httpError(w, http.StatusBadRequest, err.Error())
+	case r.Context().Err() != nil:
+		// The client went away; nobody reads an answer.
+	default:
+		h.log.Error("request failed", "path", r.URL.Path, "err", err)
+		httpError(w, http.StatusServiceUnavailable, "the store could not serve this request; try again")
+	}
+}
