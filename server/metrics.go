@@ -81,7 +81,9 @@ func newMetrics(b *broker.Broker) *metrics {
 
 // The transport.Observer methods.
 
-func (m *metrics) Connected(t string, delta int) { m.connections.WithLabelValues(t).Add(float64(delta)) }
+func (m *metrics) Connected(t string, delta int) {
+	m.connections.WithLabelValues(t).Add(float64(delta))
+}
 func (m *metrics) Delivered(t string, n int) {
 	if n > 0 {
 		m.delivered.WithLabelValues(t).Add(float64(n))

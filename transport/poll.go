@@ -78,4 +78,3 @@ func (h *Handlers) poll(w http.ResponseWriter, r *http.Request, q query) {
 	h.obs.Delivered(NamePoll, len(resp.Events))
 	writeJSON(w, http.StatusOK, resp)
 }
-

@@ -206,4 +206,3 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.WriteHeader(code)
 	_, _ = w.Write(append(b, '\n'))
 }
-

@@ -34,8 +34,8 @@ type Observer interface {
 
 type nopObserver struct{}
 
-func (nopObserver) Connected(string, int)  {}
-func (nopObserver) Delivered(string, int)  {}
+func (nopObserver) Connected(string, int) {}
+func (nopObserver) Delivered(string, int) {}
 func (nopObserver) SlowDisconnect(string) {}
 
 // Options tune the transports. Zero values take the defaults shown.
