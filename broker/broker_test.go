@@ -1,0 +1,116 @@
+package broker
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/hubbub/hubbub/event"
+)
+
+func ev(topic string, seq uint64) *event.Event {
+	return &event.Event{Topic: topic, Epoch: "e", Seq: seq, Type: "message", Time: time.Unix(0, 0), Data: []byte(`{"x":1}`)}
+}
+
+func TestExactAndPattern(t *testing.T) {
+	b := New()
+	p, _ := event.CompilePattern("photos/tag/*")
+	exact := b.Subscribe([]string{"photos/tag/kitten"}, nil, 10)
+	pat := b.Subscribe(nil, []*event.Pattern{p}, 10)
+	other := b.Subscribe([]string{"chat"}, nil, 10)
+	b.Publish([]*event.Event{ev("photos/tag/kitten", 1), ev("photos/tag/dog", 1), ev("photos/user/1", 1)})
+	for name, c := range map[string]struct {
+		s    *Sub
+		want int
+	}{"exact": {exact, 1}, "pattern": {pat, 2}, "other": {other, 0}} {
+		got, err := c.s.Take(nil)
+		if err != nil || len(got) != c.want {
+			t.Errorf("%s: got %d items (%v), want %d", name, len(got), err, c.want)
+		}
+	}
+	// Both subscribers share one Item (and so one encoding) per event.
+	b.Publish([]*event.Event{ev("photos/tag/kitten", 2)})
+	a, _ := exact.Take(nil)
+	c, _ := pat.Take(nil)
+	if a[0] != c[0] {
+		t.Error("subscribers got different Items for one event")
+	}
+}
+
+func TestCutOffWhenFull(t *testing.T) {
+	b := New()
+	s := b.Subscribe([]string{"a"}, nil, 3)
+	defer s.Close()
+	for i := 1; i <= 4; i++ {
+		b.Publish([]*event.Event{ev("a", uint64(i))})
+	}
+	select {
+	case <-s.Ready():
+	default:
+		t.Fatal("no signal after publish")
+	}
+	if _, err := s.Take(nil); !errors.Is(err, ErrSlow) {
+		t.Fatalf("err %v, want ErrSlow", err)
+	}
+	if b.Stats.CutOff.Load() != 1 {
+		t.Fatal("cut-off not counted")
+	}
+}
+
+func TestCloseUnregisters(t *testing.T) {
+	b := New()
+	s := b.Subscribe([]string{"a"}, nil, 3)
+	s.Close()
+	s.Close()
+	b.Publish([]*event.Event{ev("a", 1)})
+	if _, err := s.Take(nil); !errors.Is(err, ErrClosed) {
+		t.Fatalf("err %v, want ErrClosed", err)
+	}
+	if n := b.Stats.Subscribers.Load(); n != 0 {
+		t.Fatalf("%d subscribers left", n)
+	}
+	if len(b.exact) != 0 {
+		t.Fatal("topic index not cleaned up")
+	}
+}
+
+// BenchmarkFanout measures handing one event to N subscribers on one
+// topic and each subscriber taking it and copying its shared SSE frame
+// into its own write buffer, as the SSE transport does. allocs/op must
+// not grow with N: the event is encoded once and shared.
+func BenchmarkFanout(b *testing.B) {
+	for _, n := range []int{1000, 10000} {
+		b.Run(fmt.Sprintf("subscribers=%d", n), func(b *testing.B) {
+			br := New()
+			subs := make([]*Sub, n)
+			bufs := make([][]byte, n)
+			items := make([][]*event.Item, n)
+			for i := range subs {
+				subs[i] = br.Subscribe([]string{"firehose"}, nil, 16)
+				bufs[i] = make([]byte, 0, 1024)
+			}
+			e := ev("firehose", 1)
+			e.Data = make([]byte, 0, 512)
+			e.Data = append(e.Data, `{"title":"`...)
+			for len(e.Data) < 500 {
+				e.Data = append(e.Data, 'x')
+			}
+			e.Data = append(e.Data, `"}`...)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				e.Seq = uint64(i + 1)
+				br.Publish([]*event.Event{e})
+				for j, s := range subs {
+					items[j], _ = s.Take(items[j][:0])
+					bufs[j] = bufs[j][:0]
+					for _, it := range items[j] {
+						bufs[j] = append(bufs[j], it.SSE()...)
+					}
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/delivery")
+		})
+	}
+}
