@@ -28,10 +28,9 @@ var ErrLineTooLong = errors.New("sse: line too long")
 // does: fields id, event, data and retry; comments ignored; an event is
 // dispatched at a blank line when it has data.
 type SSEReader struct {
-	r       *bufio.Reader
-	lastID  string
-	Retry   int // the last retry: value in milliseconds, 0 if none
-	pending bool
+	r      *bufio.Reader
+	lastID string
+	Retry  int // the last retry: value in milliseconds, 0 if none
 }
 
 // NewSSEReader reads events from r.

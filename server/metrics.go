@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/hubbub/hubbub/broker"
 	"github.com/hubbub/hubbub/event"
@@ -59,7 +60,7 @@ func newMetrics(b *broker.Broker) *metrics {
 		}),
 	}
 	m.reg.MustRegister(m.published, m.duplicates, m.delivered, m.connections, m.slow, m.appendLatency, m.appendErrors,
-		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}),
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "hubbub_broker_cutoffs_total",
 			Help: "Live subscriptions the broker cut off because their queue was full.",

@@ -63,19 +63,6 @@ func idemKey(topic, key string) []byte {
 	return append(topicKey(prefixIdem, topic, len(key)), key...)
 }
 
-// splitTopicKey returns the topic of a key built by topicKey and the bytes
-// after it.
-func splitTopicKey(k []byte) (topic string, rest []byte, ok bool) {
-	if len(k) < 3 {
-		return "", nil, false
-	}
-	n := int(binary.BigEndian.Uint16(k[1:3]))
-	if len(k) < 3+n {
-		return "", nil, false
-	}
-	return string(k[3 : 3+n]), k[3+n:], true
-}
-
 // prefixEnd returns the smallest key greater than every key starting with p.
 func prefixEnd(p []byte) []byte {
 	end := append([]byte(nil), p...)

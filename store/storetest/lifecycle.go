@@ -305,7 +305,7 @@ func (s *suite) testOnCommit(t *testing.T) {
 				mu.Lock()
 				for _, r := range res {
 					if !r.Duplicate && !seen[fmt.Sprintf("%s:%d", r.Topic, r.Seq)] {
-						err = fmt.Errorf("Append returned %s:%d before the listener saw it", r.Topic, r.Seq)
+						err = fmt.Errorf("append returned %s:%d before the listener saw it", r.Topic, r.Seq)
 					}
 				}
 				mu.Unlock()
