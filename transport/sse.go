@@ -99,10 +99,7 @@ func (h *Handlers) sse(w http.ResponseWriter, r *http.Request, q query) {
 				n++
 			}
 		}
-		if _, err := w.Write(buf); err != nil {
-			return
-		}
-		if err := rc.Flush(); err != nil {
+		if err := writeBatch(rc, w, buf); err != nil {
 			return
 		}
 		h.obs.Delivered(NameSSE, n)

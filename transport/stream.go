@@ -75,10 +75,7 @@ func (h *Handlers) stream(w http.ResponseWriter, r *http.Request, q query) {
 			buf = appendJSON(buf, sub.Cursor())
 			buf = append(buf, "}\n"...)
 		}
-		if _, err := w.Write(buf); err != nil {
-			return
-		}
-		if err := rc.Flush(); err != nil {
+		if err := writeBatch(rc, w, buf); err != nil {
 			return
 		}
 		h.obs.Delivered(NameStream, n)

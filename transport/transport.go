@@ -111,6 +111,23 @@ func (h *Handlers) Events(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// writeTimeout bounds how long one batch may take to reach a live client.
+// A client that stops reading is thus dropped even while its socket buffer
+// is full (the broker has cut its queue by then), instead of holding a
+// goroutine and a connection forever.
+const writeTimeout = 30 * time.Second
+
+// writeBatch writes and flushes one batch under writeTimeout.
+func writeBatch(rc *http.ResponseController, w http.ResponseWriter, b []byte) error {
+	// Not every ResponseWriter supports deadlines (httptest's does not);
+	// the write then simply has none.
+	_ = rc.SetWriteDeadline(time.Now().Add(writeTimeout))
+	if _, err := w.Write(b); err != nil {
+		return err
+	}
+	return rc.Flush()
+}
+
 // httpError writes a plain-text error answer.
 func httpError(w http.ResponseWriter, code int, msg string) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
