@@ -154,6 +154,14 @@ func (s *Subscription) Close() { s.live.Close() }
 // log error.
 func (s *Subscription) Next(ctx context.Context, tick <-chan time.Time) ([]Message, error) {
 	for {
+		// A reset goes out together with the events that follow it, so a
+		// long-poll gets both in one answer.
+		if len(s.catching) > 0 && !s.pendingHasEvent() {
+			if err := s.catchUp(ctx, s.catching[0]); err != nil {
+				return nil, err
+			}
+			continue
+		}
 		if len(s.pending) > 0 {
 			s.out, s.pending = s.pending, s.out[:0]
 			return s.out, nil
@@ -184,6 +192,15 @@ func (s *Subscription) Next(ctx context.Context, tick <-chan time.Time) ([]Messa
 			return nil, nil
 		}
 	}
+}
+
+func (s *Subscription) pendingHasEvent() bool {
+	for _, m := range s.pending {
+		if m.Item != nil {
+			return true
+		}
+	}
+	return false
 }
 
 // catchUp reads one page of topic t from the log after its position. When

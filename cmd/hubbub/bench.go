@@ -1,0 +1,218 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hubbub/hubbub/client"
+)
+
+// bench loads a running hub: S SSE subscribers on one topic, P publishers
+// sending E events in all (optionally at a fixed total rate), and reports
+// publish throughput, publish acknowledgement latency and publish-to-
+// delivery latency. Every loop is bounded by the event count and --timeout.
+func bench(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+	fs := flag.NewFlagSet("hubbub bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	base := serverFlag(fs, getenv)
+	publishers := fs.Int("publishers", 16, "concurrent publishers")
+	subscribers := fs.Int("subscribers", 100, "SSE subscribers")
+	events := fs.Int("events", 10000, "events to publish in all")
+	rate := fs.Int("rate", 0, "total events per second (0: as fast as the hub acknowledges)")
+	size := fs.Int("size", 256, "approximate payload size in bytes")
+	topic := fs.String("topic", "", "topic (default: a fresh bench/... topic)")
+	auth := fs.String("auth", getenv("HUBBUB_PUBLISH_KEY"), "publish key (env HUBBUB_PUBLISH_KEY)")
+	timeout := fs.Duration("timeout", 2*time.Minute, "give up after this long")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: hubbub bench [flags]\n\nLoads a running hub with SSE subscribers and publishers and reports throughput and latency.")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if err == flag.ErrHelp {
+			return err
+		}
+		return errUsage
+	}
+	if *publishers < 1 || *events < 1 || *subscribers < 0 || *size < 0 || *rate < 0 {
+		fs.Usage()
+		return errUsage
+	}
+	if *topic == "" {
+		*topic = fmt.Sprintf("bench/%d", time.Now().UnixNano())
+	}
+	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+	root := strings.TrimRight(*base, "/")
+	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: *publishers + 4, MaxConnsPerHost: 0}}
+
+	// Subscribers: connected once their response headers arrive (the hub
+	// registers a subscription before it answers).
+	subURL := root + "/events?" + url.Values{"topic": {*topic}}.Encode()
+	lat := make([][]time.Duration, *subscribers)
+	var wg sync.WaitGroup
+	var subErr atomic.Value
+	ready := make(chan struct{}, *subscribers)
+	for i := range *subscribers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := benchSubscriber(ctx, hc, subURL, *events, &lat[i], ready); err != nil && ctx.Err() == nil {
+				subErr.Store(err)
+			}
+		}()
+	}
+	for range *subscribers {
+		select {
+		case <-ready:
+		case <-ctx.Done():
+			return fmt.Errorf("subscribers did not connect: %w", ctx.Err())
+		}
+	}
+
+	pad := strings.Repeat("x", *size)
+	var next atomic.Int64
+	acks := make([][]time.Duration, *publishers)
+	var pubErr atomic.Value
+	var tick <-chan time.Time
+	if *rate > 0 {
+		t := time.NewTicker(time.Second / time.Duration(*rate))
+		defer t.Stop()
+		tick = t.C
+	}
+	start := time.Now()
+	var pwg sync.WaitGroup
+	for p := range *publishers {
+		pwg.Add(1)
+		go func() {
+			defer pwg.Done()
+			for next.Add(1) <= int64(*events) {
+				if tick != nil {
+					select {
+					case <-tick:
+					case <-ctx.Done():
+						return
+					}
+				}
+				t0 := time.Now()
+				body := fmt.Sprintf(`{"topic":%q,"data":{"t":%d,"pad":%q}}`, *topic, t0.UnixNano(), pad)
+				if err := benchPublish(ctx, hc, root+"/publish", *auth, body); err != nil {
+					pubErr.Store(err)
+					cancel()
+					return
+				}
+				acks[p] = append(acks[p], time.Since(t0))
+			}
+		}()
+	}
+	pwg.Wait()
+	pubDur := time.Since(start)
+	if err, _ := pubErr.Load().(error); err != nil {
+		return fmt.Errorf("publish: %w", err)
+	}
+	wg.Wait()
+	if err, _ := subErr.Load().(error); err != nil {
+		return fmt.Errorf("subscriber: %w", err)
+	}
+
+	var all, deliveries []time.Duration
+	for _, a := range acks {
+		all = append(all, a...)
+	}
+	for _, l := range lat {
+		deliveries = append(deliveries, l...)
+	}
+	fmt.Fprintf(stdout, "topic %s: %d events by %d publishers in %v: %.0f events/s acknowledged\n",
+		*topic, len(all), *publishers, pubDur.Round(time.Millisecond), float64(len(all))/pubDur.Seconds())
+	fmt.Fprintf(stdout, "publish ack latency: %s\n", percentiles(all))
+	if *subscribers > 0 {
+		want := *subscribers * *events
+		fmt.Fprintf(stdout, "deliveries: %d of %d to %d SSE subscribers\n", len(deliveries), want, *subscribers)
+		fmt.Fprintf(stdout, "publish-to-delivery latency: %s\n", percentiles(deliveries))
+		if len(deliveries) != want {
+			return fmt.Errorf("%d deliveries missing", want-len(deliveries))
+		}
+	}
+	return nil
+}
+
+func benchPublish(ctx context.Context, hc *http.Client, endpoint, auth, body string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if auth != "" {
+		req.Header.Set("Authorization", "Bearer "+auth)
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s", resp.Status, bytes.TrimSpace(b))
+	}
+	return nil
+}
+
+// benchSubscriber reads n events over SSE, recording each one's latency
+// from the publish time carried in its data.
+func benchSubscriber(ctx context.Context, hc *http.Client, endpoint string, n int, lat *[]time.Duration, ready chan<- struct{}) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, endpoint, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Accept", "text/event-stream")
+	resp, err := hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return errors.New(resp.Status)
+	}
+	ready <- struct{}{}
+	*lat = make([]time.Duration, 0, n)
+	r := client.NewSSEReader(resp.Body)
+	var msg struct {
+		Data struct {
+			T int64 `json:"t"`
+		} `json:"data"`
+	}
+	for len(*lat) < n {
+		ev, err := r.Next()
+		if err != nil {
+			return err
+		}
+		if ev.Event != "message" {
+			continue
+		}
+		if err := json.Unmarshal([]byte(ev.Data), &msg); err != nil {
+			return err
+		}
+		*lat = append(*lat, time.Since(time.Unix(0, msg.Data.T)))
+	}
+	return nil
+}
+
+func percentiles(d []time.Duration) string {
+	if len(d) == 0 {
+		return "no samples"
+	}
+	slices.Sort(d)
+	p := func(q float64) time.Duration { return d[min(len(d)-1, int(q*float64(len(d))))].Round(10 * time.Microsecond) }
+	return fmt.Sprintf("p50 %v  p90 %v  p99 %v  max %v", p(0.50), p(0.90), p(0.99), d[len(d)-1].Round(10*time.Microsecond))
+}
