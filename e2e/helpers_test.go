@@ -688,13 +688,3 @@ func equalSeqs(a, b []uint64) bool {
 	}
 	return true
 }
-
-// epochOf returns the EPOCH of an EPOCH:SEQ id.
-func epochOf(t testing.TB, id string) string {
-	t.Helper()
-	e, _, ok := strings.Cut(id, ":")
-	if !ok || e == "" {
-		t.Fatalf("id %q is not EPOCH:SEQ", id)
-	}
-	return e
-}
