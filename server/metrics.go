@@ -70,7 +70,7 @@ func newMetrics(b *broker.Broker) *metrics {
 			Help: "Live subscriptions registered with the broker.",
 		}, func() float64 { return float64(b.Stats.Subscribers.Load()) }),
 	)
-	for _, t := range []string{transport.NameSSE, transport.NamePoll, transport.NameStream, transport.NameRetrieve} {
+	for _, t := range []string{transport.NameSSE, transport.NamePoll, transport.NameStream, transport.NameWS, transport.NameRetrieve} {
 		m.delivered.WithLabelValues(t)
 		m.slow.WithLabelValues(t)
 		if t != transport.NameRetrieve {

@@ -61,11 +61,14 @@ func New(cfg config.Config, logger *slog.Logger) (*Server, error) {
 	h := hub.New(log, b, hub.Options{SubscriberBuffer: cfg.SubscriberBuffer, Logger: logger})
 	s := &Server{cfg: cfg, log: logger, store: st, broker: b, hub: h, metrics: m}
 	s.base, s.cancelBase = context.WithCancel(context.Background())
+	auth := newPublishAuth(cfg.PublishKeys)
 	s.handler = s.routes(transport.New(h, transport.Options{
 		MaxBody: cfg.MaxBody, Heartbeat: cfg.Heartbeat, SSERetry: cfg.SSERetry,
 		PollTimeout: cfg.PollTimeout, PollMaxTimeout: cfg.PollMaxTimeout,
 		PublicURL: cfg.PublicURL, Observer: m, Logger: logger,
-	}))
+		CanPublish:       func(r *http.Request) bool { code, _ := auth.check(r); return code == 0 },
+		WSOriginPatterns: cfg.WSOrigins,
+	}), auth)
 	return s, nil
 }
 
@@ -75,11 +78,11 @@ func (s *Server) Hub() *hub.Hub { return s.hub }
 // Handler returns the HTTP handler with every route.
 func (s *Server) Handler() http.Handler { return s.handler }
 
-func (s *Server) routes(t *transport.Handlers) http.Handler {
+func (s *Server) routes(t *transport.Handlers, auth publishAuth) http.Handler {
 	mux := http.NewServeMux()
-	auth := newPublishAuth(s.cfg.PublishKeys)
 	mux.Handle("/publish", auth.wrap(http.HandlerFunc(t.Publish)))
 	mux.HandleFunc("/events", t.Events)
+	mux.HandleFunc("GET /ws", t.WebSocket)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprintln(w, "ok")
@@ -88,7 +91,7 @@ func (s *Server) routes(t *transport.Handlers) http.Handler {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		fmt.Fprintf(w, "hubbub %s\n\nPOST /publish   publish events\nGET  /events    subscribe (SSE, wait=poll, wait=stream) or retrieve\nGET  /metrics   Prometheus metrics\n", Version)
+		fmt.Fprintf(w, "hubbub %s\n\nPOST /publish   publish events\nGET  /events    subscribe (SSE, wait=poll, wait=stream) or retrieve\nGET  /ws        WebSocket: subscribe, publish\nGET  /metrics   Prometheus metrics\n", Version)
 	})
 	return mux
 }

@@ -50,6 +50,12 @@ type Options struct {
 	PublicURL string
 	Observer  Observer
 	Logger    *slog.Logger
+	// CanPublish says whether a request (a WebSocket connection) may
+	// publish; nil means never.
+	CanPublish func(*http.Request) bool
+	// WSOriginPatterns are the browser origins (host patterns) allowed to
+	// open WebSockets besides the hub's own host.
+	WSOriginPatterns []string
 }
 
 // Handlers serves the HTTP transports over one Hub.

@@ -23,6 +23,7 @@ Usage:
   hubbub publish -t TOPIC [-k KEY] DATA|- publish an event and print where it was stored
   hubbub tail    -t TOPIC [--after ID]    print a topic's events as they come (SSE), resuming after drops
   hubbub bench   [flags]                 load a running hub; report throughput and latency
+  hubbub config-reference                 print every setting (flag, env, YAML key, default) as Markdown
   hubbub version                          print the version
 
 Run 'hubbub COMMAND --help' for a command's flags.
@@ -52,6 +53,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = tail(ctx, args[1:], stdout, stderr, getenv)
 	case "bench":
 		err = bench(ctx, args[1:], stdout, stderr, getenv)
+	case "config-reference":
+		config.Reference(stdout)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "hubbub", server.Version)
 	case "help", "-h", "--help":

@@ -1,0 +1,400 @@
+package transport
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/hubbub/hubbub/broker"
+	"github.com/hubbub/hubbub/event"
+	"github.com/hubbub/hubbub/hub"
+)
+
+// NameWS is the WebSocket transport's name in metrics.
+const NameWS = "ws"
+
+// WebSocket close codes of our own (4000-4999 are for applications).
+const (
+	// CloseSlow: the client did not read fast enough; resume with cursors.
+	CloseSlow websocket.StatusCode = 4001
+	// CloseUnavailable: the store failed under a subscription; retry later.
+	CloseUnavailable websocket.StatusCode = 4002
+)
+
+const (
+	maxSubsPerConn = 256
+	maxSubIDLen    = 128
+)
+
+// wsIn is a client message. Fields are shared between ops.
+type wsIn struct {
+	Op       string          `json:"op"`
+	Sub      string          `json:"sub"`
+	Topic    *string         `json:"topic"`
+	Topics   []string        `json:"topics"`
+	After    string          `json:"after"`
+	Data     json.RawMessage `json:"data"`
+	Type     string          `json:"type"`
+	Key      string          `json:"key"`
+	Tags     []string        `json:"tags"`
+	Geo      *event.Geo      `json:"geo"`
+	ClientID string          `json:"client_id"`
+	// Not served yet: refused rather than silently ignored.
+	Filter    json.RawMessage `json:"filter"`
+	Fields    json.RawMessage `json:"fields"`
+	Documents json.RawMessage `json:"documents"`
+}
+
+// wsError is the error message sent to a client.
+type wsError struct {
+	Op      string `json:"op"`
+	Sub     string `json:"sub,omitempty"`
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// Error codes of {"op":"error"}.
+const (
+	wsBadRequest  = "bad_request"
+	wsForbidden   = "forbidden"
+	wsUnavailable = "unavailable"
+	wsNotFound    = "not_found"
+	wsConflict    = "conflict"
+)
+
+// WebSocket serves GET /ws: JSON text messages, one per frame. A client
+// subscribes (several subscriptions per connection, each with its own id),
+// unsubscribes, publishes (when allowed) and pings; the server sends
+// events, resets and errors, pings idle connections, and closes a
+// connection that cannot keep up with code 4001.
+//
+// Each subscription runs its own catch-up-then-live pump; frames of one
+// subscription are written in order, frames of different subscriptions
+// interleave.
+func (h *Handlers) WebSocket(w http.ResponseWriter, r *http.Request) {
+	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+		OriginPatterns:  h.opts.WSOriginPatterns,
+		CompressionMode: websocket.CompressionDisabled, // context takeover costs ~1 MB per connection
+	})
+	if err != nil {
+		return // Accept has answered the client
+	}
+	h.obs.Connected(NameWS, 1)
+	defer h.obs.Connected(NameWS, -1)
+	c.SetReadLimit(h.opts.MaxBody)
+	ctx, cancel := context.WithCancel(r.Context())
+	wc := &wsConn{
+		h: h, c: c, ctx: ctx, cancel: cancel,
+		canPublish: h.opts.CanPublish != nil && h.opts.CanPublish(r),
+		subs:       make(map[string]*wsSub),
+	}
+	defer wc.shutdown()
+	go wc.pingLoop()
+	wc.readLoop()
+}
+
+type wsConn struct {
+	h          *Handlers
+	c          *websocket.Conn
+	ctx        context.Context
+	cancel     context.CancelFunc
+	canPublish bool
+
+	mu   sync.Mutex
+	subs map[string]*wsSub
+	wg   sync.WaitGroup
+
+	closeOnce sync.Once
+}
+
+type wsSub struct {
+	sub    *hub.Subscription
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func (wc *wsConn) shutdown() {
+	wc.cancel()
+	wc.wg.Wait()
+	wc.closeWith(websocket.StatusNormalClosure, "")
+}
+
+// closeWith closes the connection once, with the first reason given.
+func (wc *wsConn) closeWith(code websocket.StatusCode, reason string) {
+	wc.closeOnce.Do(func() {
+		wc.cancel()
+		_ = wc.c.Close(code, reason)
+	})
+}
+
+func (wc *wsConn) readLoop() {
+	for {
+		typ, msg, err := wc.c.Read(wc.ctx)
+		if err != nil {
+			return
+		}
+		if typ != websocket.MessageText {
+			wc.sendError("", wsBadRequest, "send JSON text messages")
+			continue
+		}
+		var in wsIn
+		dec := json.NewDecoder(bytes.NewReader(msg))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&in); err != nil {
+			wc.sendError("", wsBadRequest, fmt.Sprintf("malformed message: %v", err))
+			continue
+		}
+		switch in.Op {
+		case "subscribe":
+			wc.subscribe(in)
+		case "unsubscribe":
+			wc.unsubscribe(in.Sub)
+		case "publish":
+			wc.publish(in)
+		case "ping":
+			wc.send([]byte(`{"op":"pong"}`))
+		default:
+			wc.sendError(in.Sub, wsBadRequest, fmt.Sprintf("unknown op %q: use subscribe, unsubscribe, publish or ping", in.Op))
+		}
+	}
+}
+
+// send writes one frame; a write that fails or times out ends the
+// connection.
+func (wc *wsConn) send(frame []byte) bool {
+	ctx, cancel := context.WithTimeout(wc.ctx, writeTimeout)
+	defer cancel()
+	if err := wc.c.Write(ctx, websocket.MessageText, frame); err != nil {
+		wc.closeWith(websocket.StatusGoingAway, "write failed")
+		return false
+	}
+	return true
+}
+
+func (wc *wsConn) sendJSON(v any) bool {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return false
+	}
+	return wc.send(b)
+}
+
+func (wc *wsConn) sendError(sub, code, msg string) {
+	wc.sendJSON(wsError{Op: "error", Sub: sub, Code: code, Message: msg})
+}
+
+func (wc *wsConn) sendErr(sub string, err error) {
+	if event.IsValidation(err) {
+		wc.sendError(sub, wsBadRequest, err.Error())
+		return
+	}
+	wc.h.log.Error("websocket request failed", "err", err)
+	wc.sendError(sub, wsUnavailable, "the store could not serve this request; try again")
+}
+
+func topicsOf(in wsIn) ([]string, error) {
+	switch {
+	case in.Topic != nil && in.Topics != nil:
+		return nil, event.Invalid("give topic or topics, not both")
+	case in.Topic != nil:
+		return []string{*in.Topic}, nil
+	case len(in.Topics) > 0:
+		return in.Topics, nil
+	}
+	return nil, event.Invalid("no topic given")
+}
+
+func (wc *wsConn) subscribe(in wsIn) {
+	if in.Sub == "" || len(in.Sub) > maxSubIDLen {
+		wc.sendError(in.Sub, wsBadRequest, fmt.Sprintf("sub must be a non-empty id of at most %d bytes", maxSubIDLen))
+		return
+	}
+	if in.Filter != nil || in.Fields != nil || in.Documents != nil {
+		wc.sendError(in.Sub, wsBadRequest, "filter, fields and documents are not supported by this server yet")
+		return
+	}
+	topics, err := topicsOf(in)
+	if err != nil {
+		wc.sendErr(in.Sub, err)
+		return
+	}
+	single := ""
+	if len(topics) == 1 && !event.IsPattern(topics[0]) {
+		single = topics[0]
+	}
+	cursor, err := event.ParseCursor(in.After, single)
+	if err != nil {
+		wc.sendErr(in.Sub, err)
+		return
+	}
+	wc.mu.Lock()
+	_, taken := wc.subs[in.Sub]
+	full := len(wc.subs) >= maxSubsPerConn
+	wc.mu.Unlock()
+	if taken {
+		wc.sendError(in.Sub, wsConflict, "a subscription with this sub id is open; unsubscribe it first")
+		return
+	}
+	if full {
+		wc.sendError(in.Sub, wsBadRequest, fmt.Sprintf("at most %d subscriptions per connection", maxSubsPerConn))
+		return
+	}
+	sub, err := wc.h.hub.Subscribe(wc.ctx, hub.SubscribeRequest{Topics: topics, Cursor: cursor})
+	if err != nil {
+		wc.sendErr(in.Sub, err)
+		return
+	}
+	ctx, cancel := context.WithCancel(wc.ctx)
+	s := &wsSub{sub: sub, cancel: cancel, done: make(chan struct{})}
+	wc.mu.Lock()
+	wc.subs[in.Sub] = s
+	wc.mu.Unlock()
+	// "subscribed" goes out before any event of this subscription.
+	if !wc.sendJSON(map[string]string{"op": "subscribed", "sub": in.Sub, "cursor": sub.Cursor()}) {
+		cancel()
+		sub.Close()
+		return
+	}
+	wc.wg.Add(1)
+	go wc.pump(ctx, in.Sub, s)
+}
+
+func (wc *wsConn) unsubscribe(id string) {
+	wc.mu.Lock()
+	s := wc.subs[id]
+	delete(wc.subs, id)
+	wc.mu.Unlock()
+	if s == nil {
+		wc.sendError(id, wsNotFound, "no subscription with this sub id")
+		return
+	}
+	s.cancel()
+	<-s.done // no event of it may follow "unsubscribed"
+	wc.sendJSON(map[string]string{"op": "unsubscribed", "sub": id})
+}
+
+// pump delivers one subscription's messages until ctx ends or the
+// subscription fails.
+func (wc *wsConn) pump(ctx context.Context, id string, s *wsSub) {
+	defer wc.wg.Done()
+	defer close(s.done)
+	defer s.sub.Close()
+	quoted, _ := json.Marshal(id)
+	var buf []byte
+	for {
+		msgs, err := s.sub.Next(ctx, nil)
+		if err != nil {
+			switch {
+			case errors.Is(err, broker.ErrSlow):
+				wc.h.obs.SlowDisconnect(NameWS)
+				wc.closeWith(CloseSlow, "too slow: reconnect and resubscribe with your cursors")
+			case ctx.Err() != nil:
+			default:
+				wc.h.log.Warn("websocket subscription failed", "err", err)
+				wc.closeWith(CloseUnavailable, "the store failed; reconnect with your cursors")
+			}
+			return
+		}
+		n := 0
+		for _, m := range msgs {
+			buf = buf[:0]
+			if m.Reset != nil {
+				buf = append(buf, `{"op":"reset","sub":`...)
+				buf = append(buf, quoted...)
+				rj, _ := json.Marshal(toResetJSON(m.Reset))
+				buf = append(buf, ',')
+				buf = append(buf, rj[1:]...)
+			} else {
+				// {"op":"event","sub":S[,"cursor":C], ...the event JSON}
+				buf = append(buf, `{"op":"event","sub":`...)
+				buf = append(buf, quoted...)
+				if m.Cursor != "" {
+					buf = append(buf, `,"cursor":"`...)
+					buf = append(buf, m.Cursor...) // URL-safe: no escaping needed
+					buf = append(buf, '"')
+				}
+				buf = append(buf, ',')
+				buf = append(buf, m.Item.JSON()[1:]...)
+				n++
+			}
+			if !wc.send(buf) {
+				return
+			}
+		}
+		wc.h.obs.Delivered(NameWS, n)
+	}
+}
+
+func (wc *wsConn) publish(in wsIn) {
+	if !wc.canPublish {
+		wc.sendJSON(map[string]string{"op": "error", "client_id": in.ClientID, "code": wsForbidden,
+			"message": "this connection may not publish: connect from loopback or with Authorization: Bearer KEY"})
+		return
+	}
+	topics, err := topicsOf(in)
+	if err != nil {
+		wc.sendErr(in.Sub, err)
+		return
+	}
+	d := event.Draft{Topics: topics, Type: in.Type, Key: in.Key, Tags: in.Tags, Geo: in.Geo, IdempotencyKey: in.ClientID}
+	if len(in.Data) > 0 && !bytes.Equal(in.Data, []byte("null")) {
+		var b bytes.Buffer
+		if err := json.Compact(&b, in.Data); err != nil {
+			wc.sendError("", wsBadRequest, "data: "+err.Error())
+			return
+		}
+		d.Data = b.Bytes()
+	}
+	ctx, cancel := context.WithTimeout(wc.ctx, 30*time.Second)
+	defer cancel()
+	res, err := wc.h.hub.Publish(ctx, []event.Draft{d})
+	if err != nil {
+		wc.sendErr("", err)
+		return
+	}
+	out := publishResults(res)
+	wc.sendJSON(struct {
+		Op       string          `json:"op"`
+		ClientID string          `json:"client_id,omitempty"`
+		Topic    string          `json:"topic"`
+		ID       string          `json:"id"`
+		Seq      uint64          `json:"seq"`
+		Time     string          `json:"time"`
+		Events   []PublishResult `json:"events,omitempty"`
+	}{"published", in.ClientID, out[0].Topic, out[0].ID, out[0].Seq, out[0].Time, eventsIfMany(out)})
+}
+
+func eventsIfMany(r []PublishResult) []PublishResult {
+	if len(r) > 1 {
+		return r
+	}
+	return nil
+}
+
+// pingLoop pings the client every Heartbeat and closes the connection when
+// a pong does not come back within another Heartbeat.
+func (wc *wsConn) pingLoop() {
+	t := time.NewTicker(wc.h.opts.Heartbeat)
+	defer t.Stop()
+	for {
+		select {
+		case <-wc.ctx.Done():
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(wc.ctx, wc.h.opts.Heartbeat)
+		err := wc.c.Ping(ctx)
+		cancel()
+		if err != nil && wc.ctx.Err() == nil {
+			wc.closeWith(websocket.StatusGoingAway, "no pong")
+			return
+		}
+	}
+}

@@ -1,0 +1,200 @@
+package transport_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/hubbub/hubbub/broker"
+	"github.com/hubbub/hubbub/event"
+	"github.com/hubbub/hubbub/hub"
+	"github.com/hubbub/hubbub/store"
+	"github.com/hubbub/hubbub/store/embedded"
+	"github.com/hubbub/hubbub/transport"
+)
+
+type testHub struct {
+	hub *hub.Hub
+	srv *httptest.Server
+}
+
+func newTestHub(t *testing.T, ret store.Retention, canPublish bool) testHub {
+	t.Helper()
+	b := broker.New()
+	st, err := embedded.Open(t.TempDir(), store.Config{Retention: ret, OnCommit: b.Publish})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := hub.New(st, b, hub.Options{})
+	th := transport.New(h, transport.Options{
+		Heartbeat:  time.Second,
+		CanPublish: func(*http.Request) bool { return canPublish },
+	})
+	mux := http.NewServeMux()
+	mux.HandleFunc("/ws", th.WebSocket)
+	srv := httptest.NewServer(mux)
+	t.Cleanup(func() { srv.Close(); _ = st.Close() })
+	return testHub{hub: h, srv: srv}
+}
+
+type wsClient struct {
+	t *testing.T
+	c *websocket.Conn
+}
+
+func (th testHub) dial(t *testing.T) *wsClient {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(th.srv.URL, "http")+"/ws", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.CloseNow() })
+	return &wsClient{t: t, c: c}
+}
+
+func (w *wsClient) send(msg string) {
+	w.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := w.c.Write(ctx, websocket.MessageText, []byte(msg)); err != nil {
+		w.t.Fatal(err)
+	}
+}
+
+// recv returns the next message as a map, failing after a deadline.
+func (w *wsClient) recv() map[string]any {
+	w.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, b, err := w.c.Read(ctx)
+	if err != nil {
+		w.t.Fatalf("read: %v", err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		w.t.Fatalf("bad JSON %s: %v", b, err)
+	}
+	return m
+}
+
+// expect reads the next message and checks its op and string fields.
+func (w *wsClient) expect(op string, fields map[string]any) map[string]any {
+	w.t.Helper()
+	m := w.recv()
+	if m["op"] != op {
+		w.t.Fatalf("got %v, want op %q", m, op)
+	}
+	for k, v := range fields {
+		if fmt.Sprint(m[k]) != fmt.Sprint(v) {
+			w.t.Fatalf("got %v, want %s=%v", m, k, v)
+		}
+	}
+	return m
+}
+
+func TestWSSubscribePublishEcho(t *testing.T) {
+	th := newTestHub(t, store.Retention{}, true)
+	c := th.dial(t)
+	c.send(`{"op":"subscribe","sub":"s1","topic":"chat/1"}`)
+	c.expect("subscribed", map[string]any{"sub": "s1", "cursor": "0"})
+	c.send(`{"op":"publish","topic":"chat/1","data":{"text":"hi"},"client_id":"c-1"}`)
+	// The ack and the echo may come in either order: they are written by
+	// different goroutines.
+	got := map[string]map[string]any{}
+	for range 2 {
+		m := c.recv()
+		got[m["op"].(string)] = m
+	}
+	ack, ev := got["published"], got["event"]
+	if ack == nil || ev == nil {
+		t.Fatalf("want published and event, got %v", got)
+	}
+	if ack["client_id"] != "c-1" || ack["seq"] != float64(1) || ack["id"] != ev["id"] {
+		t.Fatalf("ack %v vs event %v", ack, ev)
+	}
+	if ev["sub"] != "s1" || ev["topic"] != "chat/1" || ev["data"].(map[string]any)["text"] != "hi" {
+		t.Fatalf("event %v", ev)
+	}
+	// Publishing the same client_id again stores nothing new.
+	c.send(`{"op":"publish","topic":"chat/1","data":{"text":"hi"},"client_id":"c-1"}`)
+	c.expect("published", map[string]any{"seq": 1, "id": ack["id"]})
+	c.send(`{"op":"ping"}`)
+	c.expect("pong", nil) // no second event came before it
+}
+
+func TestWSResumeAndReset(t *testing.T) {
+	th := newTestHub(t, store.Retention{MaxEvents: 3}, true)
+	var ids []string
+	for i := range 6 {
+		res, err := th.hub.Publish(context.Background(), []event.Draft{{Topics: []string{"a"}, Data: fmt.Appendf(nil, "%d", i)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, res[0].Position().String())
+	}
+	c := th.dial(t)
+	c.send(fmt.Sprintf(`{"op":"subscribe","sub":"x","topic":"a","after":%q}`, ids[4]))
+	c.expect("subscribed", nil)
+	c.expect("event", map[string]any{"sub": "x", "seq": 6})
+	c.send(fmt.Sprintf(`{"op":"subscribe","sub":"y","topic":"a","after":%q}`, ids[0]))
+	c.expect("subscribed", nil)
+	c.expect("reset", map[string]any{"sub": "y", "reason": "trimmed", "cursor": ids[2]})
+	for _, seq := range []int{4, 5, 6} {
+		c.expect("event", map[string]any{"sub": "y", "seq": seq})
+	}
+}
+
+func TestWSUnsubscribe(t *testing.T) {
+	th := newTestHub(t, store.Retention{}, true)
+	c := th.dial(t)
+	c.send(`{"op":"subscribe","sub":"a","topic":"t"}`)
+	c.expect("subscribed", nil)
+	c.send(`{"op":"subscribe","sub":"b","topic":"t"}`)
+	c.expect("subscribed", nil)
+	c.send(`{"op":"unsubscribe","sub":"a"}`)
+	c.expect("unsubscribed", map[string]any{"sub": "a"})
+	if _, err := th.hub.Publish(context.Background(), []event.Draft{{Topics: []string{"t"}}}); err != nil {
+		t.Fatal(err)
+	}
+	// Nothing of "a" may follow its "unsubscribed".
+	c.expect("event", map[string]any{"sub": "b"})
+	c.send(`{"op":"ping"}`)
+	c.expect("pong", nil)
+}
+
+func TestWSErrors(t *testing.T) {
+	th := newTestHub(t, store.Retention{}, false)
+	c := th.dial(t)
+	cases := []struct{ msg, code string }{
+		{`not json`, "bad_request"},
+		{`{"op":"dance"}`, "bad_request"},
+		{`{"op":"subscribe","topic":"t"}`, "bad_request"},
+		{`{"op":"subscribe","sub":"s"}`, "bad_request"},
+		{`{"op":"subscribe","sub":"s","topic":""}`, "bad_request"},
+		{`{"op":"subscribe","sub":"s","topic":"t","after":"zz"}`, "bad_request"},
+		{`{"op":"subscribe","sub":"s","topic":"t","filter":{"tags":{"any":["x"]}}}`, "bad_request"},
+		{`{"op":"subscribe","sub":"s","topic":"t","bogus":1}`, "bad_request"},
+		{`{"op":"unsubscribe","sub":"nope"}`, "not_found"},
+		{`{"op":"publish","topic":"t","data":1}`, "forbidden"},
+	}
+	for _, tc := range cases {
+		c.send(tc.msg)
+		m := c.expect("error", map[string]any{"code": tc.code})
+		if m["message"] == "" {
+			t.Errorf("%s: no message", tc.msg)
+		}
+	}
+	c.send(`{"op":"subscribe","sub":"s","topic":"t"}`)
+	c.expect("subscribed", nil)
+	c.send(`{"op":"subscribe","sub":"s","topic":"u"}`)
+	c.expect("error", map[string]any{"code": "conflict", "sub": "s"})
+}
