@@ -135,3 +135,15 @@ type Trimmer interface {
 	// keys older than their limits as of Config.Now.
 	TrimExpired(ctx context.Context) error
 }
+
+// DocumentLister is implemented by backends that can list a topic's
+// latest-by-key view (the document subscriptions of the WebSocket transport
+// and GET /documents use it).
+type DocumentLister interface {
+	// Documents returns the latest event of each key of topic whose key
+	// sorts after the given one ("" for the first), in key order, at most
+	// limit of them. Like Latest, it includes tombstones (type "delete"),
+	// leaves out keys whose latest event is older than the age limit, and
+	// shows only durable events.
+	Documents(ctx context.Context, topic, after string, limit int) ([]*event.Event, error)
+}

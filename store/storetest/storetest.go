@@ -43,6 +43,7 @@ func Run(t *testing.T, b Backend) {
 	t.Run("RetentionAge", s.testRetentionAge)
 	t.Run("Latest", s.testLatest)
 	t.Run("LatestRetention", s.testLatestRetention)
+	t.Run("Documents", s.testDocuments)
 	t.Run("Idempotency", s.testIdempotency)
 	t.Run("IdempotencyExpiry", s.testIdempotencyExpiry)
 	t.Run("OnCommit", s.testOnCommit)
