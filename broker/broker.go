@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 
 	"github.com/hubbub/hubbub/event"
+	"github.com/hubbub/hubbub/filter"
 )
 
 // ErrSlow is what a cut-off subscriber's Take returns once its queue is
@@ -36,6 +37,7 @@ type Broker struct {
 	mu       sync.RWMutex
 	exact    map[string]map[*Sub]struct{}
 	patterns map[*Sub][]*event.Pattern
+	filters  *filter.Set
 
 	Stats Stats
 }
@@ -45,18 +47,33 @@ func New() *Broker {
 	return &Broker{
 		exact:    make(map[string]map[*Sub]struct{}),
 		patterns: make(map[*Sub][]*event.Pattern),
+		filters:  filter.NewSet(),
 	}
 }
 
-// Subscribe registers a subscriber for the given concrete topics and
-// patterns. Events published after Subscribe returns are queued for it, up
-// to limit of them (at least 1); one more and it is cut off. The caller
-// must Close the Sub.
-func (b *Broker) Subscribe(topics []string, patterns []*event.Pattern, limit int) *Sub {
-	if limit < 1 {
-		limit = 1
-	}
+// Spec says what a subscriber wants.
+type Spec struct {
+	Topics   []string         // concrete topics
+	Patterns []*event.Pattern // topic patterns, matched against every event
+	// Filter, when not nil, lets through only the events it matches. Each
+	// distinct filter (by Key) is evaluated once per event however many
+	// subscribers share it, and geo filters are indexed.
+	Filter *filter.Filter
+	// Limit is how many events may wait in the queue (at least 1); one
+	// more and the subscriber is cut off.
+	Limit int
+}
+
+// Subscribe registers a subscriber. Events published after Subscribe
+// returns are queued for it. The caller must Close the Sub.
+func (b *Broker) Subscribe(spec Spec) *Sub {
+	limit := max(spec.Limit, 1)
+	topics := spec.Topics
+	patterns := spec.Patterns
 	s := &Sub{b: b, limit: limit, notify: make(chan struct{}, 1), topics: topics}
+	if spec.Filter != nil && !spec.Filter.IsZero() {
+		s.filter = b.filters.Add(spec.Filter)
+	}
 	b.mu.Lock()
 	for _, t := range topics {
 		set := b.exact[t]
@@ -75,9 +92,13 @@ func (b *Broker) Subscribe(topics []string, patterns []*event.Pattern, limit int
 }
 
 // Publish hands events to their subscribers. It never blocks on a
-// subscriber and allocates nothing per subscriber beyond queue growth. Calls
-// must not overlap for the same topic (the store's commit listener
-// guarantees this), so each subscriber sees a topic's events in order.
+// subscriber and allocates nothing per subscriber beyond queue growth.
+//
+// Callers must give each topic's events in seq order and without gaps, and
+// calls must not overlap for the same topic: the store's commit listener
+// guarantees both on one node, and a cross-node broker must fill gaps from
+// the log before it calls Publish. Filtered subscribers rely on this: an
+// event they do not get was filtered out, not lost.
 func (b *Broker) Publish(events []*event.Event) {
 	b.Stats.Published.Add(uint64(len(events)))
 	b.mu.RLock()
@@ -85,15 +106,26 @@ func (b *Broker) Publish(events []*event.Event) {
 	var n uint64
 	for _, e := range events {
 		it := event.NewItem(e)
-		for s := range b.exact[e.Topic] {
+		var res *filter.Result // evaluated on first need, once per event
+		offer := func(s *Sub) {
+			if s.filter != nil {
+				if res == nil {
+					res = b.filters.Eval(e)
+				}
+				if !res.Matches(s.filter) {
+					return
+				}
+			}
 			s.push(it)
 			n++
+		}
+		for s := range b.exact[e.Topic] {
+			offer(s)
 		}
 		for s, pats := range b.patterns {
 			for _, p := range pats {
 				if p.Match(e.Topic) {
-					s.push(it)
-					n++
+					offer(s)
 					break
 				}
 			}
@@ -128,6 +160,9 @@ func (b *Broker) remove(s *Sub) {
 	}
 	delete(b.patterns, s)
 	b.mu.Unlock()
+	if s.filter != nil {
+		b.filters.Release(s.filter)
+	}
 	b.Stats.Subscribers.Add(-1)
 }
 
@@ -137,7 +172,8 @@ type Sub struct {
 	b      *Broker
 	limit  int
 	notify chan struct{}
-	topics []string // guarded by b.mu
+	topics []string       // guarded by b.mu
+	filter *filter.Handle // nil: every event
 
 	mu     sync.Mutex
 	q      []*event.Item

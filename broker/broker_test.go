@@ -16,9 +16,9 @@ func ev(topic string, seq uint64) *event.Event {
 func TestExactAndPattern(t *testing.T) {
 	b := New()
 	p, _ := event.CompilePattern("photos/tag/*")
-	exact := b.Subscribe([]string{"photos/tag/kitten"}, nil, 10)
-	pat := b.Subscribe(nil, []*event.Pattern{p}, 10)
-	other := b.Subscribe([]string{"chat"}, nil, 10)
+	exact := b.Subscribe(Spec{Topics: []string{"photos/tag/kitten"}, Limit: 10})
+	pat := b.Subscribe(Spec{Patterns: []*event.Pattern{p}, Limit: 10})
+	other := b.Subscribe(Spec{Topics: []string{"chat"}, Limit: 10})
 	b.Publish([]*event.Event{ev("photos/tag/kitten", 1), ev("photos/tag/dog", 1), ev("photos/user/1", 1)})
 	for name, c := range map[string]struct {
 		s    *Sub
@@ -40,7 +40,7 @@ func TestExactAndPattern(t *testing.T) {
 
 func TestCutOffWhenFull(t *testing.T) {
 	b := New()
-	s := b.Subscribe([]string{"a"}, nil, 3)
+	s := b.Subscribe(Spec{Topics: []string{"a"}, Limit: 3})
 	defer s.Close()
 	for i := 1; i <= 4; i++ {
 		b.Publish([]*event.Event{ev("a", uint64(i))})
@@ -60,7 +60,7 @@ func TestCutOffWhenFull(t *testing.T) {
 
 func TestCloseUnregisters(t *testing.T) {
 	b := New()
-	s := b.Subscribe([]string{"a"}, nil, 3)
+	s := b.Subscribe(Spec{Topics: []string{"a"}, Limit: 3})
 	s.Close()
 	s.Close()
 	b.Publish([]*event.Event{ev("a", 1)})
@@ -87,7 +87,7 @@ func BenchmarkFanout(b *testing.B) {
 			bufs := make([][]byte, n)
 			items := make([][]*event.Item, n)
 			for i := range subs {
-				subs[i] = br.Subscribe([]string{"firehose"}, nil, 16)
+				subs[i] = br.Subscribe(Spec{Topics: []string{"firehose"}, Limit: 16})
 				bufs[i] = make([]byte, 0, 1024)
 			}
 			e := ev("firehose", 1)

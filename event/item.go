@@ -16,6 +16,9 @@ type Item struct {
 	json     []byte
 	sseOnce  sync.Once
 	sse      []byte
+
+	variantsOnce sync.Once
+	variants     *itemVariants
 }
 
 // NewItem wraps a stored event.
@@ -64,4 +67,37 @@ func AppendSSE(b []byte, it *Item, id []byte) []byte {
 	b = append(b, "data: "...)
 	b = append(b, js...)
 	return append(b, '\n', '\n')
+}
+
+// derived is one cached variant of an item (a projection of its data).
+type derived struct {
+	key  string
+	item *Item
+}
+
+// itemVariants guards an item's derived variants. It is separate from Item
+// so that an Item stays cheap when nobody projects.
+type itemVariants struct {
+	mu   sync.Mutex
+	list []derived
+}
+
+// Derive returns the variant of this item named key, building it with
+// build the first time any subscriber asks for it; later callers with the
+// same key share it, with its encodings. build gets a copy of the event to
+// change (Data, typically) and must not keep it.
+func (it *Item) Derive(key string, build func(e *Event) *Event) *Item {
+	it.variantsOnce.Do(func() { it.variants = &itemVariants{} })
+	v := it.variants
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	for _, d := range v.list {
+		if d.key == key {
+			return d.item
+		}
+	}
+	cp := *it.Event
+	d := derived{key: key, item: NewItem(build(&cp))}
+	v.list = append(v.list, d)
+	return d.item
 }

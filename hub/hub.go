@@ -8,10 +8,12 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 
 	"github.com/hubbub/hubbub/broker"
 	"github.com/hubbub/hubbub/event"
+	"github.com/hubbub/hubbub/filter"
 	"github.com/hubbub/hubbub/store"
 )
 
@@ -120,7 +122,17 @@ type RetrieveRequest struct {
 	After  bool
 	Before event.Cursor // optional upper bounds (exclusive), per topic
 	Count  int          // 1..MaxCount; 0 means DefaultCount
+	// Filter keeps only matching events; at most MaxScan events of each
+	// topic are examined per call, and the cursor moves over those
+	// examined, so paging with it goes on where the scan stopped.
+	Filter *filter.Filter
+	// Fields projects the JSON data of the events returned.
+	Fields *filter.Projection
 }
+
+// MaxScan bounds how many stored events one filtered Retrieve examines per
+// topic.
+const MaxScan = 10000
 
 // RetrieveResult holds events oldest first (by time across topics, by seq
 // within one), the cursor after them and any resets.
@@ -142,6 +154,10 @@ func (h *Hub) Retrieve(ctx context.Context, req RetrieveRequest) (RetrieveResult
 		return RetrieveResult{}, event.Invalid("count is more than %d", MaxCount)
 	}
 	out := RetrieveResult{Cursor: make(event.Cursor, len(req.Topics))}
+	// For forward reads: per topic, how many events matched and the last
+	// seq examined, to place the cursor once the merge has cut the list.
+	matched := make(map[string]int, len(req.Topics))
+	scannedTo := make(map[string]uint64, len(req.Topics))
 	for _, t := range req.Topics {
 		q := store.Query{Limit: count, Newest: !req.After}
 		if b, ok := req.Before[t]; ok {
@@ -165,19 +181,20 @@ func (h *Hub) Retrieve(ctx context.Context, req RetrieveRequest) (RetrieveResult
 			}
 			q.After = start.Seq
 		}
-		page, err := h.log.Read(ctx, t, q)
+		events, head, last, err := h.readFiltered(ctx, t, q, req.Filter)
 		if err != nil {
-			return RetrieveResult{}, fmt.Errorf("read %q: %w", t, err)
+			return RetrieveResult{}, err
 		}
-		out.Events = append(out.Events, page.Events...)
+		out.Events = append(out.Events, events...)
+		matched[t], scannedTo[t] = len(events), last
 		if !req.After {
 			// The cursor after "the newest N" is the head, or, when reading
 			// before a bound, the newest event returned.
-			start = event.Position{Epoch: page.Head.Epoch, Seq: page.Head.Last}
+			start = event.Position{Epoch: head.Epoch, Seq: head.Last}
 			if q.Before != 0 {
-				start.Seq = min(q.Before-1, page.Head.Last)
-				if len(page.Events) > 0 {
-					start.Seq = page.Events[len(page.Events)-1].Seq
+				start.Seq = min(q.Before-1, head.Last)
+				if len(events) > 0 {
+					start.Seq = events[len(events)-1].Seq
 				}
 			}
 		}
@@ -203,9 +220,91 @@ func (h *Hub) Retrieve(ctx context.Context, req RetrieveRequest) (RetrieveResult
 		}
 	}
 	if req.After {
+		// A topic whose matches all made it into the answer moves past
+		// everything examined; one cut short by the merge stops after the
+		// last event returned (or stays put), so paging loses nothing.
+		returned := make(map[string]int, len(req.Topics))
 		for _, e := range out.Events {
 			out.Cursor[e.Topic] = e.Position()
+			returned[e.Topic]++
+		}
+		for _, t := range req.Topics {
+			if returned[t] == matched[t] && scannedTo[t] > out.Cursor[t].Seq {
+				out.Cursor[t] = event.Position{Epoch: out.Cursor[t].Epoch, Seq: scannedTo[t]}
+			}
+		}
+	}
+	if req.Fields != nil {
+		for i, e := range out.Events {
+			cp := *e
+			if d, err := req.Fields.ApplyEvent(e); err == nil {
+				cp.Data = d
+			}
+			out.Events[i] = &cp
 		}
 	}
 	return out, nil
+}
+
+// readFiltered reads q from topic t, keeping only events f matches (all
+// when f is nil) and reading on until q.Limit of them are found, the range
+// ends, or MaxScan events were examined. It returns the events oldest
+// first, the head, and, for forward reads, the seq of the last event
+// examined (0 when none).
+func (h *Hub) readFiltered(ctx context.Context, t string, q store.Query, f *filter.Filter) ([]*event.Event, store.Head, uint64, error) {
+	if f != nil && f.IsZero() {
+		f = nil
+	}
+	want := q.Limit
+	if f != nil {
+		q.Limit = MaxCount
+	}
+	var out []*event.Event
+	var head store.Head
+	var last uint64
+	for scanned := 0; ; {
+		page, err := h.log.Read(ctx, t, q)
+		if err != nil {
+			return nil, head, 0, fmt.Errorf("read %q: %w", t, err)
+		}
+		head = page.Head
+		if f == nil {
+			if len(page.Events) > 0 && !q.Newest {
+				last = page.Events[len(page.Events)-1].Seq
+			}
+			return page.Events, head, last, nil
+		}
+		evs := page.Events
+		if q.Newest {
+			// Newest first, so the newest matches are kept.
+			for i := len(evs) - 1; i >= 0 && len(out) < want; i-- {
+				if f.Match(evs[i]) {
+					out = append(out, evs[i])
+				}
+			}
+		} else {
+			for _, e := range evs {
+				if len(out) == want {
+					break
+				}
+				last = e.Seq
+				if f.Match(e) {
+					out = append(out, e)
+				}
+			}
+		}
+		scanned += len(evs)
+		if len(out) == want || len(evs) < q.Limit || scanned >= MaxScan {
+			break
+		}
+		if q.Newest {
+			q.Before = evs[0].Seq
+		} else {
+			q.After = evs[len(evs)-1].Seq
+		}
+	}
+	if q.Newest {
+		slices.Reverse(out)
+	}
+	return out, head, last, nil
 }

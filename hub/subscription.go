@@ -8,6 +8,7 @@ import (
 
 	"github.com/hubbub/hubbub/broker"
 	"github.com/hubbub/hubbub/event"
+	"github.com/hubbub/hubbub/filter"
 	"github.com/hubbub/hubbub/store"
 )
 
@@ -27,6 +28,12 @@ type SubscribeRequest struct {
 	Last int
 	// Buffer bounds the live queue (0: the hub's SubscriberBuffer).
 	Buffer int
+	// Filter, when set, passes only the events it matches, from history
+	// and live alike. The cursor still moves over events it skips in
+	// history.
+	Filter *filter.Filter
+	// Fields, when set, projects each event's JSON data to these paths.
+	Fields *filter.Projection
 }
 
 // Message is one thing delivered to a subscriber: an event, or a reset
@@ -47,9 +54,12 @@ type Message struct {
 // from the log first. Next and Cursor are for one goroutine; Close may be
 // called from any.
 type Subscription struct {
-	h      *Hub
-	live   *broker.Sub
-	single string // the one concrete topic, or ""
+	h       *Hub
+	live    *broker.Sub
+	single  string             // the one concrete topic, or ""
+	filter  *filter.Filter     // nil: every event
+	fields  *filter.Projection // nil: data as published
+	projKey string
 
 	pos      event.Cursor // position after the last delivered message, per topic
 	catching []string     // topics that must be read from the log before live items
@@ -87,6 +97,12 @@ func (h *Hub) Subscribe(ctx context.Context, req SubscribeRequest) (*Subscriptio
 		concrete = append(concrete, t)
 	}
 	s := &Subscription{h: h, pos: make(event.Cursor, len(concrete))}
+	if req.Filter != nil && !req.Filter.IsZero() {
+		s.filter = req.Filter
+	}
+	if req.Fields != nil {
+		s.fields, s.projKey = req.Fields, "fields:"+req.Fields.Key()
+	}
 	if len(concrete) == 1 && len(patterns) == 0 {
 		s.single = concrete[0]
 	}
@@ -109,7 +125,7 @@ func (h *Hub) Subscribe(ctx context.Context, req SubscribeRequest) (*Subscriptio
 	if buf <= 0 {
 		buf = h.opts.SubscriberBuffer
 	}
-	s.live = h.broker.Subscribe(concrete, patterns, buf)
+	s.live = h.broker.Subscribe(broker.Spec{Topics: concrete, Patterns: patterns, Filter: s.filter, Limit: buf})
 	for _, t := range concrete {
 		head, err := h.log.Head(ctx, t)
 		if err != nil {
@@ -221,6 +237,10 @@ func (s *Subscription) catchUp(ctx context.Context, t string) error {
 	}
 	s.pos[t] = start // adopts the epoch of a topic created since
 	for _, e := range page.Events {
+		if s.filter != nil && !s.filter.Match(e) {
+			s.pos[t] = e.Position() // passed over, not lost
+			continue
+		}
 		s.deliver(event.NewItem(e))
 	}
 	if len(page.Events) < readPage {
@@ -244,8 +264,10 @@ func (s *Subscription) onLive(it *event.Item) {
 		return
 	case it.Seq <= p.Seq:
 		return // already delivered from the log
-	case it.Seq != p.Seq+1:
-		// Something was missed: fill the gap from the log first.
+	case it.Seq != p.Seq+1 && s.filter == nil:
+		// Something was missed: fill the gap from the log first. (With a
+		// filter, the broker leaves out what does not match, and it gets
+		// every event of a topic in order, so a jump is not a gap.)
 		s.catching = append(s.catching, it.Topic)
 		return
 	}
@@ -254,6 +276,15 @@ func (s *Subscription) onLive(it *event.Item) {
 
 func (s *Subscription) deliver(it *event.Item) {
 	s.pos[it.Topic] = it.Position()
+	if s.fields != nil {
+		// Subscribers sharing a projection share its encodings too.
+		it = it.Derive(s.projKey, func(e *event.Event) *event.Event {
+			if d, err := s.fields.ApplyEvent(e); err == nil {
+				e.Data = d
+			}
+			return e
+		})
+	}
 	m := Message{Item: it}
 	if s.single == "" {
 		m.Cursor = s.pos.Encode("")

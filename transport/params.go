@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hubbub/hubbub/event"
+	"github.com/hubbub/hubbub/filter"
 	"github.com/hubbub/hubbub/hub"
 )
 
@@ -22,9 +23,11 @@ type query struct {
 	before    event.Cursor
 	count     int
 	countSet  bool
-	timeout   time.Duration // 0: the default
-	wait      string        // "", "poll" or "stream"
-	format    string        // "", "json", "atom", "rss" or "sse"
+	timeout   time.Duration      // 0: the default
+	wait      string             // "", "poll" or "stream"
+	format    string             // "", "json", "atom", "rss" or "sse"
+	filter    *filter.Filter     // nil: every event
+	fields    *filter.Projection // nil: data as published
 }
 
 const maxTopicsPerRequest = 256
@@ -109,6 +112,10 @@ func parseValues(v url.Values, lastEventID string) (query, error) {
 			return q, event.Invalid("count=%d is more than the most, %d", n, hub.MaxCount)
 		}
 		q.count, q.countSet = n, true
+	}
+	// tag=, tags_all=, near=, where.PATH=, q=, fields= and filter=.
+	if q.filter, q.fields, err = filter.FromQuery(v); err != nil {
+		return q, err
 	}
 	if t := v.Get("timeout"); t != "" {
 		d, err := parseSeconds(t)

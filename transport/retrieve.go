@@ -28,6 +28,7 @@ func (h *Handlers) retrieve(w http.ResponseWriter, r *http.Request, q query) {
 	}
 	res, err := h.hub.Retrieve(r.Context(), hub.RetrieveRequest{
 		Topics: q.topics, Cursor: q.cursor, After: q.hasCursor, Before: q.before, Count: q.count,
+		Filter: q.filter, Fields: q.fields,
 	})
 	if err != nil {
 		h.fail(w, r, err)

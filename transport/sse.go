@@ -27,7 +27,7 @@ func toResetJSON(r *hub.Reset) resetJSON {
 // the error itself when it fails.
 func (h *Handlers) subscribe(w http.ResponseWriter, r *http.Request, q query, last int) (*hub.Subscription, bool) {
 	sub, err := h.hub.Subscribe(r.Context(), hub.SubscribeRequest{
-		Topics: q.topics, Cursor: q.cursor, Last: last,
+		Topics: q.topics, Cursor: q.cursor, Last: last, Filter: q.filter, Fields: q.fields,
 	})
 	if err != nil {
 		h.fail(w, r, err)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/hubbub/hubbub/broker"
 	"github.com/hubbub/hubbub/event"
+	"github.com/hubbub/hubbub/filter"
 	"github.com/hubbub/hubbub/hub"
 )
 
@@ -46,9 +47,9 @@ type wsIn struct {
 	Tags     []string        `json:"tags"`
 	Geo      *event.Geo      `json:"geo"`
 	ClientID string          `json:"client_id"`
+	Filter   json.RawMessage `json:"filter"`
+	Fields   []string        `json:"fields"`
 	// Not served yet: refused rather than silently ignored.
-	Filter    json.RawMessage `json:"filter"`
-	Fields    json.RawMessage `json:"fields"`
 	Documents json.RawMessage `json:"documents"`
 }
 
@@ -216,20 +217,35 @@ func (wc *wsConn) subscribe(in wsIn) {
 		wc.sendError(in.Sub, wsBadRequest, fmt.Sprintf("sub must be a non-empty id of at most %d bytes", maxSubIDLen))
 		return
 	}
-	if in.Filter != nil || in.Fields != nil || in.Documents != nil {
-		wc.sendError(in.Sub, wsBadRequest, "filter, fields and documents are not supported by this server yet")
+	if in.Documents != nil {
+		wc.sendError(in.Sub, wsBadRequest, "documents are not supported by this server yet")
 		return
+	}
+	var req hub.SubscribeRequest
+	var err error
+	if len(in.Filter) > 0 && !bytes.Equal(in.Filter, []byte("null")) {
+		if req.Filter, err = filter.ParseJSON(in.Filter); err != nil {
+			wc.sendErr(in.Sub, err)
+			return
+		}
+	}
+	if in.Fields != nil {
+		if req.Fields, err = filter.ParseFields(in.Fields); err != nil {
+			wc.sendErr(in.Sub, err)
+			return
+		}
 	}
 	topics, err := topicsOf(in)
 	if err != nil {
 		wc.sendErr(in.Sub, err)
 		return
 	}
+	req.Topics = topics
 	single := ""
 	if len(topics) == 1 && !event.IsPattern(topics[0]) {
 		single = topics[0]
 	}
-	cursor, err := event.ParseCursor(in.After, single)
+	req.Cursor, err = event.ParseCursor(in.After, single)
 	if err != nil {
 		wc.sendErr(in.Sub, err)
 		return
@@ -246,7 +262,7 @@ func (wc *wsConn) subscribe(in wsIn) {
 		wc.sendError(in.Sub, wsBadRequest, fmt.Sprintf("at most %d subscriptions per connection", maxSubsPerConn))
 		return
 	}
-	sub, err := wc.h.hub.Subscribe(wc.ctx, hub.SubscribeRequest{Topics: topics, Cursor: cursor})
+	sub, err := wc.h.hub.Subscribe(wc.ctx, req)
 	if err != nil {
 		wc.sendErr(in.Sub, err)
 		return
