@@ -34,6 +34,9 @@ type SubscribeRequest struct {
 	Filter *filter.Filter
 	// Fields, when set, projects each event's JSON data to these paths.
 	Fields *filter.Projection
+	// Documents, when set, makes this a document subscription of its one
+	// topic (see DocumentsSpec); Cursor and Last are then not used.
+	Documents *DocumentsSpec
 }
 
 // Message is one thing delivered to a subscriber: an event, or a reset
@@ -60,6 +63,10 @@ type Subscription struct {
 	filter  *filter.Filter     // nil: every event
 	fields  *filter.Projection // nil: data as published
 	projKey string
+	docs    *docState // set for document subscriptions
+	// liveFiltered: the broker leaves out events the filter does not
+	// match, so a jump in seq is not a gap.
+	liveFiltered bool
 
 	pos      event.Cursor // position after the last delivered message, per topic
 	catching []string     // topics that must be read from the log before live items
@@ -125,7 +132,29 @@ func (h *Hub) Subscribe(ctx context.Context, req SubscribeRequest) (*Subscriptio
 	if buf <= 0 {
 		buf = h.opts.SubscriberBuffer
 	}
-	s.live = h.broker.Subscribe(broker.Spec{Topics: concrete, Patterns: patterns, Filter: s.filter, Limit: buf})
+	brokerFilter := s.filter
+	if req.Documents != nil {
+		if s.single == "" {
+			return nil, event.Invalid("a document subscription names exactly one topic")
+		}
+		// Updates to held documents must come through even when they no
+		// longer match, so the subscription filters for itself.
+		brokerFilter = nil
+	}
+	s.liveFiltered = brokerFilter != nil
+	s.live = h.broker.Subscribe(broker.Spec{Topics: concrete, Patterns: patterns, Filter: brokerFilter, Limit: buf})
+	if req.Documents != nil {
+		head, err := h.log.Head(ctx, s.single)
+		if err == nil {
+			s.pos[s.single] = event.Position{Epoch: head.Epoch, Seq: head.Last}
+			err = s.startDocuments(ctx, s.single, req.Documents, head)
+		}
+		if err != nil {
+			s.Close()
+			return nil, err
+		}
+		return s, nil
+	}
 	for _, t := range concrete {
 		head, err := h.log.Head(ctx, t)
 		if err != nil {
@@ -237,7 +266,7 @@ func (s *Subscription) catchUp(ctx context.Context, t string) error {
 	}
 	s.pos[t] = start // adopts the epoch of a topic created since
 	for _, e := range page.Events {
-		if s.filter != nil && !s.filter.Match(e) {
+		if s.filter != nil && s.docs == nil && !s.filter.Match(e) {
 			s.pos[t] = e.Position() // passed over, not lost
 			continue
 		}
@@ -264,9 +293,9 @@ func (s *Subscription) onLive(it *event.Item) {
 		return
 	case it.Seq <= p.Seq:
 		return // already delivered from the log
-	case it.Seq != p.Seq+1 && s.filter == nil:
-		// Something was missed: fill the gap from the log first. (With a
-		// filter, the broker leaves out what does not match, and it gets
+	case it.Seq != p.Seq+1 && !s.liveFiltered:
+		// Something was missed: fill the gap from the log first. (When the
+		// broker filters, it leaves out what does not match, and it gets
 		// every event of a topic in order, so a jump is not a gap.)
 		s.catching = append(s.catching, it.Topic)
 		return
@@ -276,6 +305,9 @@ func (s *Subscription) onLive(it *event.Item) {
 
 func (s *Subscription) deliver(it *event.Item) {
 	s.pos[it.Topic] = it.Position()
+	if s.docs != nil && !s.docWants(it.Event) {
+		return
+	}
 	if s.fields != nil {
 		// Subscribers sharing a projection share its encodings too.
 		it = it.Derive(s.projKey, func(e *event.Event) *event.Event {

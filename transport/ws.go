@@ -49,8 +49,10 @@ type wsIn struct {
 	ClientID string          `json:"client_id"`
 	Filter   json.RawMessage `json:"filter"`
 	Fields   []string        `json:"fields"`
-	// Not served yet: refused rather than silently ignored.
-	Documents json.RawMessage `json:"documents"`
+	// Documents maps the keys of documents the client holds to their
+	// mtime: unix milliseconds, or an RFC 3339 time (the event's "time").
+	Documents map[string]json.RawMessage `json:"documents"`
+	Initial   bool                       `json:"initial"`
 }
 
 // wsError is the error message sent to a client.
@@ -217,12 +219,14 @@ func (wc *wsConn) subscribe(in wsIn) {
 		wc.sendError(in.Sub, wsBadRequest, fmt.Sprintf("sub must be a non-empty id of at most %d bytes", maxSubIDLen))
 		return
 	}
-	if in.Documents != nil {
-		wc.sendError(in.Sub, wsBadRequest, "documents are not supported by this server yet")
-		return
-	}
 	var req hub.SubscribeRequest
 	var err error
+	if in.Documents != nil || in.Initial {
+		if req.Documents, err = parseDocuments(in.Documents, in.Initial); err != nil {
+			wc.sendErr(in.Sub, err)
+			return
+		}
+	}
 	if len(in.Filter) > 0 && !bytes.Equal(in.Filter, []byte("null")) {
 		if req.Filter, err = filter.ParseJSON(in.Filter); err != nil {
 			wc.sendErr(in.Sub, err)
@@ -385,6 +389,31 @@ func (wc *wsConn) publish(in wsIn) {
 		Time     string          `json:"time"`
 		Events   []PublishResult `json:"events,omitempty"`
 	}{"published", in.ClientID, out[0].Topic, out[0].ID, out[0].Seq, out[0].Time, eventsIfMany(out)})
+}
+
+// parseDocuments reads a subscribe's held documents.
+func parseDocuments(held map[string]json.RawMessage, initial bool) (*hub.DocumentsSpec, error) {
+	if len(held) > hub.MaxHeldDocuments {
+		return nil, event.Invalid("more than %d documents held", hub.MaxHeldDocuments)
+	}
+	spec := &hub.DocumentsSpec{Held: make(map[string]time.Time, len(held)), Initial: initial}
+	for key, raw := range held {
+		var ms int64
+		var str string
+		switch {
+		case json.Unmarshal(raw, &ms) == nil:
+			spec.Held[key] = time.UnixMilli(ms).Add(time.Millisecond - 1) // all of that millisecond
+		case json.Unmarshal(raw, &str) == nil:
+			t, err := time.Parse(time.RFC3339Nano, str)
+			if err != nil {
+				return nil, event.Invalid("documents[%q]: %q is not an RFC 3339 time", key, str)
+			}
+			spec.Held[key] = t
+		default:
+			return nil, event.Invalid("documents[%q]: give the mtime as unix milliseconds or an RFC 3339 time", key)
+		}
+	}
+	return spec, nil
 }
 
 func eventsIfMany(r []PublishResult) []PublishResult {

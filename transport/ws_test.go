@@ -200,3 +200,38 @@ func TestWSErrors(t *testing.T) {
 	c.send(`{"op":"subscribe","sub":"s","topic":"u"}`)
 	c.expect("error", map[string]any{"code": "conflict", "sub": "s"})
 }
+
+func TestWSDocuments(t *testing.T) {
+	th := newTestHub(t, store.Retention{}, true)
+	ctx := context.Background()
+	var first string
+	for i, d := range []event.Draft{
+		{Topics: []string{"board"}, Type: "create", Key: "card-1", Data: []byte(`{"v":1}`)},
+		{Topics: []string{"board"}, Type: "update", Key: "card-1", Data: []byte(`{"v":2}`)},
+		{Topics: []string{"board"}, Type: "create", Key: "card-2", Data: []byte(`{"v":1}`)},
+	} {
+		res, err := th.hub.Publish(ctx, []event.Draft{d})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			first = res[0].Time.Format(event.TimeFormat)
+		}
+	}
+	c := th.dial(t)
+	// card-1 held at its first version (by time string), card-2 current (a
+	// far-future millisecond mtime), card-9 unknown.
+	c.send(fmt.Sprintf(`{"op":"subscribe","sub":"d","topic":"board","documents":{"card-1":%q,"card-2":%d,"card-9":0}}`,
+		first, time.Now().Add(time.Hour).UnixMilli()))
+	c.expect("subscribed", nil)
+	got := map[string]string{}
+	for range 2 {
+		m := c.expect("event", map[string]any{"sub": "d"})
+		got[m["key"].(string)] = m["type"].(string)
+	}
+	if got["card-1"] != "update" || got["card-9"] != "delete" || len(got) != 2 {
+		t.Fatalf("opening diff %v", got)
+	}
+	c.send(`{"op":"subscribe","sub":"e","topic":"board","documents":{"k":"yesterday"}}`)
+	c.expect("error", map[string]any{"sub": "e", "code": "bad_request"})
+}
