@@ -31,7 +31,7 @@ func TestDocumentSubscription(t *testing.T) {
 	b2 := put("update", "b", "blue")
 	put("create", "c", "red")
 	put("delete", "c", "")
-	put("create", "r", "red")  // not held, matches: initial create
+	put("create", "r", "red")   // not held, matches: initial create
 	put("create", "g", "green") // not held, no match
 	put("update", "a", "red")   // a changed since the client's copy
 

@@ -20,6 +20,7 @@ import (
 	"github.com/hubbub/hubbub/store"
 	"github.com/hubbub/hubbub/store/embedded"
 	"github.com/hubbub/hubbub/transport"
+	"github.com/hubbub/hubbub/web"
 )
 
 // Version is set at build time (-ldflags "-X .../server.Version=...").
@@ -90,10 +91,7 @@ func (s *Server) routes(t *transport.Handlers, auth publishAuth) http.Handler {
 	})
 	mux.HandleFunc("GET /readyz", s.ready)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		fmt.Fprintf(w, "hubbub %s\n\nPOST /publish   publish events\nGET  /events    subscribe (SSE, wait=poll, wait=stream) or retrieve\nGET  /ws        WebSocket: subscribe, publish\nGET  /metrics   Prometheus metrics\n", Version)
-	})
+	web.New(web.Options{Version: Version}).Register(mux)
 	return mux
 }
 
