@@ -10,6 +10,8 @@ import (
 	"log/slog"
 	"slices"
 	"sort"
+	"strings"
+	"time"
 
 	"github.com/hubbub/hubbub/broker"
 	"github.com/hubbub/hubbub/event"
@@ -27,6 +29,48 @@ const (
 type Options struct {
 	SubscriberBuffer int // live events queued per subscriber before it is cut off (1024)
 	Logger           *slog.Logger
+	// Coalesce gives topics a default coalescing window (see
+	// SubscribeRequest.Coalesce) for the deliveries that wait anyway:
+	// long-polls and webhooks. The first rule whose pattern matches wins.
+	Coalesce []CoalesceRule
+}
+
+// CoalesceRule sets the coalescing window of the topics a pattern matches.
+type CoalesceRule struct {
+	Pattern *event.Pattern
+	Window  time.Duration
+}
+
+// ParseCoalesceRule reads "PATTERN=DURATION", e.g. "docs/**=2s".
+func ParseCoalesceRule(s string) (CoalesceRule, error) {
+	pat, win, ok := strings.Cut(s, "=")
+	if !ok {
+		return CoalesceRule{}, fmt.Errorf("coalesce rule %q: want PATTERN=DURATION, e.g. docs/**=2s", s)
+	}
+	p, err := event.CompilePattern(pat)
+	if err != nil {
+		return CoalesceRule{}, fmt.Errorf("coalesce rule %q: %w", s, err)
+	}
+	d, err := time.ParseDuration(win)
+	if err != nil || d <= 0 || d > time.Hour {
+		return CoalesceRule{}, fmt.Errorf("coalesce rule %q: the window must be a duration from 1ms to 1h", s)
+	}
+	return CoalesceRule{Pattern: p, Window: d}, nil
+}
+
+// CoalesceWindow is the configured coalescing window for topics: the
+// largest of their rules' windows (0 when none applies).
+func (h *Hub) CoalesceWindow(topics []string) time.Duration {
+	var w time.Duration
+	for _, t := range topics {
+		for _, r := range h.opts.Coalesce {
+			if r.Pattern.Match(t) {
+				w = max(w, r.Window)
+				break
+			}
+		}
+	}
+	return w
 }
 
 // Hub is the core of hubbub. It is safe for concurrent use.

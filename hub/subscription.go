@@ -37,6 +37,11 @@ type SubscribeRequest struct {
 	// Documents, when set, makes this a document subscription of its one
 	// topic (see DocumentsSpec); Cursor and Last are then not used.
 	Documents *DocumentsSpec
+	// Coalesce, when positive, merges updates to one document: once a
+	// batch holds an event with a key, Next waits this long for more, then
+	// passes on only the latest event of each (topic, key) it gathered.
+	// The cursor moves past the versions left out.
+	Coalesce time.Duration
 }
 
 // Message is one thing delivered to a subscriber: an event, or a reset
@@ -67,6 +72,8 @@ type Subscription struct {
 	// liveFiltered: the broker leaves out events the filter does not
 	// match, so a jump in seq is not a gap.
 	liveFiltered bool
+	coalesce     time.Duration
+	acc          []Message // coalescing: what Next has gathered
 
 	pos      event.Cursor // position after the last delivered message, per topic
 	catching []string     // topics that must be read from the log before live items
@@ -110,6 +117,7 @@ func (h *Hub) Subscribe(ctx context.Context, req SubscribeRequest) (*Subscriptio
 	if req.Fields != nil {
 		s.fields, s.projKey = req.Fields, "fields:"+req.Fields.Key()
 	}
+	s.coalesce = max(req.Coalesce, 0)
 	if len(concrete) == 1 && len(patterns) == 0 {
 		s.single = concrete[0]
 	}
@@ -198,6 +206,64 @@ func (s *Subscription) Close() { s.live.Close() }
 // subscriber fell behind its buffer and must reconnect with its cursor, or a
 // log error.
 func (s *Subscription) Next(ctx context.Context, tick <-chan time.Time) ([]Message, error) {
+	msgs, err := s.next(ctx, tick)
+	if s.coalesce <= 0 || err != nil || !hasKeyed(msgs) {
+		return msgs, err
+	}
+	// Gather what comes within the window, then keep the latest version
+	// of each document. Messages are copied out: next reuses its slices.
+	s.acc = append(s.acc[:0], msgs...)
+	window := time.NewTimer(s.coalesce)
+	defer window.Stop()
+	for {
+		more, err := s.next(ctx, window.C)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, err
+			}
+			break // deliver what was gathered; the error comes next time
+		}
+		if more == nil {
+			break // the window closed
+		}
+		s.acc = append(s.acc, more...)
+	}
+	s.acc = coalesce(s.acc)
+	return s.acc, nil
+}
+
+func hasKeyed(msgs []Message) bool {
+	for _, m := range msgs {
+		if m.Item != nil && m.Item.Key != "" {
+			return true
+		}
+	}
+	return false
+}
+
+// coalesce keeps, of the keyed events in msgs, only the last one for each
+// (topic, key), in place; other messages stay. Order is kept.
+func coalesce(msgs []Message) []Message {
+	type docID struct{ topic, key string }
+	last := make(map[docID]int, len(msgs))
+	for i, m := range msgs {
+		if m.Item != nil && m.Item.Key != "" {
+			last[docID{m.Item.Topic, m.Item.Key}] = i
+		}
+	}
+	out := msgs[:0]
+	for i, m := range msgs {
+		if m.Item != nil && m.Item.Key != "" && last[docID{m.Item.Topic, m.Item.Key}] != i {
+			continue
+		}
+		out = append(out, m)
+	}
+	clear(msgs[len(out):])
+	return out
+}
+
+// next is Next without coalescing.
+func (s *Subscription) next(ctx context.Context, tick <-chan time.Time) ([]Message, error) {
 	for {
 		// A reset goes out together with the events that follow it, so a
 		// long-poll gets both in one answer.

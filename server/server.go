@@ -49,6 +49,14 @@ func New(cfg config.Config, logger *slog.Logger) (*Server, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	var rules []hub.CoalesceRule
+	for _, c := range cfg.Coalesce {
+		r, err := hub.ParseCoalesceRule(c)
+		if err != nil {
+			return nil, fmt.Errorf("--coalesce: %w", err)
+		}
+		rules = append(rules, r)
+	}
 	b := broker.New()
 	m := newMetrics(b)
 	st, err := embedded.Open(cfg.Data, store.Config{
@@ -59,7 +67,7 @@ func New(cfg config.Config, logger *slog.Logger) (*Server, error) {
 		return nil, fmt.Errorf("open store in %s: %w", cfg.Data, err)
 	}
 	log := meteredLog{Log: st, m: m}
-	h := hub.New(log, b, hub.Options{SubscriberBuffer: cfg.SubscriberBuffer, Logger: logger})
+	h := hub.New(log, b, hub.Options{SubscriberBuffer: cfg.SubscriberBuffer, Logger: logger, Coalesce: rules})
 	s := &Server{cfg: cfg, log: logger, store: st, broker: b, hub: h, metrics: m}
 	s.base, s.cancelBase = context.WithCancel(context.Background())
 	auth := newPublishAuth(cfg.PublishKeys)

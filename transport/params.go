@@ -28,6 +28,7 @@ type query struct {
 	format    string             // "", "json", "atom", "rss" or "sse"
 	filter    *filter.Filter     // nil: every event
 	fields    *filter.Projection // nil: data as published
+	coalesce  time.Duration      // coalesce_ms; -1 when not given
 }
 
 const maxTopicsPerRequest = 256
@@ -116,6 +117,14 @@ func parseValues(v url.Values, lastEventID string) (query, error) {
 	// tag=, tags_all=, near=, where.PATH=, q=, fields= and filter=.
 	if q.filter, q.fields, err = filter.FromQuery(v); err != nil {
 		return q, err
+	}
+	q.coalesce = -1
+	if c := v.Get("coalesce_ms"); c != "" {
+		n, err := strconv.Atoi(c)
+		if err != nil || n < 0 || n > 3600_000 {
+			return q, event.Invalid("coalesce_ms=%q: give milliseconds from 0 to 3600000", c)
+		}
+		q.coalesce = time.Duration(n) * time.Millisecond
 	}
 	if t := v.Get("timeout"); t != "" {
 		d, err := parseSeconds(t)

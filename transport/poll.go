@@ -48,7 +48,8 @@ func (h *Handlers) poll(w http.ResponseWriter, r *http.Request, q query) {
 		httpError(w, http.StatusBadRequest, "timeout is longer than the most, "+h.opts.PollMaxTimeout.String())
 		return
 	}
-	sub, ok := h.subscribe(w, r, q, 0)
+	// Long-polls wait anyway: topics' configured windows apply to them.
+	sub, ok := h.subscribe(w, r, q, 0, h.hub.CoalesceWindow(q.topics))
 	if !ok {
 		return
 	}

@@ -53,6 +53,8 @@ type wsIn struct {
 	// mtime: unix milliseconds, or an RFC 3339 time (the event's "time").
 	Documents map[string]json.RawMessage `json:"documents"`
 	Initial   bool                       `json:"initial"`
+	// CoalesceMS opts a subscription into coalescing (milliseconds).
+	CoalesceMS int `json:"coalesce_ms"`
 }
 
 // wsError is the error message sent to a client.
@@ -221,6 +223,11 @@ func (wc *wsConn) subscribe(in wsIn) {
 	}
 	var req hub.SubscribeRequest
 	var err error
+	if in.CoalesceMS < 0 || in.CoalesceMS > 3600_000 {
+		wc.sendError(in.Sub, wsBadRequest, "coalesce_ms must be from 0 to 3600000")
+		return
+	}
+	req.Coalesce = time.Duration(in.CoalesceMS) * time.Millisecond
 	if in.Documents != nil || in.Initial {
 		if req.Documents, err = parseDocuments(in.Documents, in.Initial); err != nil {
 			wc.sendErr(in.Sub, err)
