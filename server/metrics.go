@@ -9,6 +9,7 @@ import (
 
 	"github.com/hubbub/hubbub/broker"
 	"github.com/hubbub/hubbub/event"
+	"github.com/hubbub/hubbub/hub"
 	"github.com/hubbub/hubbub/store"
 	"github.com/hubbub/hubbub/transport"
 )
@@ -92,7 +93,9 @@ func (m *metrics) Delivered(t string, n int) {
 }
 func (m *metrics) SlowDisconnect(t string) { m.slow.WithLabelValues(t).Inc() }
 
-// meteredLog times appends and counts what they store.
+// meteredLog times appends and counts what they store. It forwards the
+// store's optional capabilities (store.DocumentLister), since hiding them
+// would silently turn features off.
 type meteredLog struct {
 	store.Log
 	m *metrics
@@ -114,4 +117,13 @@ func (l meteredLog) Append(ctx context.Context, drafts []event.Draft) ([]store.R
 		}
 	}
 	return res, nil
+}
+
+// Documents forwards store.DocumentLister.
+func (l meteredLog) Documents(ctx context.Context, topic, after string, limit int) ([]*event.Event, error) {
+	dl, ok := l.Log.(store.DocumentLister)
+	if !ok {
+		return nil, hub.ErrNoDocuments
+	}
+	return dl.Documents(ctx, topic, after, limit)
 }

@@ -151,6 +151,8 @@ func (h *Handlers) fail(w http.ResponseWriter, r *http.Request, err error) {
 		httpError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body is larger than %d bytes", mbe.Limit))
 	case event.IsValidation(err):
 		httpError(w, http.StatusBadRequest, err.Error())
+	case errors.Is(err, hub.ErrNoDocuments):
+		httpError(w, http.StatusNotImplemented, "the configured store cannot list documents")
 	case r.Context().Err() != nil:
 		// The client went away; nobody reads an answer.
 	default:
