@@ -1,0 +1,345 @@
+package web_test
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestBrowser runs the browser tests in web/e2e-browser (node --test with
+// playwright-core driving Debian's headless Chromium) against the real
+// hubbub binary. The Go side builds and starts the binary and serves a
+// small control endpoint the node tests call to stop and start the hub (same
+// port, same data) and to drop or hold connections through a TCP proxy.
+//
+// Without chromium, node or the npm packages the test skips, loudly, unless
+// HUBBUB_REQUIRE_BROWSER=1, when it fails. Install them with:
+//
+//	apt-get install -y chromium && (cd web/e2e-browser && npm ci)   # and node >= 20
+func TestBrowser(t *testing.T) {
+	if testing.Short() {
+		t.Skip("browser tests are not short")
+	}
+	chromium := os.Getenv("HUBBUB_CHROMIUM")
+	if chromium == "" {
+		chromium = "/usr/bin/chromium"
+	}
+	var missing []string
+	if _, err := os.Stat(chromium); err != nil {
+		missing = append(missing, chromium+" (apt-get install -y chromium)")
+	}
+	node, err := exec.LookPath("node")
+	if err != nil {
+		missing = append(missing, "node (apt-get install -y nodejs npm)")
+	}
+	if _, err := os.Stat(filepath.Join("e2e-browser", "node_modules", "playwright-core", "package.json")); err != nil {
+		missing = append(missing, "web/e2e-browser/node_modules (cd web/e2e-browser && npm ci)")
+	}
+	if len(missing) > 0 {
+		msg := "BROWSER TESTS NOT RUN: missing " + strings.Join(missing, ", ")
+		if os.Getenv("HUBBUB_REQUIRE_BROWSER") == "1" {
+			t.Fatal(msg + " (HUBBUB_REQUIRE_BROWSER=1)")
+		}
+		fmt.Fprintln(os.Stderr, "\n*** "+msg+" ***")
+		t.Skip(msg)
+	}
+
+	bin := filepath.Join(t.TempDir(), "hubbub")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/hubbub")
+	build.Dir = ".."
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	h := &hub{bin: bin, data: t.TempDir()}
+	if err := h.start("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(h.stop)
+
+	px := newProxy(t, h.addr)
+	ctl := newControl(t, h, px)
+
+	tests, err := filepath.Glob(filepath.Join("e2e-browser", "tests", "*.test.mjs"))
+	if err != nil || len(tests) == 0 {
+		t.Fatalf("no browser tests in e2e-browser/tests (%v)", err)
+	}
+	for i := range tests {
+		tests[i] = strings.TrimPrefix(filepath.ToSlash(tests[i]), "e2e-browser/")
+	}
+	artifacts, _ := filepath.Abs(filepath.Join("e2e-browser", "artifacts"))
+	if err := os.MkdirAll(artifacts, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	env := append(cleanEnv(),
+		"HUBBUB_URL=http://"+h.addr,
+		"HUBBUB_PROXY_URL=http://"+px.addr,
+		"HUBBUB_CONTROL_URL=http://"+ctl,
+		"HUBBUB_ARTIFACTS="+artifacts,
+		"HUBBUB_CHROMIUM="+chromium,
+	)
+	// One node process per file, one after the other: the wall test stops
+	// and starts the hub, which no other test may see.
+	for _, file := range tests {
+		args := []string{"--test", "--test-reporter=spec", file}
+		cmd := exec.CommandContext(ctx, node, args...)
+		cmd.Dir = "e2e-browser"
+		cmd.Env = env
+		cmd.WaitDelay = 10 * time.Second
+		out, err := cmd.CombinedOutput()
+		if err != nil || testing.Verbose() {
+			t.Logf("node %s:\n%s", strings.Join(args, " "), out)
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("browser tests did not finish within 5 minutes")
+		}
+		if err != nil {
+			t.Errorf("browser tests in %s failed: %v (hub log:\n%s)", file, err, tail(h.log.String(), 4000))
+		}
+	}
+	t.Logf("screenshots in %s", artifacts)
+}
+
+// cleanEnv is the environment without HUBBUB_* settings, which would
+// change what the hub's flags say.
+func cleanEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "HUBBUB_") {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return "..." + s[len(s)-n:]
+	}
+	return s
+}
+
+// syncBuf is a concurrency-safe buffer.
+type syncBuf struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (b *syncBuf) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuf) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// hub runs the hubbub binary; it can be stopped and started again on the
+// same address and data directory.
+type hub struct {
+	bin  string
+	data string
+	log  syncBuf
+
+	mu   sync.Mutex
+	addr string
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+var listenRE = regexp.MustCompile(`msg="hubbub listening".*?\baddr=(\S+)`)
+
+// start runs `hubbub serve` and waits up to 10 s for it to listen.
+func (h *hub) start(listen string) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.cmd != nil {
+		return errors.New("already running")
+	}
+	cmd := exec.Command(h.bin, "serve", "--listen", listen, "--data", h.data, "--heartbeat", "2s")
+	cmd.Env = cleanEnv()
+	pr, pw := io.Pipe()
+	cmd.Stdout = &h.log
+	cmd.Stderr = io.MultiWriter(&h.log, pw)
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start hubbub: %w", err)
+	}
+	done := make(chan struct{})
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			if m := listenRE.FindStringSubmatch(sc.Text()); m != nil {
+				addr <- strings.Trim(m[1], `"`)
+				break
+			}
+		}
+		_, _ = io.Copy(io.Discard, pr)
+	}()
+	go func() {
+		_ = cmd.Wait()
+		pw.Close()
+		close(done)
+	}()
+	select {
+	case a := <-addr:
+		h.addr, h.cmd, h.done = a, cmd, done
+		return nil
+	case <-done:
+		return fmt.Errorf("hubbub exited before listening:\n%s", tail(h.log.String(), 2000))
+	case <-time.After(10 * time.Second):
+		_ = cmd.Process.Kill()
+		<-done
+		return fmt.Errorf("hubbub did not listen within 10s:\n%s", tail(h.log.String(), 2000))
+	}
+}
+
+// stop sends SIGTERM, and SIGKILL when the hub has not exited after 10 s.
+func (h *hub) stop() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.cmd == nil {
+		return
+	}
+	_ = h.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-h.done:
+	case <-time.After(10 * time.Second):
+		_ = h.cmd.Process.Kill()
+		<-h.done
+	}
+	h.cmd = nil
+}
+
+// proxy forwards TCP connections to the hub, so the tests can cut them
+// (drop) and refuse new ones for a while (hold) without stopping the hub.
+type proxy struct {
+	addr    string
+	target  string
+	mu      sync.Mutex
+	conns   map[net.Conn]struct{}
+	holding bool
+}
+
+func newProxy(t *testing.T, target string) *proxy {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &proxy{addr: ln.Addr().String(), target: target, conns: map[net.Conn]struct{}{}}
+	t.Cleanup(func() { ln.Close(); p.drop(false) })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go p.serve(c)
+		}
+	}()
+	return p
+}
+
+func (p *proxy) track(c net.Conn, add bool) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if add {
+		if p.holding {
+			return false
+		}
+		p.conns[c] = struct{}{}
+	} else {
+		delete(p.conns, c)
+	}
+	return true
+}
+
+func (p *proxy) serve(c net.Conn) {
+	defer c.Close()
+	if !p.track(c, true) {
+		return
+	}
+	defer p.track(c, false)
+	up, err := net.DialTimeout("tcp", p.target, 5*time.Second)
+	if err != nil {
+		return
+	}
+	defer up.Close()
+	if !p.track(up, true) {
+		return
+	}
+	defer p.track(up, false)
+	done := make(chan struct{}, 2)
+	go func() { _, _ = io.Copy(up, c); done <- struct{}{} }()
+	go func() { _, _ = io.Copy(c, up); done <- struct{}{} }()
+	<-done
+}
+
+// drop closes every proxied connection; with hold, new ones are refused
+// (accepted and closed at once) until drop(false).
+func (p *proxy) drop(hold bool) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.holding = hold
+	n := len(p.conns)
+	for c := range p.conns {
+		c.Close()
+	}
+	return n
+}
+
+// release lets new connections through again.
+func (p *proxy) release() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.holding = false
+}
+
+// newControl serves the node tests' control endpoint: POST /stop, /start,
+// /drop (?hold=1 to refuse new connections) and /release.
+func newControl(t *testing.T, h *hub, p *proxy) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /stop", func(w http.ResponseWriter, r *http.Request) {
+		h.stop()
+		fmt.Fprintln(w, "stopped")
+	})
+	mux.HandleFunc("POST /start", func(w http.ResponseWriter, r *http.Request) {
+		if err := h.start(h.addr); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		fmt.Fprintln(w, "started on", h.addr)
+	})
+	mux.HandleFunc("POST /drop", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintln(w, "dropped", p.drop(r.URL.Query().Get("hold") == "1"))
+	})
+	mux.HandleFunc("POST /release", func(w http.ResponseWriter, r *http.Request) {
+		p.release()
+		fmt.Fprintln(w, "released")
+	})
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { srv.Close() })
+	return ln.Addr().String()
+}

@@ -1,0 +1,143 @@
+// Package web serves hubbub's browser side from assets embedded in the
+// binary: the dashboard (/), the live wall (/wall), the API explorer
+// (/explorer), the JavaScript client (/client.js) and their static files
+// (/static/...). Nothing is built or fetched at run time, and the pages load
+// nothing from other hosts except the pictures that events name.
+//
+// The pages only use the hub's public wire protocol (POST /publish,
+// GET /events, GET /ws, GET /metrics); they have no server API of their own.
+package web
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"embed"
+	"encoding/hex"
+	"html"
+	"io/fs"
+	"mime"
+	"net/http"
+	"path"
+	"strings"
+	"time"
+)
+
+//go:embed pages static
+var files embed.FS
+
+// Options configure the UI.
+type Options struct {
+	// Version is shown in the pages' footers.
+	Version string
+}
+
+// UI serves the pages and their assets.
+type UI struct {
+	pages  map[string]*asset // by page file name
+	static map[string]*asset // by path under static/
+}
+
+type asset struct {
+	body  []byte
+	ctype string
+	etag  string
+}
+
+// csp allows only the hub's own scripts, styles and connections; pictures
+// may come from anywhere (the wall shows what events link to).
+const csp = "default-src 'self'; img-src * data: blob:; connect-src 'self'; script-src 'self'; " +
+	"style-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+
+// New reads the embedded assets. It panics if they are broken, which is a
+// build error, not a run-time condition.
+func New(opts Options) *UI {
+	if opts.Version == "" {
+		opts.Version = "dev"
+	}
+	u := &UI{pages: map[string]*asset{}, static: map[string]*asset{}}
+	load := func(dir string, into map[string]*asset, edit func([]byte) []byte) {
+		err := fs.WalkDir(files, dir, func(p string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return err
+			}
+			b, err := files.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			into[strings.TrimPrefix(p, dir+"/")] = newAsset(p, edit(b))
+			return nil
+		})
+		if err != nil {
+			panic("web: embedded assets: " + err.Error())
+		}
+	}
+	version := []byte(html.EscapeString(opts.Version))
+	load("pages", u.pages, func(b []byte) []byte { return bytes.ReplaceAll(b, []byte("{{VERSION}}"), version) })
+	load("static", u.static, func(b []byte) []byte { return b })
+	return u
+}
+
+func newAsset(name string, body []byte) *asset {
+	ct := mime.TypeByExtension(path.Ext(name))
+	switch path.Ext(name) { // not every system's MIME table knows these
+	case ".js":
+		ct = "text/javascript; charset=utf-8"
+	case ".css":
+		ct = "text/css; charset=utf-8"
+	case ".html":
+		ct = "text/html; charset=utf-8"
+	case ".svg":
+		ct = "image/svg+xml"
+	case ".png":
+		ct = "image/png"
+	}
+	if ct == "" {
+		ct = "application/octet-stream"
+	}
+	sum := sha256.Sum256(body)
+	return &asset{body: body, ctype: ct, etag: `"` + hex.EncodeToString(sum[:12]) + `"`}
+}
+
+// Register adds the UI's routes to mux: GET /, /wall, /explorer,
+// /client.js and /static/.
+func (u *UI) Register(mux *http.ServeMux) {
+	mux.Handle("GET /{$}", u.page("index.html"))
+	mux.Handle("GET /wall", u.page("wall.html"))
+	mux.Handle("GET /explorer", u.page("explorer.html"))
+	mux.HandleFunc("GET /client.js", func(w http.ResponseWriter, r *http.Request) {
+		serve(w, r, u.static["client.js"])
+	})
+	mux.HandleFunc("GET /static/{path...}", func(w http.ResponseWriter, r *http.Request) {
+		a := u.static[r.PathValue("path")]
+		if a == nil {
+			http.NotFound(w, r)
+			return
+		}
+		serve(w, r, a)
+	})
+}
+
+func (u *UI) page(name string) http.Handler {
+	a := u.pages[name]
+	if a == nil {
+		panic("web: no embedded page " + name)
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Content-Security-Policy", csp)
+		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("X-Frame-Options", "DENY")
+		serve(w, r, a)
+	})
+}
+
+// serve answers an asset; the ETag lets browsers revalidate cheaply, and
+// no-cache makes them do so, so a new binary's assets are seen at once.
+func serve(w http.ResponseWriter, r *http.Request, a *asset) {
+	h := w.Header()
+	h.Set("Content-Type", a.ctype)
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("ETag", a.etag)
+	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(a.body))
+}

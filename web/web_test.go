@@ -1,0 +1,70 @@
+package web_test
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/hubbub/hubbub/web"
+)
+
+func TestRoutes(t *testing.T) {
+	mux := http.NewServeMux()
+	web.New(web.Options{Version: "v1.2.3<x>"}).Register(mux)
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+
+	get := func(path string, hdr ...string) (*http.Response, string) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, srv.URL+path, nil)
+		for i := 0; i+1 < len(hdr); i += 2 {
+			req.Header.Set(hdr[i], hdr[i+1])
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp, string(b)
+	}
+	for _, c := range []struct{ path, ctype, contains string }{
+		{"/", "text/html; charset=utf-8", "hubbub v1.2.3&lt;x&gt;"},
+		{"/wall", "text/html; charset=utf-8", `<script src="/static/wall.js"`},
+		{"/explorer", "text/html; charset=utf-8", `id="publish-form"`},
+		{"/client.js", "text/javascript; charset=utf-8", "hubbub.subscribe(baseUrl, options)"},
+		{"/static/client.js", "text/javascript; charset=utf-8", "function publish("},
+		{"/static/style.css", "text/css; charset=utf-8", ":root"},
+		{"/static/test.png", "image/png", "\x89PNG"},
+		{"/static/favicon.svg", "image/svg+xml", "<svg"},
+	} {
+		resp, body := get(c.path)
+		if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != c.ctype || !strings.Contains(body, c.contains) {
+			t.Errorf("GET %s: %d %q, body has %q: %v", c.path, resp.StatusCode, resp.Header.Get("Content-Type"), c.contains, strings.Contains(body, c.contains))
+		}
+		if strings.HasSuffix(c.ctype, "html; charset=utf-8") && !strings.Contains(resp.Header.Get("Content-Security-Policy"), "script-src 'self'") {
+			t.Errorf("GET %s: no CSP", c.path)
+		}
+		if strings.Contains(body, "{{VERSION}}") {
+			t.Errorf("GET %s: version placeholder left", c.path)
+		}
+		// Revalidation answers 304.
+		if r2, _ := get(c.path, "If-None-Match", resp.Header.Get("ETag")); r2.StatusCode != http.StatusNotModified {
+			t.Errorf("GET %s with its ETag: %d, want 304", c.path, r2.StatusCode)
+		}
+	}
+	for _, p := range []string{"/static/nope.js", "/static/", "/nope", "/static/../web.go"} {
+		if resp, _ := get(p); resp.StatusCode != http.StatusNotFound {
+			t.Errorf("GET %s: %d, want 404", p, resp.StatusCode)
+		}
+	}
+	// The pages load nothing from other hosts.
+	for _, p := range []string{"/", "/wall", "/explorer"} {
+		_, body := get(p)
+		if strings.Contains(body, "src=\"http") || strings.Contains(body, "href=\"http") {
+			t.Errorf("GET %s refers to another host", p)
+		}
+	}
+}
