@@ -33,6 +33,7 @@ import (
 // logged.
 type Config struct {
 	Listen           string        `flag:"listen" env:"HUBBUB_LISTEN" yaml:"listen" help:"address (host:port) the HTTP server listens on"`
+	Store            string        `flag:"store" env:"HUBBUB_STORE" yaml:"store" help:"where events live: empty for the embedded store in --data, or redis://HOST:PORT/DB to share one Redis between nodes"`
 	Data             string        `flag:"data" env:"HUBBUB_DATA" yaml:"data" help:"directory of the embedded store"`
 	PublicURL        string        `flag:"public-url" env:"HUBBUB_PUBLIC_URL" yaml:"public_url" help:"external base URL of the hub; empty = derived from each request"`
 	PublishKeys      []string      `flag:"publish-key" env:"HUBBUB_PUBLISH_KEYS" yaml:"publish_keys" secret:"true" help:"key that authorizes publishing (flag repeatable, env comma-separated); none = publishing only from loopback"`
@@ -339,6 +340,8 @@ func (c Config) Validate() error {
 	switch {
 	case c.Listen == "":
 		return bad("Listen", "must not be empty")
+	case c.Store != "" && !strings.HasPrefix(c.Store, "redis://") && !strings.HasPrefix(c.Store, "rediss://"):
+		return bad("Store", "%q: give redis://HOST:PORT/DB, or leave it empty for the embedded store", c.Store)
 	case c.Data == "":
 		return bad("Data", "must not be empty")
 	}

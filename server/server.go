@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -19,6 +20,7 @@ import (
 	"github.com/hubbub/hubbub/hub"
 	"github.com/hubbub/hubbub/store"
 	"github.com/hubbub/hubbub/store/embedded"
+	redisstore "github.com/hubbub/hubbub/store/redis"
 	"github.com/hubbub/hubbub/transport"
 	"github.com/hubbub/hubbub/web"
 )
@@ -59,12 +61,12 @@ func New(cfg config.Config, logger *slog.Logger) (*Server, error) {
 	}
 	b := broker.New()
 	m := newMetrics(b)
-	st, err := embedded.Open(cfg.Data, store.Config{
+	st, err := openStore(cfg, store.Config{
 		Retention: store.Retention{MaxEvents: cfg.HistoryMaxEvents, MaxAge: cfg.HistoryMaxAge},
 		OnCommit:  b.Publish,
-	})
+	}, logger)
 	if err != nil {
-		return nil, fmt.Errorf("open store in %s: %w", cfg.Data, err)
+		return nil, err
 	}
 	log := meteredLog{Log: st, m: m}
 	h := hub.New(log, b, hub.Options{SubscriberBuffer: cfg.SubscriberBuffer, Logger: logger, Coalesce: rules})
@@ -79,6 +81,35 @@ func New(cfg config.Config, logger *slog.Logger) (*Server, error) {
 		WSOriginPatterns: cfg.WSOrigins,
 	}), auth)
 	return s, nil
+}
+
+// openStore opens the backend cfg names: Redis for a redis:// URL, else the
+// embedded store in cfg.Data.
+func openStore(cfg config.Config, sc store.Config, logger *slog.Logger) (store.Log, error) {
+	if cfg.Store != "" {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		st, err := redisstore.Open(ctx, cfg.Store, sc, redisstore.WithLogger(logger))
+		if err != nil {
+			return nil, fmt.Errorf("open store %s: %w", redactURL(cfg.Store), err)
+		}
+		logger.Info("store: redis", "url", redactURL(cfg.Store))
+		return st, nil
+	}
+	st, err := embedded.Open(cfg.Data, sc, embedded.WithLogger(logger))
+	if err != nil {
+		return nil, fmt.Errorf("open store in %s: %w", cfg.Data, err)
+	}
+	return st, nil
+}
+
+// redactURL hides a password in a store URL for logs and errors.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return u.Redacted()
 }
 
 // Hub returns the server's hub (for embedding and tests).
