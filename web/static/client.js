@@ -9,9 +9,11 @@
  *   options.topics     a topic or pattern, or an array of them (required)
  *   options.after      cursor to resume after (an event's id); default: from now on
  *   options.transport  "sse" (default), "ws" (WebSocket, GET /ws) or "poll" (long-poll)
- *   options.filter     an object: extra query parameters for GET /events (sent
- *                      as "filter" in a WebSocket subscribe); or a function
- *                      (event) => boolean applied here, in the client
+ *   options.filter     an object of the hub's filter query parameters
+ *                      ({tag, tags_all, near: "LAT,LON,RADIUS_M", q,
+ *                      "where.PATH": value, fields: "a,b"}), applied by the hub
+ *                      on every transport; or a function (event) => boolean
+ *                      applied here, in the client
  *   options.onEvent(event)          each event, as the hub's event JSON
  *   options.onReset(reset)          {topic, reason, cursor}: history was lost
  *   options.onStatus(status, info)  "connecting", "live", "reconnecting",
@@ -55,6 +57,30 @@
     err.status = status;
     err.body = body;
     return err;
+  }
+
+  // wsFilter turns the filter query parameters into the members of a
+  // WebSocket subscribe: {filter: {tags, near, where, contains}, fields}.
+  function wsFilter(p) {
+    const f = {}, out = {};
+    const list = (v) => [].concat(v).map(String);
+    for (const k of Object.keys(p)) {
+      const v = p[k];
+      if (k === "tag") (f.tags = f.tags || {}).any = list(v);
+      else if (k === "tags_all") (f.tags = f.tags || {}).all = list(v);
+      else if (k === "q") f.contains = String(v);
+      else if (k === "fields") out.fields = String(v).split(",");
+      else if (k === "near") {
+        const [lat, lon, r] = String(v).split(",").map(Number);
+        f.near = {lat: lat, lon: lon, radius_m: r};
+      } else if (k.startsWith("where.")) {
+        let val = v;
+        try { val = JSON.parse(v); } catch (e) { /* a plain string */ }
+        (f.where = f.where || {})[k.slice(6)] = val;
+      }
+    }
+    if (Object.keys(f).length) out.filter = f;
+    return out;
   }
 
   function subscribe(baseUrl, options) {
@@ -282,7 +308,7 @@
       ws.onopen = function () {
         const msg = {op: "subscribe", sub: "s", topics: topics};
         if (cursor) msg.after = cursor;
-        if (filterParams) msg.filter = filterParams;
+        if (filterParams) Object.assign(msg, wsFilter(filterParams));
         ws.send(JSON.stringify(msg));
       };
       ws.onmessage = function (m) {
