@@ -38,6 +38,7 @@ type Broker struct {
 	exact    map[string]map[*Sub]struct{}
 	patterns map[*Sub][]*event.Pattern
 	filters  *filter.Set
+	taps     []func([]*event.Event) // see Tap
 
 	Stats Stats
 }
@@ -132,6 +133,9 @@ func (b *Broker) Publish(events []*event.Event) {
 		}
 	}
 	b.Stats.Enqueued.Add(n)
+	for _, tap := range b.taps {
+		tap(events)
+	}
 }
 
 // Watch adds a concrete topic to a live subscription (used when a cursor

@@ -37,6 +37,7 @@ type Config struct {
 	Data             string        `flag:"data" env:"HUBBUB_DATA" yaml:"data" help:"directory of the embedded store"`
 	PublicURL        string        `flag:"public-url" env:"HUBBUB_PUBLIC_URL" yaml:"public_url" help:"external base URL of the hub; empty = derived from each request"`
 	PublishKeys      []string      `flag:"publish-key" env:"HUBBUB_PUBLISH_KEYS" yaml:"publish_keys" secret:"true" help:"key that authorizes publishing (flag repeatable, env comma-separated); none = publishing only from loopback"`
+	AdminKey         string        `flag:"admin-key" env:"HUBBUB_ADMIN_KEY" yaml:"admin_key" secret:"true" help:"key for the admin API (/api/...) and the hub's own $sys/ topics, sent as Authorization: Bearer KEY; empty = loopback clients only"`
 	MaxBody          int64         `flag:"max-body" env:"HUBBUB_MAX_BODY" yaml:"max_body" help:"publish request body limit, in bytes"`
 	HistoryMaxEvents int           `flag:"history-max-events" env:"HUBBUB_HISTORY_MAX_EVENTS" yaml:"history_max_events" help:"events of history kept per topic; 0 = no count limit"`
 	HistoryMaxAge    time.Duration `flag:"history-max-age" env:"HUBBUB_HISTORY_MAX_AGE" yaml:"history_max_age" help:"how long history is kept; 0 = no age limit"`

@@ -59,8 +59,13 @@ func (p *Pattern) Prefix() string {
 	return p.raw
 }
 
-// Match reports whether topic matches. It does not allocate.
+// Match reports whether topic matches. It does not allocate. Reserved
+// topics ($sys/...) match only patterns that start with "$sys/" themselves,
+// so a catch-all like "**" never shows the hub's own topics.
 func (p *Pattern) Match(topic string) bool {
+	if IsReserved(topic) && p.segs[0] != SysPrefix[:len(SysPrefix)-1] {
+		return false
+	}
 	return match(p.segs, topic, true)
 }
 
@@ -106,3 +111,10 @@ func next(rem string) (string, bool) {
 	}
 	return "", false
 }
+
+// SysPrefix starts the topics reserved for the hub's own use (statistics
+// for the dashboard). Outside clients cannot publish to them.
+const SysPrefix = "$sys/"
+
+// IsReserved reports whether topic is one of the hub's own.
+func IsReserved(topic string) bool { return strings.HasPrefix(topic, SysPrefix) }

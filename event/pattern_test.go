@@ -29,6 +29,9 @@ func TestPatternMatch(t *testing.T) {
 		{"chat/room-1", "chat/room-1", true},
 		{"chat/room-1", "chat/room-2", false},
 		{"https://example.com/*", "https://example.com/feed.atom", true},
+		{"**", "$sys/stats", false},
+		{"*/stats", "$sys/stats", false},
+		{"$sys/**", "$sys/stats", true},
 	}
 	for _, c := range cases {
 		p, err := CompilePattern(c.pattern)

@@ -6,6 +6,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/hubbub/hubbub/broker"
 	"github.com/hubbub/hubbub/event"
@@ -126,4 +127,28 @@ func (l meteredLog) Documents(ctx context.Context, topic, after string, limit in
 		return nil, hub.ErrNoDocuments
 	}
 	return dl.Documents(ctx, topic, after, limit)
+}
+
+// connectionCounts reads the connections gauge per transport.
+func (m *metrics) connectionCounts() map[string]int64 {
+	out := make(map[string]int64)
+	for _, t := range []string{transport.NameSSE, transport.NamePoll, transport.NameStream, transport.NameWS} {
+		var pm dto.Metric
+		if g, err := m.connections.GetMetricWithLabelValues(t); err == nil && g.Write(&pm) == nil {
+			out[t] = int64(pm.GetGauge().GetValue())
+		}
+	}
+	return out
+}
+
+// deliveredTotal sums the delivered counter over transports.
+func (m *metrics) deliveredTotal() uint64 {
+	var total float64
+	for _, t := range []string{transport.NameSSE, transport.NamePoll, transport.NameStream, transport.NameWS, transport.NameRetrieve} {
+		var pm dto.Metric
+		if c, err := m.delivered.GetMetricWithLabelValues(t); err == nil && c.Write(&pm) == nil {
+			total += pm.GetCounter().GetValue()
+		}
+	}
+	return uint64(total)
 }

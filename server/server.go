@@ -11,10 +11,12 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/hubbub/hubbub/activity"
 	"github.com/hubbub/hubbub/broker"
 	"github.com/hubbub/hubbub/config"
 	"github.com/hubbub/hubbub/hub"
@@ -38,6 +40,11 @@ type Server struct {
 	hub     *hub.Hub
 	metrics *metrics
 	handler http.Handler
+	// activity tracks the busiest topics for the dashboard.
+	activity *activity.Tracker
+	admin    adminAuth
+	// node names this process in $sys/stats/NODE and the admin API.
+	node string
 
 	// base is the parent of every request's context; cancelling it ends
 	// long-lived streams at shutdown.
@@ -70,7 +77,9 @@ func New(cfg config.Config, logger *slog.Logger) (*Server, error) {
 	}
 	log := meteredLog{Log: st, m: m}
 	h := hub.New(log, b, hub.Options{SubscriberBuffer: cfg.SubscriberBuffer, Logger: logger, Coalesce: rules})
-	s := &Server{cfg: cfg, log: logger, store: st, broker: b, hub: h, metrics: m}
+	s := &Server{cfg: cfg, log: logger, store: st, broker: b, hub: h, metrics: m,
+		activity: activity.New(10000, nil), admin: newAdminAuth(cfg.AdminKey), node: cfg.Listen}
+	b.Tap(s.activity.Record)
 	s.base, s.cancelBase = context.WithCancel(context.Background())
 	auth := newPublishAuth(cfg.PublishKeys)
 	s.handler = s.routes(transport.New(h, transport.Options{
@@ -79,6 +88,7 @@ func New(cfg config.Config, logger *slog.Logger) (*Server, error) {
 		PublicURL: cfg.PublicURL, Observer: m, Logger: logger,
 		CanPublish:       func(r *http.Request) bool { code, _ := auth.check(r); return code == 0 },
 		WSOriginPatterns: cfg.WSOrigins,
+		IsAdmin:          s.admin.allowed,
 	}), auth)
 	return s, nil
 }
@@ -129,6 +139,8 @@ func (s *Server) routes(t *transport.Handlers, auth publishAuth) http.Handler {
 		fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("GET /readyz", s.ready)
+	mux.Handle("GET /api/topics", s.admin.wrap(s.apiTopics))
+	mux.Handle("GET /api/stats", s.admin.wrap(s.apiStats))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
 	web.New(web.Options{Version: Version}).Register(mux)
 	return mux
@@ -160,8 +172,12 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		BaseContext:       func(net.Listener) context.Context { return s.base },
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
+	if s.node == "" || strings.HasSuffix(s.node, ":0") {
+		s.node = ln.Addr().String() // the port actually bound
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
+	go s.publishStats(s.base, 2*time.Second)
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve: %w", err)

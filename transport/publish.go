@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"mime"
 	"net/http"
@@ -59,6 +60,10 @@ func (h *Handlers) Publish(w http.ResponseWriter, r *http.Request) {
 		} else {
 			h.fail(w, r, err)
 		}
+		return
+	}
+	if t := reservedIn(drafts); t != "" {
+		httpError(w, http.StatusForbidden, fmt.Sprintf("topic %q: topics under $sys/ are the hub's own and cannot be published to", t))
 		return
 	}
 	results, err := h.hub.Publish(r.Context(), drafts)

@@ -53,6 +53,9 @@ type Options struct {
 	// CanPublish says whether a request (a WebSocket connection) may
 	// publish; nil means never.
 	CanPublish func(*http.Request) bool
+	// IsAdmin says whether a request may read the hub's own $sys/ topics;
+	// nil means nobody may.
+	IsAdmin func(*http.Request) bool
 	// WSOriginPatterns are the browser origins (host patterns) allowed to
 	// open WebSockets besides the hub's own host.
 	WSOriginPatterns []string
@@ -105,6 +108,10 @@ func (h *Handlers) Events(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
+	if !h.mayRead(r, q.topics) {
+		httpError(w, http.StatusForbidden, "topics under $sys/ are the hub's own: reading them needs the admin key")
+		return
+	}
 	switch {
 	case q.wait == "poll":
 		h.poll(w, r, q)
@@ -115,6 +122,29 @@ func (h *Handlers) Events(w http.ResponseWriter, r *http.Request) {
 	default:
 		h.retrieve(w, r, q)
 	}
+}
+
+// mayRead reports whether r may read topics: every client may, except
+// that the hub's own $sys/ topics need admin rights.
+func (h *Handlers) mayRead(r *http.Request, topics []string) bool {
+	for _, t := range topics {
+		if event.IsReserved(t) && (h.opts.IsAdmin == nil || !h.opts.IsAdmin(r)) {
+			return false
+		}
+	}
+	return true
+}
+
+// reservedIn returns the first reserved topic the drafts name, or "".
+func reservedIn(drafts []event.Draft) string {
+	for _, d := range drafts {
+		for _, t := range d.Topics {
+			if event.IsReserved(t) {
+				return t
+			}
+		}
+	}
+	return ""
 }
 
 // writeTimeout bounds how long one batch may take to reach a live client.

@@ -98,6 +98,7 @@ func (h *Handlers) WebSocket(w http.ResponseWriter, r *http.Request) {
 	wc := &wsConn{
 		h: h, c: c, ctx: ctx, cancel: cancel,
 		canPublish: h.opts.CanPublish != nil && h.opts.CanPublish(r),
+		r:          r,
 		subs:       make(map[string]*wsSub),
 	}
 	defer wc.shutdown()
@@ -111,6 +112,7 @@ type wsConn struct {
 	ctx        context.Context
 	cancel     context.CancelFunc
 	canPublish bool
+	r          *http.Request // the upgrade request, for read rights
 
 	mu   sync.Mutex
 	subs map[string]*wsSub
@@ -252,6 +254,10 @@ func (wc *wsConn) subscribe(in wsIn) {
 		return
 	}
 	req.Topics = topics
+	if !wc.h.mayRead(wc.r, topics) {
+		wc.sendError(in.Sub, wsForbidden, "topics under $sys/ are the hub's own: reading them needs the admin key")
+		return
+	}
 	single := ""
 	if len(topics) == 1 && !event.IsPattern(topics[0]) {
 		single = topics[0]
@@ -368,6 +374,11 @@ func (wc *wsConn) publish(in wsIn) {
 	topics, err := topicsOf(in)
 	if err != nil {
 		wc.sendErr(in.Sub, err)
+		return
+	}
+	if t := reservedIn([]event.Draft{{Topics: topics}}); t != "" {
+		wc.sendJSON(map[string]string{"op": "error", "client_id": in.ClientID, "code": wsForbidden,
+			"message": "topics under $sys/ are the hub's own and cannot be published to"})
 		return
 	}
 	d := event.Draft{Topics: topics, Type: in.Type, Key: in.Key, Tags: in.Tags, Geo: in.Geo, IdempotencyKey: in.ClientID}

@@ -1,0 +1,149 @@
+package server
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/hubbub/hubbub/activity"
+	"github.com/hubbub/hubbub/event"
+)
+
+// adminAuth guards the admin API and the $sys/ topics: with a key
+// configured, "Authorization: Bearer KEY"; without, loopback clients only.
+type adminAuth struct {
+	key [32]byte
+	set bool
+}
+
+func newAdminAuth(key string) adminAuth {
+	if key == "" {
+		return adminAuth{}
+	}
+	return adminAuth{key: sha256.Sum256([]byte(key)), set: true}
+}
+
+// allowed reports whether r carries admin rights.
+func (a adminAuth) allowed(r *http.Request) bool {
+	if !a.set {
+		return isLoopback(r.RemoteAddr)
+	}
+	scheme, key, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return false
+	}
+	sum := sha256.Sum256([]byte(strings.TrimSpace(key)))
+	return subtle.ConstantTimeCompare(sum[:], a.key[:]) == 1
+}
+
+func (a adminAuth) wrap(next http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !a.allowed(r) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="hubbub admin"`)
+			http.Error(w, "the admin API needs Authorization: Bearer ADMIN_KEY (or, with no --admin-key, a loopback client)", http.StatusUnauthorized)
+			return
+		}
+		next(w, r)
+	})
+}
+
+// topicInfo is one row of GET /api/topics.
+type topicInfo struct {
+	activity.Topic
+	Epoch       string `json:"epoch"`
+	History     uint64 `json:"history"` // events held
+	Subscribers int    `json:"subscribers"`
+}
+
+// stats is the body of GET /api/stats and of each $sys/stats/NODE event.
+type stats struct {
+	Node        string           `json:"node"`
+	Time        string           `json:"time"`
+	Connections map[string]int64 `json:"connections"`
+	Published   uint64           `json:"published"`
+	Delivered   uint64           `json:"delivered"`
+	CutOff      uint64           `json:"cut_off"`
+	Live        int64            `json:"live_subscriptions"`
+	Topics      []topicInfo      `json:"topics"`
+}
+
+// topics lists the busiest topics with their history and subscribers.
+func (s *Server) topics(ctx context.Context, n int) []topicInfo {
+	top := s.activity.Top(n)
+	out := make([]topicInfo, 0, len(top))
+	for _, t := range top {
+		if event.IsReserved(t.Topic) {
+			continue
+		}
+		ti := topicInfo{Topic: t, Subscribers: s.broker.Subscribers(t.Topic)}
+		if h, err := s.store.Head(ctx, t.Topic); err == nil {
+			ti.Epoch, ti.History = h.Epoch, h.Last+1-h.First
+		}
+		out = append(out, ti)
+	}
+	return out
+}
+
+func (s *Server) snapshot(ctx context.Context) stats {
+	st := stats{
+		Node:        s.node,
+		Time:        time.Now().UTC().Format(event.TimeFormat),
+		Connections: s.metrics.connectionCounts(),
+		Published:   s.broker.Stats.Published.Load(),
+		Delivered:   s.metrics.deliveredTotal(),
+		CutOff:      s.broker.Stats.CutOff.Load(),
+		Live:        s.broker.Stats.Subscribers.Load(),
+		Topics:      s.topics(ctx, 20),
+	}
+	return st
+}
+
+func (s *Server) apiTopics(w http.ResponseWriter, r *http.Request) {
+	writeAPI(w, map[string]any{"topics": s.topics(r.Context(), 100)})
+}
+
+func (s *Server) apiStats(w http.ResponseWriter, r *http.Request) {
+	writeAPI(w, s.snapshot(r.Context()))
+}
+
+func writeAPI(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// statsTopic is where this node publishes its statistics.
+func (s *Server) statsTopic() string { return event.SysPrefix + "stats/" + s.node }
+
+// publishStats publishes a stats snapshot to $sys/stats/NODE every
+// interval while anyone watches it (a live subscription names it, or a
+// $sys/ pattern is open), so an unwatched hub writes nothing. It returns
+// when ctx ends.
+func (s *Server) publishStats(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if !s.broker.Watched(s.statsTopic()) {
+			continue
+		}
+		data, err := json.Marshal(s.snapshot(ctx))
+		if err != nil {
+			continue
+		}
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		_, err = s.hub.Publish(pctx, []event.Draft{{Topics: []string{s.statsTopic()}, Type: "stats", Data: data}})
+		cancel()
+		if err != nil && ctx.Err() == nil {
+			s.log.Warn("publishing stats", "err", err)
+		}
+	}
+}
