@@ -34,12 +34,16 @@ type Log interface {
 	// with fsync, or acknowledged by the backend's durable storage), and
 	// only then does the backend hand the events to its commit listener.
 	// Results come back in the same order as the (draft, topic) pairs.
+	// Times keep at least microsecond precision and never go backwards
+	// within a topic.
 	//
 	// A draft whose IdempotencyKey was already stored on a topic within the
 	// idempotency window stores nothing for that topic; its Result is the
 	// first one, with Duplicate set. Drafts must already be validated
 	// (event.Draft.Validate). On error nothing of the batch is acknowledged,
-	// though some topics' events may have been stored.
+	// though some topics' events may have been stored; likewise when ctx is
+	// cancelled after the batch was handed on, its events may still be
+	// stored and reach the listener.
 	Append(ctx context.Context, drafts []event.Draft) ([]Result, error)
 
 	// Read returns events of one topic, oldest first, with the topic's head
@@ -106,11 +110,14 @@ type Retention struct {
 	MaxAge    time.Duration // drop events older than this
 }
 
-// CommitListener receives every newly stored event (duplicates excluded),
-// after it is durable and before Append returns. Calls are made in seq
-// order per topic and never concurrently with each other, so a listener
-// sees each topic's events in order. It must not block: it runs on the
-// store's commit path.
+// CommitListener receives the events this process's Appends stored
+// (duplicates excluded), after they are durable and before Append returns.
+// Calls are made in seq order per topic and never concurrently with each
+// other. With a shared backend (Redis) other processes append too, so the
+// seqs a listener sees per topic increase but may skip; and an append whose
+// reply was lost is stored without being seen. Consumers that need every
+// event fill gaps from the log (the cross-node bridge does). It must not
+// block: it runs on the store's commit path.
 type CommitListener func(events []*event.Event)
 
 // DefaultIdempotencyWindow is how long an idempotency key is remembered.
