@@ -138,6 +138,37 @@ func (b *Broker) Publish(events []*event.Event) {
 	}
 }
 
+// HasSubscribers reports whether any live subscription wants topic, by name
+// or by pattern (whatever its filter). A cross-node broker uses it to keep
+// state only for topics with local interest.
+func (b *Broker) HasSubscribers(topic string) bool {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	if len(b.exact[topic]) > 0 {
+		return true
+	}
+	for _, pats := range b.patterns {
+		for _, p := range pats {
+			if p.Match(topic) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// Topics returns the concrete topics some live subscription names, in no
+// particular order (topics only a pattern matches are not listed).
+func (b *Broker) Topics() []string {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	out := make([]string, 0, len(b.exact))
+	for t := range b.exact {
+		out = append(out, t)
+	}
+	return out
+}
+
 // Watch adds a concrete topic to a live subscription (used when a cursor
 // names a topic that a pattern matched before a reconnect).
 func (b *Broker) watch(s *Sub, topic string) {

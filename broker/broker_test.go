@@ -114,3 +114,24 @@ func BenchmarkFanout(b *testing.B) {
 		})
 	}
 }
+
+func TestHasSubscribersAndTopics(t *testing.T) {
+	b := New()
+	p, _ := event.CompilePattern("photos/**")
+	if b.HasSubscribers("a") || len(b.Topics()) != 0 {
+		t.Fatal("empty broker reports interest")
+	}
+	s := b.Subscribe(Spec{Topics: []string{"a"}, Limit: 1})
+	ps := b.Subscribe(Spec{Patterns: []*event.Pattern{p}, Limit: 1})
+	if !b.HasSubscribers("a") || !b.HasSubscribers("photos/x/y") || b.HasSubscribers("b") {
+		t.Fatal("HasSubscribers wrong")
+	}
+	if got := b.Topics(); len(got) != 1 || got[0] != "a" {
+		t.Fatalf("Topics = %v", got)
+	}
+	s.Close()
+	ps.Close()
+	if b.HasSubscribers("a") || b.HasSubscribers("photos/x") || len(b.Topics()) != 0 {
+		t.Fatal("interest left after Close")
+	}
+}

@@ -34,6 +34,8 @@ import (
 type Config struct {
 	Listen           string        `flag:"listen" env:"HUBBUB_LISTEN" yaml:"listen" help:"address (host:port) the HTTP server listens on"`
 	Store            string        `flag:"store" env:"HUBBUB_STORE" yaml:"store" help:"where events live: empty for the embedded store in --data, or redis://HOST:PORT/DB to share one Redis between nodes"`
+	RedisPrefix      string        `flag:"redis-prefix" env:"HUBBUB_REDIS_PREFIX" yaml:"redis_prefix" help:"prefix of every Redis key and channel (with --store redis://...); nodes sharing a deployment use the same one"`
+	NodeID           string        `flag:"node-id" env:"HUBBUB_NODE_ID" yaml:"node_id" help:"this node's name in logs, metrics and /api/nodes; empty = hostname:port of --listen (hostname:pid when the port is 0)"`
 	Data             string        `flag:"data" env:"HUBBUB_DATA" yaml:"data" help:"directory of the embedded store"`
 	PublicURL        string        `flag:"public-url" env:"HUBBUB_PUBLIC_URL" yaml:"public_url" help:"external base URL of the hub; empty = derived from each request"`
 	PublishKeys      []string      `flag:"publish-key" env:"HUBBUB_PUBLISH_KEYS" yaml:"publish_keys" secret:"true" help:"key that authorizes publishing (flag repeatable, env comma-separated); none = publishing only from loopback"`
@@ -58,6 +60,7 @@ func Default() Config {
 	return Config{
 		Listen:           "127.0.0.1:8080",
 		Data:             "./hubbub-data",
+		RedisPrefix:      "hubbub",
 		MaxBody:          1 << 20,
 		HistoryMaxEvents: 10000,
 		HistoryMaxAge:    7 * 24 * time.Hour,
@@ -345,6 +348,10 @@ func (c Config) Validate() error {
 		return bad("Store", "%q: give redis://HOST:PORT/DB, or leave it empty for the embedded store", c.Store)
 	case c.Data == "":
 		return bad("Data", "must not be empty")
+	case c.RedisPrefix == "" || strings.ContainsAny(c.RedisPrefix, "{}"):
+		return bad("RedisPrefix", "%q: must be non-empty, without '{' or '}'", c.RedisPrefix)
+	case strings.ContainsAny(c.NodeID, " \t\n*?[]"):
+		return bad("NodeID", "%q: must not contain blanks or glob characters", c.NodeID)
 	}
 	if c.PublicURL != "" {
 		u, err := url.Parse(c.PublicURL)

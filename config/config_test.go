@@ -88,12 +88,12 @@ func TestPrecedence(t *testing.T) {
 // the file, the environment and a flag in turn.
 func TestEveryFieldFromEveryLayer(t *testing.T) {
 	values := map[string]string{
-		"Listen": ":9", "Store": "redis://127.0.0.1:6379/3", "Data": "/var/hub", "PublicURL": "https://hub.example.com",
+		"Listen": ":9", "Store": "redis://127.0.0.1:6379/3", "RedisPrefix": "hp", "NodeID": "node-a", "Data": "/var/hub", "PublicURL": "https://hub.example.com",
 		"PublishKeys": "a", "AdminKey": "adm", "MaxBody": "2048", "HistoryMaxEvents": "5", "HistoryMaxAge": "1h",
 		"Heartbeat": "3s", "SubscriberBuffer": "7", "PollTimeout": "40s", "PollMaxTimeout": "5m",
 		"SSERetry": "500ms", "LogLevel": "debug", "LogFormat": "json", "Coalesce": "docs/**=2s", "WSOrigins": "app.example.com", "ShutdownTimeout": "1m",
 	}
-	want := Config{":9", "redis://127.0.0.1:6379/3", "/var/hub", "https://hub.example.com", []string{"a"}, "adm", 2048, 5, time.Hour,
+	want := Config{":9", "redis://127.0.0.1:6379/3", "hp", "node-a", "/var/hub", "https://hub.example.com", []string{"a"}, "adm", 2048, 5, time.Hour,
 		3 * time.Second, 7, 40 * time.Second, 5 * time.Minute, 500 * time.Millisecond, "debug", "json", []string{"docs/**=2s"}, []string{"app.example.com"}, time.Minute}
 	var yamlDoc strings.Builder
 	var args []string

@@ -22,9 +22,17 @@
 //	                     listing them in key order
 //	<P>:{T'}:idem:<key>  string "<time> <seq> <epoch>", expiring (PX) after
 //	                     the idempotency window
-//	<P>:{T'}:events      the channel the new events are published on
+//	<P>:events:<i>       the channels new events are published on, i in
+//	                     0..FanoutChannels-1 (see Channel)
 //	<P>:topics           sorted set: topic -> time of its last append (unix
 //	                     ms), an index for the age sweep
+//
+// New events are published on one of FanoutChannels fixed channels,
+// "<P>:events:<i>" with i = FNV-1a(T) mod FanoutChannels (see Channel), so a
+// node learns of every topic's events by subscribing to a fixed set of
+// channels (Subscribe), pattern subscriptions included. On Redis Cluster the
+// publish would cross hash slots inside the script; the store uses a
+// single-node client today, and a Cluster deployment needs per-slot channels.
 //
 // The topics index is the one key outside a topic's slot: it is updated by a
 // separate command in the same pipeline as the append script, not by the
@@ -80,7 +88,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -136,16 +146,17 @@ func WithPipelines(n int) Option { return func(o *options) { o.pipelines = n } }
 // Store is the Redis log. It implements store.Log and store.Trimmer, and is
 // safe for concurrent use.
 type Store struct {
-	rdb     goredis.UniversalClient
-	cfg     store.Config
-	now     func() time.Time
-	window  time.Duration
-	log     *slog.Logger
-	prefix  string
-	index   string // the topics index key
-	pubCmd  string // PUBLISH or SPUBLISH
-	scripts scripts
-	timeout time.Duration
+	rdb      goredis.UniversalClient
+	channels []string // the fan-out channels, FanoutChannels of them
+	cfg      store.Config
+	now      func() time.Time
+	window   time.Duration
+	log      *slog.Logger
+	prefix   string
+	index    string // the topics index key
+	pubCmd   string // PUBLISH or SPUBLISH
+	scripts  scripts
+	timeout  time.Duration
 
 	c committer
 
@@ -197,18 +208,23 @@ func Open(ctx context.Context, url string, cfg store.Config, opts ...Option) (*S
 	ro.MaxRetries = -1 // a retried script could append twice
 	ro.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
 	rdb := goredis.NewClient(ro)
+	chans := make([]string, FanoutChannels)
+	for i := range chans {
+		chans[i] = o.prefix + ":events:" + strconv.Itoa(i)
+	}
 	s := &Store{
-		rdb:     rdb,
-		cfg:     cfg,
-		now:     cfg.Now,
-		window:  cfg.IdempotencyWindow,
-		log:     o.logger,
-		prefix:  o.prefix,
-		index:   o.prefix + ":topics",
-		scripts: newScripts(),
-		timeout: o.appendTimeout,
-		stop:    make(chan struct{}),
-		swept:   make(chan struct{}),
+		channels: chans,
+		rdb:      rdb,
+		cfg:      cfg,
+		now:      cfg.Now,
+		window:   cfg.IdempotencyWindow,
+		log:      o.logger,
+		prefix:   o.prefix,
+		index:    o.prefix + ":topics",
+		scripts:  newScripts(),
+		timeout:  o.appendTimeout,
+		stop:     make(chan struct{}),
+		swept:    make(chan struct{}),
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -251,10 +267,42 @@ func (s *Store) prepare(ctx context.Context) error {
 	return nil
 }
 
+// FanoutChannels is how many channels the store publishes new events on.
+// Every node of a deployment must use the same number.
+const FanoutChannels = 16
+
 // Channel returns the Pub/Sub channel the store publishes topic's new events
-// on, as messages DecodeMessage reads. Subscribe with SSUBSCRIBE when
-// Sharded says so, else SUBSCRIBE.
-func (s *Store) Channel(topic string) string { return s.base(topic) + "events" }
+// on, as messages DecodeMessage reads: one of Channels, shared with other
+// topics. Subscribe with SSUBSCRIBE when Sharded says so, else SUBSCRIBE.
+func (s *Store) Channel(topic string) string {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(topic))
+	return s.channels[h.Sum32()%FanoutChannels]
+}
+
+// Channels returns every channel the store publishes on, FanoutChannels of
+// them.
+func (s *Store) Channels() []string { return slices.Clone(s.channels) }
+
+// Subscribe returns a Pub/Sub connection subscribed (SSUBSCRIBE or
+// SUBSCRIBE, as Sharded says) to every channel of Channels: it receives the
+// new events of every topic, as messages DecodeMessage reads. The client
+// re-subscribes by itself after a reconnect; each (re)subscription shows as
+// one *goredis.Subscription per channel from Receive. The caller must Close
+// it.
+func (s *Store) Subscribe(ctx context.Context) *goredis.PubSub {
+	if s.Sharded() {
+		return s.rdb.SSubscribe(ctx, s.channels...)
+	}
+	return s.rdb.Subscribe(ctx, s.channels...)
+}
+
+// Client returns the store's Redis client, for the cluster's other shared
+// state (node heartbeats). It has retries off, like every store write.
+func (s *Store) Client() goredis.UniversalClient { return s.rdb }
+
+// Prefix returns the key prefix (see WithPrefix).
+func (s *Store) Prefix() string { return s.prefix }
 
 // Sharded reports whether events are published with SPUBLISH (Redis 7 and
 // later) rather than PUBLISH.

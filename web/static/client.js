@@ -14,6 +14,12 @@
  *                      "where.PATH": value, fields: "a,b"}), applied by the hub
  *                      on every transport; or a function (event) => boolean
  *                      applied here, in the client
+ *   options.headers    an object of extra request headers for the SSE and
+ *                      long-poll requests, e.g. {Authorization: "Bearer KEY"}
+ *                      (the admin key that $sys/ topics need). Ignored over
+ *                      WebSocket: browsers cannot send headers there. From
+ *                      another origin, headers other than Accept make the
+ *                      browser ask the hub first (CORS preflight)
  *   options.onEvent(event)          each event, as the hub's event JSON
  *   options.onReset(reset)          {topic, reason, cursor}: history was lost
  *   options.onStatus(status, info)  "connecting", "live", "reconnecting",
@@ -98,6 +104,7 @@
     const onEvent = opts.onEvent || noop;
     const onReset = opts.onReset || noop;
     const onStatus = opts.onStatus || noop;
+    const extraHeaders = Object.assign({}, opts.headers || {});
 
     let cursor = opts.after ? String(opts.after) : "";
     let mode = want;
@@ -197,7 +204,7 @@
       const ctrl = new AbortController();
       abort = function () { ctrl.abort(); };
       const url = eventsURL({wait: "poll", timeout: quick ? "1ms" : POLL_TIMEOUT, after: cursor});
-      fetch(url, {signal: ctrl.signal, cache: "no-store"}).then(function (resp) {
+      fetch(url, {headers: extraHeaders, signal: ctrl.signal, cache: "no-store"}).then(function (resp) {
         return resp.text().then(function (text) {
           if (!resp.ok) throw httpError(resp.status, text);
           return JSON.parse(text);
@@ -222,7 +229,7 @@
       abort = function () { ctrl.abort(); };
       let opened = false;
       fetch(eventsURL({after: cursor}), {
-        headers: {Accept: "text/event-stream"}, signal: ctrl.signal, cache: "no-store",
+        headers: Object.assign({}, extraHeaders, {Accept: "text/event-stream"}), signal: ctrl.signal, cache: "no-store",
       }).then(function (resp) {
         const ct = resp.headers.get("Content-Type") || "";
         if (!resp.ok || ct.indexOf("text/event-stream") !== 0 || !resp.body) {

@@ -1,47 +1,25 @@
-// The dashboard: panels that show what the hub can tell through its public
-// endpoints. Each panel is an entry of `panels` with the id of its section
-// and a start function; a new panel (topics, webhook subscriptions, nodes,
-// once the hub serves them under /api) is one more section in index.html
-// and one more entry here.
+// The dashboard. It watches the hub through the hub itself: it subscribes
+// (with client.js, over SSE) to $sys/stats/*, where every node publishes
+// its GET /api/stats body every 2 s while someone watches, and renders per
+// node the connections, counters and busiest topics; the nodes panel lists
+// the nodes seen there. Both need admin rights: the admin key, kept in
+// sessionStorage and sent as "Authorization: Bearer KEY", or a loopback
+// client when the hub has no --admin-key.
+//
+// Optional APIs (GET /api/nodes, GET /api/subscriptions) are asked only
+// when the stats body lists them in `features` ("nodes", "websub"), since
+// Chromium logs every 4xx answer to a fetch as a console error. For the
+// same reason the page learns whether it needs a key without a failing
+// request: it asks for $sys/stats/* over WebSocket first, whose refusal is
+// a message, not an HTTP error.
 (function () {
   "use strict";
-  const METRICS_EVERY = 2000;
+  const KEY_ITEM = "hubbub.adminKey";
+  const STATS_TOPIC = "$sys/stats/*";
+  const POLL_EVERY = 5000; // optional APIs
+  const SILENT_AFTER = 10000; // a node with no report for this long is "silent"
   const TAIL_MAX = 100;
-  const TRANSPORTS = ["sse", "ws", "poll", "stream", "retrieve"];
-
-  // parseMetrics reads the Prometheus text format into
-  // {name: [{labels: {k: v}, value: n}]}.
-  function parseMetrics(text) {
-    const out = {};
-    const re = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)/;
-    for (const line of text.split("\n")) {
-      if (line === "" || line[0] === "#") continue;
-      const m = re.exec(line);
-      if (!m) continue;
-      const labels = {};
-      const lre = /([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g;
-      let l;
-      while ((l = lre.exec(m[2] || "")) !== null) labels[l[1]] = l[2].replace(/\\(.)/g, "$1");
-      (out[m[1]] = out[m[1]] || []).push({labels: labels, value: Number(m[3])});
-    }
-    return out;
-  }
-
-  function byTransport(metrics, name) {
-    const res = {};
-    for (const s of metrics[name] || []) res[s.labels.transport] = s.value;
-    return res;
-  }
-
-  function total(metrics, name) {
-    let n = 0;
-    for (const s of metrics[name] || []) n += s.value;
-    return n;
-  }
-
-  function fmt(n) {
-    return n === undefined ? "–" : Number(n).toLocaleString("en");
-  }
+  const TRANSPORTS = ["sse", "ws", "poll", "stream"];
 
   function el(tag, text, cls) {
     const e = document.createElement(tag);
@@ -50,69 +28,442 @@
     return e;
   }
 
-  // The metrics panels: connections per transport and event counts,
-  // refreshed from /metrics.
-  function startMetrics() {
-    const conns = document.getElementById("connections-body");
-    const counts = document.getElementById("event-counts");
-    const status = document.getElementById("metrics-status");
-    let timer = null;
-    function render(m) {
-      const open = byTransport(m, "hubbub_connections");
-      const delivered = byTransport(m, "hubbub_events_delivered_total");
-      const rows = [];
-      for (const t of TRANSPORTS) {
-        const tr = el("tr");
-        tr.dataset.transport = t;
-        const th = el("th", t);
-        th.scope = "row";
-        tr.append(th, el("td", t === "retrieve" ? "–" : fmt(open[t] || 0), "num"), el("td", fmt(delivered[t] || 0), "num"));
-        rows.push(tr);
-      }
-      conns.replaceChildren.apply(conns, rows);
-      const entries = [
-        ["Published", "published", total(m, "hubbub_events_published_total")],
-        ["Delivered", "delivered", total(m, "hubbub_events_delivered_total")],
-        ["Duplicate publishes", "duplicates", total(m, "hubbub_publish_duplicates_total")],
-        ["Live subscriptions", "subscriptions", total(m, "hubbub_live_subscriptions")],
-        ["Slow disconnects", "slow", total(m, "hubbub_slow_disconnects_total")],
-      ];
-      const nodes = [];
-      for (const [label, key, value] of entries) {
-        const dd = el("dd", fmt(value));
-        dd.dataset.metric = key;
-        nodes.push(el("dt", label), dd);
-      }
-      counts.replaceChildren.apply(counts, nodes);
-    }
-    function tick() {
-      fetch("/metrics", {cache: "no-store"}).then(function (r) {
-        if (!r.ok) throw new Error("HTTP " + r.status);
-        return r.text();
-      }).then(function (text) {
-        render(parseMetrics(text));
-        status.className = "muted";
-        status.textContent = "Updated " + new Date().toLocaleTimeString();
-      }).catch(function (err) {
-        status.className = "error";
-        status.textContent = "Cannot read /metrics: " + err.message;
-      }).finally(function () {
-        timer = setTimeout(tick, document.hidden ? METRICS_EVERY * 5 : METRICS_EVERY);
-      });
-    }
-    tick();
-    return function () { clearTimeout(timer); };
+  function fmt(n) {
+    return n === undefined || n === null || n === "" ? "–" : Number(n).toLocaleString("en");
   }
 
-  // The live tail: the recent events of a topic, then new ones as they come.
-  function startTail() {
+  // when shows an RFC 3339 time as a local time (and date, when not today).
+  function when(iso) {
+    if (!iso) return "–";
+    const d = new Date(iso);
+    if (isNaN(d) || d.getFullYear() < 2000) return "–";
+    return d.toDateString() === new Date().toDateString() ? d.toLocaleTimeString() : d.toLocaleString();
+  }
+
+  function timeEl(iso) {
+    const t = el("time", when(iso));
+    if (iso) t.dateTime = iso;
+    return t;
+  }
+
+  // table builds a captioned table; cols are [label, isNumeric].
+  function table(caption, cols) {
+    const t = el("table");
+    t.append(el("caption", caption, "muted"));
+    const tr = el("tr");
+    for (const [label, num] of cols) {
+      const th = el("th", label, num ? "num" : undefined);
+      th.scope = "col";
+      tr.append(th);
+    }
+    const thead = el("thead");
+    thead.append(tr);
+    const tbody = el("tbody");
+    t.append(thead, tbody);
+    return {table: t, body: tbody};
+  }
+
+  // --- admin access ---------------------------------------------------------
+
+  let adminKey = "";
+  try {
+    adminKey = sessionStorage.getItem(KEY_ITEM) || "";
+  } catch (e) { /* no storage: ask each time */ }
+
+  function authHeaders() {
+    return adminKey ? {Authorization: "Bearer " + adminKey} : {};
+  }
+
+  function saveKey(k) {
+    adminKey = k;
+    try {
+      if (k) sessionStorage.setItem(KEY_ITEM, k);
+      else sessionStorage.removeItem(KEY_ITEM);
+    } catch (e) { /* kept in memory only */ }
+    document.getElementById("key-forget").hidden = !k;
+  }
+
+  // getJSON fetches an admin API path: {status, body} (body null unless 200).
+  function getJSON(path) {
+    return fetch(path, {headers: authHeaders(), cache: "no-store"}).then(function (r) {
+      if (!r.ok) return r.text().then(function () { return {status: r.status, body: null}; });
+      return r.json().then(function (b) { return {status: r.status, body: b}; });
+    });
+  }
+
+  // probeAdmin asks for $sys/stats/* over WebSocket, which answers a
+  // refusal with a message, so nothing is logged: true when this client is
+  // an admin without a key, false when refused.
+  function probeAdmin() {
+    return new Promise(function (resolve, reject) {
+      let ws;
+      try {
+        ws = new WebSocket(location.origin.replace(/^http/, "ws") + "/ws");
+      } catch (e) {
+        reject(e);
+        return;
+      }
+      let done = false;
+      const finish = function (ok, err) {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        ws.onclose = null;
+        ws.close(1000);
+        if (err) reject(err);
+        else resolve(ok);
+      };
+      const timer = setTimeout(function () { finish(false, new Error("no answer")); }, 5000);
+      ws.onopen = function () {
+        ws.send(JSON.stringify({op: "subscribe", sub: "probe", topics: [STATS_TOPIC]}));
+      };
+      ws.onmessage = function (m) {
+        let msg;
+        try {
+          msg = JSON.parse(m.data);
+        } catch (e) {
+          return;
+        }
+        if (msg.op === "subscribed") finish(true);
+        else if (msg.op === "error" && msg.code === "forbidden") finish(false);
+        else if (msg.op === "error") finish(false, new Error(msg.message || msg.code));
+      };
+      ws.onclose = function () { finish(false, new Error("closed")); };
+    });
+  }
+
+  const pill = document.getElementById("stats-status");
+  function setPill(text, cls) {
+    pill.textContent = text;
+    pill.className = "status-pill " + (cls || "");
+  }
+
+  const keyPanel = document.getElementById("panel-key");
+  const keyInput = document.getElementById("admin-key");
+  const keyError = document.getElementById("key-error");
+
+  function askKey(why) {
+    stop();
+    setPill("Admin key needed", "error");
+    keyError.textContent = why || "";
+    keyPanel.hidden = false;
+    keyInput.value = "";
+    keyInput.focus();
+    document.getElementById("subs-status").textContent = "Needs the admin key.";
+  }
+
+  document.getElementById("key-form").addEventListener("submit", function (e) {
+    e.preventDefault();
+    const k = keyInput.value.trim();
+    if (!k) return;
+    saveKey(k);
+    keyPanel.hidden = true;
+    keyError.textContent = "";
+    start();
+  });
+  document.getElementById("key-forget").addEventListener("click", function () {
+    saveKey("");
+    begin();
+  });
+
+  // --- stats: per node panels and the nodes panel ----------------------------
+
+  const nodes = new Map(); // node -> {stats, seen, section parts, rows}
+  const nodePanels = document.getElementById("node-panels");
+  let features = [];
+  let apiNodes = null; // the last /api/nodes list, when the hub offers it
+
+  function nodeView(name) {
+    let n = nodes.get(name);
+    if (n) return n;
+    const i = nodes.size;
+    const sec = el("section", undefined, "panel node");
+    sec.dataset.node = name;
+    sec.setAttribute("aria-labelledby", "h-node-" + i);
+    const h = el("h2", "Node ");
+    h.id = "h-node-" + i;
+    h.append(el("code", name));
+    const updated = el("p", "", "muted updated");
+    const conns = table("Open connections by transport", [["Transport"], ["Open", true]]);
+    conns.table.className = "connections";
+    const counters = el("dl", undefined, "counters");
+    const grid = el("div", undefined, "node-grid");
+    grid.append(conns.table, counters);
+    const topics = table("Busiest topics on this node", [["Topic"], ["Events/min", true], ["History", true],
+      ["Subscribers", true], ["Last seq", true], ["Last event"]]);
+    topics.table.className = "topics";
+    const scroll = el("div", undefined, "scroll");
+    scroll.append(topics.table);
+    const none = el("p", "No events published through this node yet.", "muted");
+    sec.append(h, updated, grid, scroll, none);
+    nodePanels.append(sec);
+    n = {name: name, stats: null, seen: 0, updated: updated, conns: conns.body, counters: counters,
+      topics: topics.body, none: none, rows: new Map()};
+    nodes.set(name, n);
+    return n;
+  }
+
+  function renderStats(st) {
+    if (!st || typeof st.node !== "string") return;
+    const n = nodeView(st.node);
+    n.stats = st;
+    n.seen = Date.now();
+    if (Array.isArray(st.features)) features = st.features.map(String);
+    n.updated.textContent = "Report of " + when(st.time);
+
+    const conns = st.connections || {};
+    const names = TRANSPORTS.concat(Object.keys(conns).filter(function (t) { return TRANSPORTS.indexOf(t) < 0; }).sort());
+    const rows = [];
+    for (const t of names) {
+      const tr = el("tr");
+      tr.dataset.transport = t;
+      const th = el("th", t);
+      th.scope = "row";
+      tr.append(th, el("td", fmt(conns[t] || 0), "num"));
+      rows.push(tr);
+    }
+    n.conns.replaceChildren.apply(n.conns, rows);
+
+    const counters = [["Published", "published"], ["Delivered", "delivered"], ["Cut off (slow)", "cut_off"],
+      ["Live subscriptions", "live_subscriptions"]];
+    const dl = [];
+    for (const [label, key] of counters) {
+      const dd = el("dd", fmt(st[key]));
+      dd.dataset.metric = key;
+      dl.push(el("dt", label), dd);
+    }
+    n.counters.replaceChildren.apply(n.counters, dl);
+    renderTopics(n, Array.isArray(st.topics) ? st.topics : []);
+    renderNodes();
+  }
+
+  // renderTopics updates the rows in place, so a focused link keeps focus.
+  function renderTopics(n, topics) {
+    const seen = new Set();
+    let prev = null;
+    for (const t of topics) {
+      let tr = n.rows.get(t.topic);
+      if (!tr) {
+        tr = el("tr");
+        tr.dataset.topic = t.topic;
+        const th = el("th");
+        th.scope = "row";
+        const a = el("a", t.topic);
+        a.href = "?topic=" + encodeURIComponent(t.topic);
+        a.title = "Show a live tail of " + t.topic;
+        a.addEventListener("click", function (e) {
+          e.preventDefault();
+          tail.watch(t.topic);
+        });
+        th.append(a);
+        tr.append(th);
+        for (const col of ["rate_per_min", "history", "subscribers", "last_seq", "last_time"]) {
+          const td = el("td", "", col === "last_time" ? undefined : "num");
+          td.dataset.col = col;
+          tr.append(td);
+        }
+        n.rows.set(t.topic, tr);
+      }
+      const cells = tr.querySelectorAll("td");
+      cells[0].textContent = Number(t.rate_per_min || 0).toFixed(2);
+      cells[1].textContent = fmt(t.history);
+      cells[2].textContent = fmt(t.subscribers);
+      cells[3].textContent = fmt(t.last_seq);
+      cells[4].replaceChildren(timeEl(t.last_time));
+      const want = prev ? prev.nextSibling : n.topics.firstChild;
+      if (want !== tr) n.topics.insertBefore(tr, want);
+      prev = tr;
+      seen.add(t.topic);
+    }
+    for (const [topic, tr] of n.rows) {
+      if (!seen.has(topic)) {
+        tr.remove();
+        n.rows.delete(topic);
+      }
+    }
+    n.none.hidden = topics.length > 0;
+  }
+
+  function nodeName(x) {
+    if (typeof x === "string") return x;
+    return x && (x.node || x.name || x.id || x.addr) ? String(x.node || x.name || x.id || x.addr) : "";
+  }
+
+  function renderNodes() {
+    const body = document.getElementById("nodes-body");
+    const names = Array.from(nodes.keys());
+    const extra = {};
+    for (const x of apiNodes || []) {
+      const name = nodeName(x);
+      if (!name) continue;
+      extra[name] = x;
+      if (names.indexOf(name) < 0) names.push(name);
+    }
+    names.sort();
+    const rows = [];
+    for (const name of names) {
+      const n = nodes.get(name);
+      const x = extra[name];
+      const st = n && n.stats;
+      let state = !n ? "not reporting" : Date.now() - n.seen > SILENT_AFTER ? "silent" : "reporting";
+      if (x && typeof x === "object" && (x.state || x.status)) state = String(x.state || x.status) + " · " + state;
+      let open = 0;
+      for (const k of Object.keys((st && st.connections) || {})) open += Number(st.connections[k]) || 0;
+      const tr = el("tr");
+      tr.dataset.node = name;
+      const th = el("th");
+      th.scope = "row";
+      th.append(el("code", name));
+      const last = el("td");
+      last.append(st ? timeEl(st.time) : "–", el("span", " · " + state, state.indexOf("reporting") >= 0 && state.indexOf("not") < 0 ? "ok" : "muted"));
+      tr.append(th, last, el("td", st ? fmt(open) : "–", "num"), el("td", st ? fmt(st.live_subscriptions) : "–", "num"));
+      rows.push(tr);
+    }
+    if (rows.length === 0) {
+      const td = el("td", "Waiting for the first report…", "muted");
+      td.colSpan = 4;
+      const tr = el("tr");
+      tr.append(td);
+      rows.push(tr);
+    }
+    body.replaceChildren.apply(body, rows);
+    document.getElementById("nodes-caption").textContent = features.indexOf("nodes") >= 0
+      ? "Nodes reporting on $sys/stats/* and listed by GET /api/nodes"
+      : "Nodes reporting on $sys/stats/* (this hub does not list its nodes at /api/nodes)";
+  }
+
+  // --- webhook subscriptions --------------------------------------------------
+
+  function renderSubs(list) {
+    const status = document.getElementById("subs-status");
+    const wrap = document.getElementById("subs-table");
+    const body = document.getElementById("subs-body");
+    if (list === null) {
+      status.textContent = "WebSub not available on this hub.";
+      wrap.hidden = true;
+      return;
+    }
+    status.textContent = list.length === 0 ? "No webhook subscriptions." : list.length + " webhook subscription" + (list.length === 1 ? "" : "s") + ".";
+    const rows = [];
+    for (const s of list) {
+      // Only these fields are shown: never a secret, whatever the API sends.
+      const tr = el("tr");
+      tr.dataset.callback = String(s.callback || "");
+      const th = el("th", String(s.topic || ""));
+      th.scope = "row";
+      const lease = el("td");
+      lease.append(timeEl(s.lease_expires));
+      const err = s.last_error ? String(s.last_error) : "";
+      tr.append(th, el("td", String(s.callback || ""), "url"), el("td", String(s.state || "")), lease,
+        el("td", fmt(s.lag), "num"), el("td", err || "–", err ? "error" : "muted"));
+      rows.push(tr);
+    }
+    body.replaceChildren.apply(body, rows);
+    wrap.hidden = list.length === 0;
+  }
+
+  // --- the watching itself -------------------------------------------------------
+
+  let sub = null;
+  let pollTimer = null;
+  let gen = 0; // answers of an earlier start are ignored
+
+  function stop() {
+    gen++;
+    if (sub) sub.close();
+    sub = null;
+    clearTimeout(pollTimer);
+    pollTimer = null;
+  }
+
+  // pollOptional asks the optional APIs the hub says it has.
+  function pollOptional(g) {
+    const asks = [];
+    if (features.indexOf("websub") >= 0) {
+      asks.push(getJSON("/api/subscriptions").then(function (r) {
+        if (g !== gen) return;
+        if (r.status === 401 || r.status === 403) return askKey("The hub refused the admin key.");
+        if (r.status === 200) renderSubs(Array.isArray(r.body.subscriptions) ? r.body.subscriptions : []);
+        else renderSubs(null);
+      }));
+    } else {
+      renderSubs(null);
+    }
+    if (features.indexOf("nodes") >= 0) {
+      asks.push(getJSON("/api/nodes").then(function (r) {
+        if (g !== gen) return;
+        apiNodes = r.status === 200 && r.body && Array.isArray(r.body.nodes) ? r.body.nodes : null;
+      }));
+    } else {
+      apiNodes = null;
+    }
+    Promise.all(asks).catch(function () { /* the next round tries again */ }).then(function () {
+      if (g !== gen) return;
+      renderNodes();
+      pollTimer = setTimeout(function () { pollOptional(g); }, document.hidden ? POLL_EVERY * 4 : POLL_EVERY);
+    });
+  }
+
+  function start() {
+    stop();
+    const g = gen;
+    setPill("Connecting…");
+    document.getElementById("key-forget").hidden = !adminKey;
+    getJSON("/api/stats").then(function (r) {
+      if (g !== gen) return;
+      if (r.status === 401 || r.status === 403) {
+        return askKey(adminKey ? "The hub refused this key." : "");
+      }
+      if (r.status !== 200) throw new Error("GET /api/stats: HTTP " + r.status);
+      renderStats(r.body);
+      pollOptional(g);
+      sub = hubbub.subscribe("", {
+        topics: STATS_TOPIC,
+        headers: authHeaders(),
+        onEvent: function (ev) {
+          if (ev.type === "stats" && ev.data) renderStats(ev.data);
+        },
+        onStatus: function (s, info) {
+          if (g !== gen) return;
+          const err = info && info.error;
+          if (s === "error" && err && (err.status === 401 || err.status === 403)) return askKey("The hub refused the admin key.");
+          const text = {connecting: "Connecting…", live: "Live", reconnecting: "Reconnecting…", closed: "Stopped",
+            error: "Error: " + (err ? err.message : "")}[s];
+          setPill(text, s === "live" ? "ok" : s === "error" ? "error" : "");
+        },
+      });
+    }).catch(function (err) {
+      if (g === gen) setPill("Cannot read the hub's stats: " + err.message, "error");
+    });
+  }
+
+  // begin starts with the stored key, or finds out whether one is needed.
+  function begin() {
+    stop();
+    if (adminKey) return start();
+    setPill("Checking admin access…");
+    const g = gen;
+    probeAdmin().then(function (ok) {
+      if (g !== gen) return;
+      if (ok) start();
+      else askKey("");
+    }, function () {
+      if (g === gen) start(); // no answer over WebSocket: ask over HTTP
+    });
+  }
+
+  setInterval(renderNodes, 2000); // ages the "last report" states
+
+  // --- the live tail ----------------------------------------------------------------
+
+  const tail = (function () {
     const form = document.getElementById("tail-form");
     const input = document.getElementById("tail-topic");
     const countIn = document.getElementById("tail-count");
-    const stop = document.getElementById("tail-stop");
+    const stopBtn = document.getElementById("tail-stop");
     const list = document.getElementById("tail-list");
-    const pill = document.getElementById("tail-status");
-    let sub = null;
+    const status = document.getElementById("tail-status");
+    let tsub = null;
 
     function add(ev) {
       const li = el("li");
@@ -125,75 +476,69 @@
       while (list.children.length > TAIL_MAX) list.lastElementChild.remove();
     }
 
-    function setPill(text, cls) {
-      pill.textContent = text;
-      pill.className = "status-pill " + (cls || "");
+    function setStatus(text, cls) {
+      status.textContent = text;
+      status.className = "status-pill " + (cls || "");
     }
 
     function watch(topic, count) {
-      if (sub) sub.close();
+      if (count === undefined) count = Math.max(0, Math.min(100, Number(countIn.value) || 0));
+      input.value = topic;
+      const q = new URLSearchParams(location.search);
+      q.set("topic", topic);
+      history.replaceState(null, "", "?" + q.toString());
+      if (tsub) tsub.close();
       list.replaceChildren();
-      stop.disabled = false;
-      setPill("Connecting…");
-      const begin = function (after) {
-        sub = hubbub.subscribe("", {
+      stopBtn.disabled = false;
+      setStatus("Connecting…");
+      const go = function (after) {
+        tsub = hubbub.subscribe("", {
           topics: topic,
           after: after,
+          headers: authHeaders(), // $sys/ topics need the admin key
           onEvent: add,
           onReset: function (r) { add({topic: r.topic, seq: "-", type: "reset", data: r}); },
           onStatus: function (s, info) {
             const text = {connecting: "Connecting…", live: "Live: " + topic, reconnecting: "Reconnecting…", closed: "Stopped",
               error: "Error: " + (info.error ? info.error.message : "")}[s];
-            setPill(text, s === "live" ? "ok" : s === "error" ? "error" : "");
+            setStatus(text, s === "live" ? "ok" : s === "error" ? "error" : "");
           },
         });
       };
       if (count > 0 && topic.indexOf("*") < 0) {
         // Retrieve the recent events first, then go live after them.
-        fetch("/events?topic=" + encodeURIComponent(topic) + "&count=" + count, {cache: "no-store"}).then(function (r) {
+        fetch("/events?topic=" + encodeURIComponent(topic) + "&count=" + count, {headers: authHeaders(), cache: "no-store"}).then(function (r) {
           return r.text().then(function (t) {
             if (!r.ok) throw new Error(t.trim() || "HTTP " + r.status);
             return JSON.parse(t);
           });
         }).then(function (body) {
           for (const ev of body.events) add(ev);
-          begin(body.cursor);
+          go(body.cursor);
         }).catch(function (err) {
-          setPill("Error: " + err.message, "error");
-          stop.disabled = true;
+          setStatus("Error: " + err.message, "error");
+          stopBtn.disabled = true;
         });
       } else {
-        begin(undefined);
+        go(undefined);
       }
     }
 
     form.addEventListener("submit", function (e) {
       e.preventDefault();
       const topic = input.value.trim();
-      if (!topic) return;
-      const q = new URLSearchParams(location.search);
-      q.set("topic", topic);
-      history.replaceState(null, "", "?" + q.toString());
-      watch(topic, Math.max(0, Math.min(100, Number(countIn.value) || 0)));
+      if (topic) watch(topic);
     });
-    stop.addEventListener("click", function () {
-      if (sub) sub.close();
-      sub = null;
-      stop.disabled = true;
+    stopBtn.addEventListener("click", function () {
+      if (tsub) tsub.close();
+      tsub = null;
+      stopBtn.disabled = true;
     });
     const initial = new URLSearchParams(location.search).get("topic");
-    if (initial) {
-      input.value = initial;
-      watch(initial, Number(countIn.value) || 0);
-    }
-  }
+    if (initial) watch(initial);
+    return {watch: watch};
+  })();
 
-  const panels = [
-    {id: "panel-connections", start: startMetrics}, // also fills panel-events
-    {id: "panel-tail", start: startTail},
-  ];
-  for (const p of panels) {
-    if (document.getElementById(p.id)) p.start();
-  }
-  window.hubbubDashboard = {parseMetrics: parseMetrics};
+  begin();
+  window.hubbubDashboard = {nodes: nodes, features: function () { return features.slice(); }};
 })();

@@ -2,9 +2,9 @@
 // Subscribes to what the URL names and shows each event as it arrives: an
 // event whose data links a picture (data.image, data.url ending in an
 // image extension, data.photo.url, data.enclosure.url) full screen with its
-// title over it, any other as a card. tag= is applied here, in the page
-// (an event shows when it has any of the tags); tag, near and any other
-// parameter are also passed on to GET /events for when the hub filters.
+// title over it, any other as a card. Filters (tag=, tags_all=, near=,
+// q=, where.PATH=, fields=) are passed on to the hub, which applies them on
+// every transport: the page shows what the same URL gives over SSE.
 (function () {
   "use strict";
   const MAX_ITEMS = 60; // elements kept in the page
@@ -15,7 +15,6 @@
 
   const params = new URLSearchParams(location.search);
   const topics = params.getAll("topic").concat(params.getAll("hub.topic")).filter(Boolean);
-  const tags = params.getAll("tag").filter(Boolean);
   const passOn = {};
   for (const [k, v] of params) {
     if (RESERVED.indexOf(k) < 0) (passOn[k] = passOn[k] || []).push(v);
@@ -144,7 +143,6 @@
   }
 
   function show(ev) {
-    if (tags.length > 0 && !(Array.isArray(ev.tags) && ev.tags.some(function (t) { return tags.indexOf(t) >= 0; }))) return;
     empty.hidden = true;
     const src = imageOf(ev.data);
     items.push(src ? photo(ev, src) : card(ev));
@@ -169,7 +167,7 @@
     topics: topics,
     after: params.get("after") || undefined,
     transport: transport,
-    filter: transport === "ws" || Object.keys(passOn).length === 0 ? undefined : passOn,
+    filter: Object.keys(passOn).length === 0 ? undefined : passOn,
     onEvent: show,
     onReset: resetNotice,
     onStatus: setStatus,
