@@ -1,0 +1,177 @@
+package redis_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/maintnotifications"
+
+	"github.com/hubbub/hubbub/tasks"
+	"github.com/hubbub/hubbub/tasks/redis"
+	"github.com/hubbub/hubbub/tasks/taskstest"
+)
+
+// redisAddr is the Redis the tests use (HUBBUB_TEST_REDIS overrides it).
+func redisAddr() string {
+	if a := os.Getenv("HUBBUB_TEST_REDIS"); a != "" {
+		return a
+	}
+	return "127.0.0.1:6379"
+}
+
+func redisURL() string { return "redis://" + redisAddr() + "/0" }
+
+// rawClient returns a plain client for cleaning up, skipping the test (or
+// failing it, with HUBBUB_REQUIRE_REDIS=1) when Redis is unreachable.
+func rawClient(tb testing.TB) *goredis.Client {
+	tb.Helper()
+	c := goredis.NewClient(&goredis.Options{
+		Addr:                     redisAddr(),
+		DialTimeout:              2 * time.Second,
+		MaintNotificationsConfig: &maintnotifications.Config{Mode: maintnotifications.ModeDisabled},
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if err := c.Ping(ctx).Err(); err != nil {
+		_ = c.Close()
+		msg := fmt.Sprintf("!!! Redis at %s is unreachable (%v): Redis task queue tests NOT RUN !!!", redisAddr(), err)
+		if os.Getenv("HUBBUB_REQUIRE_REDIS") == "1" {
+			tb.Fatal(msg + " (HUBBUB_REQUIRE_REDIS=1)")
+		}
+		tb.Skip(msg)
+	}
+	tb.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// newPrefix returns a fresh key prefix whose keys are deleted when the test
+// ends (never FLUSHDB: other tests may share the database).
+func newPrefix(tb testing.TB, c *goredis.Client) string {
+	tb.Helper()
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	p := "hubbubtest-" + hex.EncodeToString(b[:])
+	tb.Cleanup(func() { deletePrefix(tb, c, p) })
+	return p
+}
+
+// deletePrefix deletes every key under prefix p.
+func deletePrefix(tb testing.TB, c *goredis.Client, p string) {
+	tb.Helper()
+	ctx := context.Background()
+	it := c.Scan(ctx, 0, p+":*", 1000).Iterator()
+	var keys []string
+	for it.Next(ctx) {
+		keys = append(keys, it.Val())
+	}
+	if err := it.Err(); err != nil {
+		tb.Errorf("scan %s: %v", p, err)
+		return
+	}
+	for len(keys) > 0 {
+		n := min(len(keys), 500)
+		if err := c.Del(ctx, keys[:n]...).Err(); err != nil {
+			tb.Errorf("delete %s: %v", p, err)
+			return
+		}
+		keys = keys[n:]
+	}
+}
+
+func quiet() redis.Option { return redis.WithLogger(slog.New(slog.DiscardHandler)) }
+
+// openQueue opens a queue on prefix; the caller closes it.
+func openQueue(tb testing.TB, prefix string, now func() time.Time) *redis.Queue {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	opts := []redis.Option{redis.WithPrefix(prefix), quiet()}
+	if now != nil {
+		opts = append(opts, redis.WithClock(now))
+	}
+	q, err := redis.Open(ctx, redisURL(), opts...)
+	if err != nil {
+		tb.Fatalf("Open: %v", err)
+	}
+	return q
+}
+
+// TestConformance runs the task queue suite; each suite directory maps to
+// its own key prefix, so reopening a directory reopens the same queue.
+func TestConformance(t *testing.T) {
+	c := rawClient(t)
+	var mu sync.Mutex
+	prefixes := map[string]string{}
+	taskstest.Run(t, taskstest.Backend{
+		Open: func(t *testing.T, dir string, now func() time.Time) tasks.Queue {
+			mu.Lock()
+			p, ok := prefixes[dir]
+			if !ok {
+				p = newPrefix(t, c)
+				prefixes[dir] = p
+			}
+			mu.Unlock()
+			return openQueue(t, p, now)
+		},
+		ReleasesLeasesOnOpen: false, // leases may belong to other live nodes
+	})
+}
+
+func TestOpenErrors(t *testing.T) {
+	ctx := t.Context()
+	if _, err := redis.Open(ctx, redisURL(), redis.WithPrefix("a{b}")); err == nil {
+		t.Fatal("Open accepted a prefix with braces")
+	}
+	if _, err := redis.Open(ctx, "http://nope"); err == nil {
+		t.Fatal("Open accepted a bad URL")
+	}
+	short, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancel()
+	if _, err := redis.Open(short, "redis://127.0.0.1:1/0"); err == nil {
+		t.Fatal("Open succeeded without a server")
+	}
+}
+
+// TestKindsShareNothing: kinds whose names are prefixes of each other or
+// contain the key separator and braces keep their tasks apart.
+func TestKindsShareNothing(t *testing.T) {
+	c := rawClient(t)
+	clk := taskstest.NewClock()
+	q := openQueue(t, newPrefix(t, c), clk.Now)
+	defer q.Close()
+	ctx := t.Context()
+	kinds := []string{"a", "a:due", "a:b", "{x}", "x}", "a:due:due"}
+	ids := map[string]string{}
+	for _, k := range kinds {
+		id, added, err := q.Enqueue(ctx, tasks.Task{Kind: k, Key: "same"})
+		if err != nil || !added {
+			t.Fatalf("Enqueue(%q) = %v, %v", k, added, err)
+		}
+		ids[k] = id
+	}
+	st, err := q.Stats(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range kinds {
+		if st[k] != (tasks.Counts{Pending: 1}) {
+			t.Fatalf("Stats[%q] = %+v", k, st[k])
+		}
+		ts, err := q.Claim(ctx, k, 10, time.Minute)
+		if err != nil || len(ts) != 1 || ts[0].ID != ids[k] || ts[0].Kind != k {
+			t.Fatalf("Claim(%q) = %+v, %v", k, ts, err)
+		}
+		g, err := q.Get(ctx, ids[k])
+		if err != nil || g.Kind != k || g.State != tasks.Running {
+			t.Fatalf("Get = %+v, %v", g, err)
+		}
+	}
+}
