@@ -69,6 +69,10 @@ type stats struct {
 	CutOff      uint64           `json:"cut_off"`
 	Live        int64            `json:"live_subscriptions"`
 	Topics      []topicInfo      `json:"topics"`
+	// Features lists the optional admin APIs this node serves ("websub":
+	// GET /api/subscriptions, "nodes": GET /api/nodes), so pages ask only
+	// for what exists.
+	Features []string `json:"features"`
 }
 
 // topics lists the busiest topics with their history and subscribers.
@@ -98,6 +102,7 @@ func (s *Server) snapshot(ctx context.Context) stats {
 		CutOff:      s.broker.Stats.CutOff.Load(),
 		Live:        s.broker.Stats.Subscribers.Load(),
 		Topics:      s.topics(ctx, 20),
+		Features:    append([]string{}, s.features...),
 	}
 	return st
 }

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -26,6 +27,7 @@ type metrics struct {
 	slow          *prometheus.CounterVec
 	appendLatency prometheus.Histogram
 	appendErrors  prometheus.Counter
+	live          atomic.Int64 // open subscriber connections, all transports
 }
 
 func newMetrics(b *broker.Broker) *metrics {
@@ -86,6 +88,7 @@ func newMetrics(b *broker.Broker) *metrics {
 
 func (m *metrics) Connected(t string, delta int) {
 	m.connections.WithLabelValues(t).Add(float64(delta))
+	m.live.Add(int64(delta))
 }
 func (m *metrics) Delivered(t string, n int) {
 	if n > 0 {

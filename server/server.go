@@ -45,6 +45,11 @@ type Server struct {
 	admin    adminAuth
 	// node names this process in $sys/stats/NODE and the admin API.
 	node string
+	// features are the optional admin APIs served (see stats.Features).
+	features []string
+	// cluster is the node's identity, and in Redis mode its fan-out
+	// bridge and heartbeats (cluster.go).
+	cluster *clusterState
 
 	// base is the parent of every request's context; cancelling it ends
 	// long-lived streams at shutdown.
@@ -58,6 +63,8 @@ func New(cfg config.Config, logger *slog.Logger) (*Server, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	nodeID := nodeName(cfg)
+	logger = logger.With("node", nodeID)
 	var rules []hub.CoalesceRule
 	for _, c := range cfg.Coalesce {
 		r, err := hub.ParseCoalesceRule(c)
@@ -68,9 +75,13 @@ func New(cfg config.Config, logger *slog.Logger) (*Server, error) {
 	}
 	b := broker.New()
 	m := newMetrics(b)
+	onCommit := b.Publish
+	if cfg.Store != "" {
+		onCommit = nil // the cluster bridge feeds the broker from Redis (startCluster)
+	}
 	st, err := openStore(cfg, store.Config{
 		Retention: store.Retention{MaxEvents: cfg.HistoryMaxEvents, MaxAge: cfg.HistoryMaxAge},
-		OnCommit:  b.Publish,
+		OnCommit:  onCommit,
 	}, logger)
 	if err != nil {
 		return nil, err
@@ -78,7 +89,8 @@ func New(cfg config.Config, logger *slog.Logger) (*Server, error) {
 	log := meteredLog{Log: st, m: m}
 	h := hub.New(log, b, hub.Options{SubscriberBuffer: cfg.SubscriberBuffer, Logger: logger, Coalesce: rules})
 	s := &Server{cfg: cfg, log: logger, store: st, broker: b, hub: h, metrics: m,
-		activity: activity.New(10000, nil), admin: newAdminAuth(cfg.AdminKey), node: cfg.Listen}
+		activity: activity.New(10000, nil), admin: newAdminAuth(cfg.AdminKey), node: nodeID,
+		cluster: &clusterState{id: nodeID}}
 	b.Tap(s.activity.Record)
 	s.base, s.cancelBase = context.WithCancel(context.Background())
 	auth := newPublishAuth(cfg.PublishKeys)
@@ -90,6 +102,10 @@ func New(cfg config.Config, logger *slog.Logger) (*Server, error) {
 		WSOriginPatterns: cfg.WSOrigins,
 		IsAdmin:          s.admin.allowed,
 	}), auth)
+	if err := s.startCluster(); err != nil {
+		_ = st.Close()
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -99,7 +115,7 @@ func openStore(cfg config.Config, sc store.Config, logger *slog.Logger) (store.L
 	if cfg.Store != "" {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		st, err := redisstore.Open(ctx, cfg.Store, sc, redisstore.WithLogger(logger))
+		st, err := redisstore.Open(ctx, cfg.Store, sc, redisstore.WithLogger(logger), redisstore.WithPrefix(cfg.RedisPrefix))
 		if err != nil {
 			return nil, fmt.Errorf("open store %s: %w", redactURL(cfg.Store), err)
 		}
@@ -139,6 +155,7 @@ func (s *Server) routes(t *transport.Handlers, auth publishAuth) http.Handler {
 		fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("GET /readyz", s.ready)
+	mux.Handle("GET /api/nodes", s.admin.wrap(s.apiNodes))
 	mux.Handle("GET /api/topics", s.admin.wrap(s.apiTopics))
 	mux.Handle("GET /api/stats", s.admin.wrap(s.apiStats))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
@@ -175,6 +192,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if s.node == "" || strings.HasSuffix(s.node, ":0") {
 		s.node = ln.Addr().String() // the port actually bound
 	}
+	s.startHeartbeat(ln.Addr().String())
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	go s.publishStats(s.base, 2*time.Second)
@@ -214,5 +232,6 @@ func (s *Server) Run(ctx context.Context) error {
 // Close releases the store. Call it after Serve has returned.
 func (s *Server) Close() error {
 	s.cancelBase()
+	s.cluster.wg.Wait() // the fan-out and heartbeats use the store
 	return s.store.Close()
 }

@@ -21,9 +21,11 @@ import (
 
 // TestBrowser runs the browser tests in web/e2e-browser (node --test with
 // playwright-core driving Debian's headless Chromium) against the real
-// hubbub binary. The Go side builds and starts the binary and serves a
-// small control endpoint the node tests call to stop and start the hub (same
-// port, same data) and to drop or hold connections through a TCP proxy.
+// hubbub binary. The Go side builds and starts the binary (and a second hub
+// with --admin-key, passed to the tests as HUBBUB_KEYED_URL and
+// HUBBUB_ADMIN_KEY) and serves a small control endpoint the node tests call
+// to stop and start the first hub (same port, same data) and to drop or hold
+// connections through a TCP proxy.
 //
 // Without chromium, node or the npm packages the test skips, loudly, unless
 // HUBBUB_REQUIRE_BROWSER=1, when it fails. Install them with:
@@ -69,6 +71,14 @@ func TestBrowser(t *testing.T) {
 	}
 	t.Cleanup(h.stop)
 
+	// A second hub with an admin key, for the dashboard's key form.
+	const adminKey = "browser-test-admin-key"
+	keyed := &hub{bin: bin, data: t.TempDir(), args: []string{"--admin-key", adminKey}}
+	if err := keyed.start("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(keyed.stop)
+
 	px := newProxy(t, h.addr)
 	ctl := newControl(t, h, px)
 
@@ -91,6 +101,8 @@ func TestBrowser(t *testing.T) {
 		"HUBBUB_CONTROL_URL=http://"+ctl,
 		"HUBBUB_ARTIFACTS="+artifacts,
 		"HUBBUB_CHROMIUM="+chromium,
+		"HUBBUB_KEYED_URL=http://"+keyed.addr,
+		"HUBBUB_ADMIN_KEY="+adminKey,
 	)
 	// One node process per file, one after the other: the wall test stops
 	// and starts the hub, which no other test may see.
@@ -108,7 +120,8 @@ func TestBrowser(t *testing.T) {
 			t.Fatalf("browser tests did not finish within 5 minutes")
 		}
 		if err != nil {
-			t.Errorf("browser tests in %s failed: %v (hub log:\n%s)", file, err, tail(h.log.String(), 4000))
+			t.Errorf("browser tests in %s failed: %v (hub log:\n%s\nhub with admin key, log:\n%s)", file, err,
+				tail(h.log.String(), 4000), tail(keyed.log.String(), 2000))
 		}
 	}
 	t.Logf("screenshots in %s", artifacts)
@@ -156,6 +169,7 @@ func (b *syncBuf) String() string {
 type hub struct {
 	bin  string
 	data string
+	args []string // more flags for `hubbub serve`
 	log  syncBuf
 
 	mu   sync.Mutex
@@ -173,7 +187,8 @@ func (h *hub) start(listen string) error {
 	if h.cmd != nil {
 		return errors.New("already running")
 	}
-	cmd := exec.Command(h.bin, "serve", "--listen", listen, "--data", h.data, "--heartbeat", "2s")
+	args := append([]string{"serve", "--listen", listen, "--data", h.data, "--heartbeat", "2s"}, h.args...)
+	cmd := exec.Command(h.bin, args...)
 	cmd.Env = cleanEnv()
 	pr, pw := io.Pipe()
 	cmd.Stdout = &h.log

@@ -4,8 +4,11 @@
 // (/static/...). Nothing is built or fetched at run time, and the pages load
 // nothing from other hosts except the pictures that events name.
 //
-// The pages only use the hub's public wire protocol (POST /publish,
-// GET /events, GET /ws, GET /metrics); they have no server API of their own.
+// The pages only use what the hub serves anyway: its wire protocol
+// (POST /publish, GET /events, GET /ws) and, on the dashboard, the admin
+// API (GET /api/stats, and /api/nodes and /api/subscriptions when the
+// stats list them in "features") and the hub's own $sys/stats/* topics;
+// they have no server API of their own.
 package web
 
 import (

@@ -315,7 +315,8 @@
       th.scope = "row";
       th.append(el("code", name));
       const last = el("td");
-      last.append(st ? timeEl(st.time) : "–", el("span", " · " + state, state.indexOf("reporting") >= 0 && state.indexOf("not") < 0 ? "ok" : "muted"));
+      if (st) last.append(timeEl(st.time), " · ");
+      last.append(el("span", state, state.indexOf("reporting") >= 0 && state.indexOf("not") < 0 ? "ok" : "muted"));
       tr.append(th, last, el("td", st ? fmt(open) : "–", "num"), el("td", st ? fmt(st.live_subscriptions) : "–", "num"));
       rows.push(tr);
     }

@@ -17,7 +17,7 @@
   const topics = params.getAll("topic").concat(params.getAll("hub.topic")).filter(Boolean);
   const passOn = {};
   for (const [k, v] of params) {
-    if (RESERVED.indexOf(k) < 0) (passOn[k] = passOn[k] || []).push(v);
+    if (RESERVED.indexOf(k) < 0 && v !== "") (passOn[k] = passOn[k] || []).push(v);
   }
 
   const body = document.body;

@@ -3,7 +3,7 @@
 // through a TCP proxy the Go harness can cut.
 import {test, before, after} from "node:test";
 import assert from "node:assert/strict";
-import {HUB, PROXY, launch, newPage, noErrors, publish, control, unique} from "./helpers.mjs";
+import {HUB, PROXY, KEYED, ADMIN_KEY, launch, newPage, noErrors, publish, control, unique} from "./helpers.mjs";
 
 let browser;
 before(async () => { browser = await launch(); });
@@ -83,5 +83,25 @@ test("client.js resumes from `after` and publishes", async () => {
   assert.equal(err, 400);
   page.errors = page.errors.filter((e) => !/status of 400/.test(e)); // the refused publish above
   noErrors(page, "client");
+  await page.context().close();
+});
+
+test("client.js sends options.headers over SSE and long-poll (the admin key for $sys/ topics)", async () => {
+  assert.ok(KEYED && ADMIN_KEY, "HUBBUB_KEYED_URL and HUBBUB_ADMIN_KEY are not set");
+  const page = await newPage(browser);
+  await page.goto(KEYED + "/explorer");
+  for (const transport of ["sse", "poll"]) {
+    const got = await page.evaluate(({key, transport}) => new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error("no stats event within 8 s over " + transport)), 8000);
+      const sub = hubbub.subscribe("", {
+        topics: "$sys/stats/*", transport, headers: {Authorization: "Bearer " + key},
+        onEvent: (e) => { clearTimeout(timer); sub.close(); resolve({type: e.type, node: e.data.node, topic: e.topic}); },
+        onStatus: (s, info) => { if (s === "error") { clearTimeout(timer); reject(info.error); } },
+      });
+    }), {key: ADMIN_KEY, transport});
+    assert.equal(got.type, "stats");
+    assert.equal(got.topic, "$sys/stats/" + got.node);
+  }
+  noErrors(page, "client with headers");
   await page.context().close();
 });

@@ -4,6 +4,7 @@
 //   HUBBUB_PROXY_URL    a TCP proxy to the hub whose connections can be cut
 //   HUBBUB_CONTROL_URL  POST /stop, /start, /drop[?hold=1], /release
 //   HUBBUB_ARTIFACTS    where screenshots go
+//   HUBBUB_KEYED_URL    a second hub, started with --admin-key HUBBUB_ADMIN_KEY
 import {chromium} from "playwright-core";
 import assert from "node:assert/strict";
 import path from "node:path";
@@ -11,6 +12,8 @@ import path from "node:path";
 export const HUB = need("HUBBUB_URL");
 export const PROXY = process.env.HUBBUB_PROXY_URL || "";
 export const CONTROL = process.env.HUBBUB_CONTROL_URL || "";
+export const KEYED = process.env.HUBBUB_KEYED_URL || "";
+export const ADMIN_KEY = process.env.HUBBUB_ADMIN_KEY || "";
 const ARTIFACTS = process.env.HUBBUB_ARTIFACTS || path.resolve("artifacts");
 
 function need(name) {

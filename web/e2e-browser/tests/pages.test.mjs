@@ -1,7 +1,7 @@
 // The dashboard and the API explorer.
 import {test, before, after} from "node:test";
 import assert from "node:assert/strict";
-import {HUB, launch, newPage, noErrors, screenshot, publish, retrieve, unique, contrasts} from "./helpers.mjs";
+import {HUB, KEYED, ADMIN_KEY, launch, newPage, noErrors, screenshot, publish, retrieve, unique, contrasts} from "./helpers.mjs";
 
 let browser;
 before(async () => { browser = await launch(); });
@@ -9,13 +9,23 @@ after(async () => { await browser?.close(); });
 
 const TEXT = "body, h1, h2, h3, label, p, td, th, dt, dd, a, button, legend, .hint, .muted, .meta";
 
-test("dashboard loads, shows metrics and a live tail of a topic", async () => {
+// historyCell is the history size the dashboard shows for a topic.
+function historyCell(page, topic) {
+  return page.locator(`section.node tr[data-topic="${topic}"] td[data-col="history"]`);
+}
+
+test("dashboard loads, shows stats over $sys/stats and a live tail of a topic", async () => {
   const page = await newPage(browser);
   const resp = await page.goto(HUB + "/");
   assert.equal(resp.status(), 200);
   assert.equal(await page.title(), "hubbub dashboard");
-  await page.locator('#connections-body tr[data-transport="sse"]').waitFor();
-  await page.locator('dd[data-metric="published"]').waitFor();
+  // A loopback client of a hub without --admin-key is an admin: no key asked.
+  await page.locator("#stats-status", {hasText: "Live"}).waitFor();
+  assert.ok(await page.locator("#panel-key").isHidden(), "the key form shows without --admin-key");
+  await page.locator('section.node tr[data-transport="sse"]').waitFor();
+  await page.locator('section.node dd[data-metric="published"]').waitFor();
+  await page.locator("#nodes-body tr[data-node]").waitFor();
+  await page.locator("#subs-status", {hasText: "WebSub not available"}).waitFor();
 
   const topic = unique("dash");
   await page.getByLabel("Topic or pattern").fill(topic);
@@ -23,17 +33,72 @@ test("dashboard loads, shows metrics and a live tail of a topic", async () => {
   await page.locator("#tail-status", {hasText: "Live"}).waitFor();
   await publish({topic, data: {title: "hello dashboard"}});
   await page.locator(`#tail-list li[data-seq="1"]`, {hasText: "hello dashboard"}).waitFor({timeout: 5000});
-  // The SSE subscription of the tail shows up in the connection counts.
+
+  // A topic shows with its history size within a few seconds, from the
+  // stats each node publishes on $sys/stats every 2 s.
+  const busy = unique("dash-busy");
+  const start = Date.now();
+  await publish(Array.from({length: 10}, (_, n) => ({topic: busy, data: {n}})));
+  await historyCell(page, busy).filter({hasText: /^10$/}).waitFor({timeout: 6000});
+  const took = Date.now() - start;
+  assert.ok(took <= 6000, `took ${took} ms`);
+  const row = page.locator(`section.node tr[data-topic="${busy}"]`);
+  assert.equal(await row.locator('td[data-col="last_seq"]').textContent(), "10");
+  assert.ok(Number(await row.locator('td[data-col="rate_per_min"]').textContent()) > 0);
+
+  // The SSE subscriptions (tail and stats) show up in the connection counts.
   await page.waitForFunction(() => {
-    const td = document.querySelector('#connections-body tr[data-transport="sse"] td');
-    return td && Number(td.textContent) >= 1;
+    const td = document.querySelector('section.node tr[data-transport="sse"] td');
+    return td && Number(td.textContent) >= 2;
   }, null, {timeout: 10000});
-  const published = Number((await page.locator('dd[data-metric="published"]').textContent()).replace(/,/g, ""));
-  assert.ok(published >= 1, `published count ${published}`);
+  const published = Number((await page.locator('section.node dd[data-metric="published"]').textContent()).replace(/,/g, ""));
+  assert.ok(published >= 11, `published count ${published}`);
 
   for (const c of await contrasts(page, TEXT)) assert.ok(c.ratio >= 4.5, `contrast ${c.ratio.toFixed(2)} of "${c.text}"`);
+  await page.setViewportSize({width: 1280, height: 1400});
   await screenshot(page, "dashboard");
+
+  // A topic's link starts a live tail of it.
+  await row.locator("a").click();
+  await page.locator("#tail-status", {hasText: "Live: " + busy}).waitFor();
+  await page.locator(`#tail-list li[data-seq="10"]`).waitFor();
   noErrors(page, "dashboard");
+  await page.context().close();
+});
+
+test("dashboard with --admin-key asks for the key, then shows the data", async () => {
+  assert.ok(KEYED && ADMIN_KEY, "HUBBUB_KEYED_URL and HUBBUB_ADMIN_KEY are not set");
+  const page = await newPage(browser);
+  assert.equal((await page.goto(KEYED + "/")).status(), 200);
+  const form = page.locator("#panel-key");
+  await form.waitFor({state: "visible"});
+  await page.locator("#stats-status", {hasText: "Admin key needed"}).waitFor();
+  assert.equal(await page.locator("section.node").count(), 0);
+  // The field is labelled and has the focus: type the key and press Enter.
+  const input = page.getByLabel("Admin key", {exact: true});
+  assert.equal(await input.getAttribute("type"), "password");
+  assert.ok(await input.evaluate((e) => e === document.activeElement), "the key field does not have the focus");
+  for (const c of await contrasts(page, TEXT)) assert.ok(c.ratio >= 4.5, `contrast ${c.ratio.toFixed(2)} of "${c.text}"`);
+  await screenshot(page, "dashboard-admin-key");
+  await page.keyboard.type(ADMIN_KEY);
+  await page.keyboard.press("Enter");
+  await form.waitFor({state: "hidden"});
+  await page.locator("#stats-status", {hasText: "Live"}).waitFor();
+
+  const topic = unique("keyed");
+  await publish([1, 2, 3].map((n) => ({topic, data: {n}})), KEYED);
+  await historyCell(page, topic).filter({hasText: /^3$/}).waitFor({timeout: 6000});
+  assert.equal(await page.evaluate(() => sessionStorage.getItem("hubbub.adminKey")), ADMIN_KEY);
+  await screenshot(page, "dashboard-keyed");
+
+  // A reload in the same tab keeps the key; forgetting it asks again.
+  await page.reload();
+  await historyCell(page, topic).filter({hasText: /^3$/}).waitFor({timeout: 6000});
+  assert.ok(await form.isHidden());
+  await page.locator("#key-forget").click();
+  await form.waitFor({state: "visible"});
+  assert.equal(await page.evaluate(() => sessionStorage.getItem("hubbub.adminKey")), null);
+  noErrors(page, "dashboard with an admin key");
   await page.context().close();
 });
 
@@ -101,5 +166,37 @@ test("explorer: the WebSub form shows the hub's answer as it is", async () => {
   const shown = (await page.locator("#ex-request").textContent()) + (await page.locator("#ex-curl").textContent());
   assert.ok(!shown.includes("s3cret"), "the secret is shown: " + shown);
   assert.match(shown, /POST \/hub HTTP\/1\.1/);
+  await page.context().close();
+});
+
+test("dashboard: webhook subscriptions and listed nodes when the stats say the hub has them; never a secret", async () => {
+  // The hub does not serve /api/subscriptions or /api/nodes yet: stand in
+  // for them, and for the `features` list of /api/stats that announces them.
+  const page = await newPage(browser);
+  await page.route("**/api/stats", async (route) => {
+    const resp = await route.fetch();
+    const body = await resp.json();
+    await route.fulfill({response: resp, json: {...body, features: ["nodes", "websub"]}});
+  });
+  await page.route("**/api/subscriptions", (route) => route.fulfill({json: {subscriptions: [
+    {topic: "websub/a", callback: "https://example.com/cb", state: "active", lease_expires: new Date(Date.now() + 3600e3).toISOString(),
+      lag: 3, last_error: "", secret: "s3cret"},
+    {topic: "websub/b", callback: "https://example.org/hook", state: "failing", lease_expires: "", lag: 12,
+      last_error: "callback answered 500"},
+  ]}}));
+  await page.route("**/api/nodes", (route) => route.fulfill({json: {nodes: [{node: "elsewhere:8080", state: "up"}]}}));
+  await page.goto(HUB + "/");
+  const rows = page.locator("#subs-body tr");
+  await rows.nth(1).waitFor();
+  assert.equal(await rows.count(), 2);
+  assert.deepEqual(await rows.nth(0).locator("th, td").allTextContents().then((t) => [t[0], t[1], t[2], t[4]]),
+    ["websub/a", "https://example.com/cb", "active", "3"]);
+  assert.match(await rows.nth(1).textContent(), /failing.*12.*callback answered 500/);
+  await page.locator("#subs-status", {hasText: "2 webhook subscriptions"}).waitFor();
+  await page.locator('#nodes-body tr[data-node="elsewhere:8080"]', {hasText: "up"}).waitFor();
+  await page.locator("section.node").first().waitFor();
+  assert.ok(!(await page.content()).includes("s3cret"), "a secret is shown");
+  await screenshot(page, "dashboard-websub");
+  noErrors(page, "dashboard with WebSub");
   await page.context().close();
 });

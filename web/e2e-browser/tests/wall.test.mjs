@@ -42,7 +42,7 @@ test("the wall shows a published image event full screen within a second", async
   const box = await fig.locator("img").boundingBox();
   assert.ok(box.width >= 1280 - 1 && box.height >= 800 - 1, `picture is ${box.width}x${box.height}, not full screen`);
 
-  // Other events show as cards; tag= filters in the page.
+  // Other events show as cards.
   await publish({topic, data: {title: "just words", n: 2}});
   await page.locator('#cards .card[data-seq="2"]', {hasText: "just words"}).waitFor({timeout: 5000});
   await screenshot(page, "wall");

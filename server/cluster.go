@@ -1,0 +1,152 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/hubbub/hubbub/cluster"
+	"github.com/hubbub/hubbub/config"
+	redisstore "github.com/hubbub/hubbub/store/redis"
+)
+
+// clusterState is the server's part in a several-node deployment: in Redis
+// mode the fan-out bridge and the heartbeat registry; in both modes this
+// node's identity.
+type clusterState struct {
+	id       string
+	started  time.Time
+	bridge   *cluster.Bridge   // nil in embedded mode
+	registry *cluster.Registry // nil in embedded mode
+	addr     atomic.Value      // string: the address served on
+	wg       sync.WaitGroup    // the bridge and heartbeat goroutines
+}
+
+// nodeName is --node-id, or hostname:port of --listen (hostname:pid when the
+// port is 0, so that several test nodes on one machine differ).
+func nodeName(cfg config.Config) string {
+	if cfg.NodeID != "" {
+		return cfg.NodeID
+	}
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "localhost"
+	}
+	_, port, err := net.SplitHostPort(cfg.Listen)
+	if err != nil || port == "0" || port == "" {
+		port = strconv.Itoa(os.Getpid())
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// startCluster wires the Redis fan-out: the broker is fed by a Bridge from
+// Redis Pub/Sub (not by the store's commit listener), so every node
+// delivers every topic's events in seq order whatever node stored them. It
+// waits until the Bridge is subscribed, so nothing stored after New returns
+// is missed. In embedded mode it only registers the node's metrics.
+func (s *Server) startCluster() error {
+	c := s.cluster
+	c.started = time.Now().UTC()
+	s.metrics.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name:        "hubbub_node_info",
+		Help:        "Always 1; the labels name this node and its version.",
+		ConstLabels: prometheus.Labels{"node": c.id, "version": Version},
+	}, func() float64 { return 1 }))
+	rs, ok := s.store.(*redisstore.Store)
+	if !ok {
+		return nil
+	}
+	c.bridge = cluster.NewBridge(rs, rs, s.broker, cluster.Options{Logger: s.log, Decode: redisstore.DecodeMessage})
+	c.registry = cluster.NewRegistry(rs.Client(), rs.Prefix(), s.log)
+	st := &c.bridge.Stats
+	s.metrics.reg.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "hubbub_fanout_messages_total", Help: "Redis Pub/Sub messages of stored events received by this node.",
+		}, func() float64 { return float64(st.Messages.Load()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "hubbub_fanout_gap_repairs_total", Help: "Gaps in a topic's seqs filled from the log before delivery.",
+		}, func() float64 { return float64(st.Repairs.Load()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "hubbub_fanout_resyncs_total", Help: "Pub/Sub (re)subscriptions after which topics with local subscribers were re-read from the log.",
+		}, func() float64 { return float64(st.Resyncs.Load()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "hubbub_fanout_connected", Help: "1 while this node receives other nodes' events from Redis Pub/Sub.",
+		}, func() float64 {
+			if st.Connected.Load() {
+				return 1
+			}
+			return 0
+		}),
+	)
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		c.bridge.Run(s.base)
+	}()
+	t := time.NewTimer(10 * time.Second)
+	defer t.Stop()
+	select {
+	case <-c.bridge.Ready():
+		return nil
+	case <-t.C:
+		s.cancelBase()
+		c.wg.Wait()
+		return fmt.Errorf("fan-out: could not subscribe to Redis Pub/Sub within 10s")
+	}
+}
+
+// startHeartbeat announces the node in Redis every cluster.HeartbeatEvery
+// until the server's base context ends (Redis mode only).
+func (s *Server) startHeartbeat(addr string) {
+	c := s.cluster
+	c.addr.Store(addr)
+	if c.registry == nil {
+		return
+	}
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		c.registry.Run(s.base, s.self)
+	}()
+}
+
+// self is this node's heartbeat record.
+func (s *Server) self() cluster.Node {
+	c := s.cluster
+	addr, _ := c.addr.Load().(string)
+	return cluster.Node{ID: c.id, Address: addr, Version: Version, Started: c.started, Connections: s.metrics.live.Load()}
+}
+
+// apiNodes answers GET /api/nodes: {"self": ID, "nodes": [...]}, the nodes
+// whose heartbeat is live (in embedded mode, this one).
+func (s *Server) apiNodes(w http.ResponseWriter, r *http.Request) {
+	var nodes []cluster.Node
+	if reg := s.cluster.registry; reg != nil {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		var err error
+		if nodes, err = reg.List(ctx); err != nil {
+			s.log.Warn("GET /api/nodes", "err", err)
+			http.Error(w, "the store could not serve this request; try again", http.StatusServiceUnavailable)
+			return
+		}
+	} else {
+		n := s.self()
+		n.Heartbeat = time.Now().UTC()
+		nodes = []cluster.Node{n}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(struct {
+		Self  string         `json:"self"`
+		Nodes []cluster.Node `json:"nodes"`
+	}{s.cluster.id, nodes})
+}
