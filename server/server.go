@@ -11,7 +11,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -90,7 +89,8 @@ func New(cfg config.Config, logger *slog.Logger) (*Server, error) {
 	h := hub.New(log, b, hub.Options{SubscriberBuffer: cfg.SubscriberBuffer, Logger: logger, Coalesce: rules})
 	s := &Server{cfg: cfg, log: logger, store: st, broker: b, hub: h, metrics: m,
 		activity: activity.New(10000, nil), admin: newAdminAuth(cfg.AdminKey), node: nodeID,
-		cluster: &clusterState{id: nodeID}}
+		features: []string{"nodes"},
+		cluster:  &clusterState{id: nodeID}}
 	b.Tap(s.activity.Record)
 	s.base, s.cancelBase = context.WithCancel(context.Background())
 	auth := newPublishAuth(cfg.PublishKeys)
@@ -188,9 +188,6 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		IdleTimeout:       2 * time.Minute,
 		BaseContext:       func(net.Listener) context.Context { return s.base },
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
-	}
-	if s.node == "" || strings.HasSuffix(s.node, ":0") {
-		s.node = ln.Addr().String() // the port actually bound
 	}
 	s.startHeartbeat(ln.Addr().String())
 	errc := make(chan error, 1)

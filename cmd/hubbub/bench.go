@@ -23,6 +23,10 @@ import (
 // sending E events in all (optionally at a fixed total rate), and reports
 // publish throughput, publish acknowledgement latency and publish-to-
 // delivery latency. Every loop is bounded by the event count and --timeout.
+//
+// With several nodes sharing one Redis, --subscribe-server (repeatable)
+// puts the subscribers on other nodes than the publishers (spread round
+// robin), so the latency measured is cross-node.
 func bench(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
 	fs := flag.NewFlagSet("hubbub bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -35,6 +39,8 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	topic := fs.String("topic", "", "topic (default: a fresh bench/... topic)")
 	auth := fs.String("auth", getenv("HUBBUB_PUBLISH_KEY"), "publish key (env HUBBUB_PUBLISH_KEY)")
 	timeout := fs.Duration("timeout", 2*time.Minute, "give up after this long")
+	var subServers stringList
+	fs.Var(&subServers, "subscribe-server", "base URL of a hub the subscribers connect to (repeatable; spread round robin; default: --server)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: hubbub bench [flags]\n\nLoads a running hub with SSE subscribers and publishers and reports throughput and latency.")
 		fs.PrintDefaults()
@@ -59,7 +65,10 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 
 	// Subscribers: connected once their response headers arrive (the hub
 	// registers a subscription before it answers).
-	subURL := root + "/events?" + url.Values{"topic": {*topic}}.Encode()
+	if len(subServers) == 0 {
+		subServers = stringList{root}
+	}
+	query := "/events?" + url.Values{"topic": {*topic}}.Encode()
 	lat := make([][]time.Duration, *subscribers)
 	var wg sync.WaitGroup
 	var subErr atomic.Value
@@ -68,6 +77,7 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			subURL := strings.TrimRight(subServers[i%len(subServers)], "/") + query
 			if err := benchSubscriber(ctx, hc, subURL, *events, &lat[i], ready); err != nil && ctx.Err() == nil {
 				subErr.Store(err)
 			}
@@ -138,7 +148,7 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	fmt.Fprintf(stdout, "publish ack latency: %s\n", percentiles(all))
 	if *subscribers > 0 {
 		want := *subscribers * *events
-		fmt.Fprintf(stdout, "deliveries: %d of %d to %d SSE subscribers\n", len(deliveries), want, *subscribers)
+		fmt.Fprintf(stdout, "deliveries: %d of %d to %d SSE subscribers on %s\n", len(deliveries), want, *subscribers, strings.Join(subServers, ", "))
 		fmt.Fprintf(stdout, "publish-to-delivery latency: %s\n", percentiles(deliveries))
 		if len(deliveries) != want {
 			return fmt.Errorf("%d deliveries missing", want-len(deliveries))
