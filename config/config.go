@@ -32,46 +32,57 @@ import (
 // dashes), env, yaml, help, and secret:"true" for values that must never be
 // logged.
 type Config struct {
-	Listen           string        `flag:"listen" env:"HUBBUB_LISTEN" yaml:"listen" help:"address (host:port) the HTTP server listens on"`
-	Store            string        `flag:"store" env:"HUBBUB_STORE" yaml:"store" help:"where events live: empty for the embedded store in --data, or redis://HOST:PORT/DB to share one Redis between nodes"`
-	RedisPrefix      string        `flag:"redis-prefix" env:"HUBBUB_REDIS_PREFIX" yaml:"redis_prefix" help:"prefix of every Redis key and channel (with --store redis://...); nodes sharing a deployment use the same one"`
-	NodeID           string        `flag:"node-id" env:"HUBBUB_NODE_ID" yaml:"node_id" help:"this node's name in logs, metrics and /api/nodes; empty = hostname:port of --listen (hostname:pid when the port is 0)"`
-	Data             string        `flag:"data" env:"HUBBUB_DATA" yaml:"data" help:"directory of the embedded store"`
-	PublicURL        string        `flag:"public-url" env:"HUBBUB_PUBLIC_URL" yaml:"public_url" help:"external base URL of the hub; empty = derived from each request"`
-	PublishKeys      []string      `flag:"publish-key" env:"HUBBUB_PUBLISH_KEYS" yaml:"publish_keys" secret:"true" help:"key that authorizes publishing (flag repeatable, env comma-separated); none = publishing only from loopback"`
-	AdminKey         string        `flag:"admin-key" env:"HUBBUB_ADMIN_KEY" yaml:"admin_key" secret:"true" help:"key for the admin API (/api/...) and the hub's own $sys/ topics, sent as Authorization: Bearer KEY; empty = loopback clients only"`
-	MaxBody          int64         `flag:"max-body" env:"HUBBUB_MAX_BODY" yaml:"max_body" help:"publish request body limit, in bytes"`
-	HistoryMaxEvents int           `flag:"history-max-events" env:"HUBBUB_HISTORY_MAX_EVENTS" yaml:"history_max_events" help:"events of history kept per topic; 0 = no count limit"`
-	HistoryMaxAge    time.Duration `flag:"history-max-age" env:"HUBBUB_HISTORY_MAX_AGE" yaml:"history_max_age" help:"how long history is kept; 0 = no age limit"`
-	Heartbeat        time.Duration `flag:"heartbeat" env:"HUBBUB_HEARTBEAT" yaml:"heartbeat" help:"interval of SSE comment / NDJSON heartbeats on idle streams (at least 1s)"`
-	SubscriberBuffer int           `flag:"subscriber-buffer" env:"HUBBUB_SUBSCRIBER_BUFFER" yaml:"subscriber_buffer" help:"events queued per live subscriber before it is cut off"`
-	PollTimeout      time.Duration `flag:"poll-timeout" env:"HUBBUB_POLL_TIMEOUT" yaml:"poll_timeout" help:"default long-poll timeout"`
-	PollMaxTimeout   time.Duration `flag:"poll-max-timeout" env:"HUBBUB_POLL_MAX_TIMEOUT" yaml:"poll_max_timeout" help:"largest long-poll timeout a client may ask for"`
-	SSERetry         time.Duration `flag:"sse-retry" env:"HUBBUB_SSE_RETRY" yaml:"sse_retry" help:"reconnect delay sent once to SSE clients as the retry: field"`
-	LogLevel         string        `flag:"log-level" env:"HUBBUB_LOG_LEVEL" yaml:"log_level" help:"log level: debug, info, warn or error"`
-	LogFormat        string        `flag:"log-format" env:"HUBBUB_LOG_FORMAT" yaml:"log_format" help:"log format: text or json"`
-	Coalesce         []string      `flag:"coalesce" env:"HUBBUB_COALESCE" yaml:"coalesce" help:"coalescing window for topics a pattern matches, as PATTERN=DURATION (e.g. docs/**=2s): updates to one key within it reach long-poll (and webhook) subscribers as one, the latest (flag repeatable, env comma-separated)"`
-	WSOrigins        []string      `flag:"ws-origin" env:"HUBBUB_WS_ORIGINS" yaml:"ws_origins" help:"browser origin (host pattern, e.g. app.example.com or *.example.com) allowed to open WebSockets besides the hub's own host (flag repeatable, env comma-separated)"`
-	ShutdownTimeout  time.Duration `flag:"shutdown-timeout" env:"HUBBUB_SHUTDOWN_TIMEOUT" yaml:"shutdown_timeout" help:"how long a graceful shutdown waits for connections to drain"`
+	Listen                string        `flag:"listen" env:"HUBBUB_LISTEN" yaml:"listen" help:"address (host:port) the HTTP server listens on"`
+	Store                 string        `flag:"store" env:"HUBBUB_STORE" yaml:"store" help:"where events live: empty for the embedded store in --data, or redis://HOST:PORT/DB to share one Redis between nodes"`
+	RedisPrefix           string        `flag:"redis-prefix" env:"HUBBUB_REDIS_PREFIX" yaml:"redis_prefix" help:"prefix of every Redis key and channel (with --store redis://...); nodes sharing a deployment use the same one"`
+	NodeID                string        `flag:"node-id" env:"HUBBUB_NODE_ID" yaml:"node_id" help:"this node's name in logs, metrics and /api/nodes; empty = hostname:port of --listen (hostname:pid when the port is 0)"`
+	Data                  string        `flag:"data" env:"HUBBUB_DATA" yaml:"data" help:"directory of the embedded store"`
+	PublicURL             string        `flag:"public-url" env:"HUBBUB_PUBLIC_URL" yaml:"public_url" help:"external base URL of the hub; empty = derived from each request"`
+	PublishKeys           []string      `flag:"publish-key" env:"HUBBUB_PUBLISH_KEYS" yaml:"publish_keys" secret:"true" help:"key that authorizes publishing (flag repeatable, env comma-separated); none = publishing only from loopback"`
+	AdminKey              string        `flag:"admin-key" env:"HUBBUB_ADMIN_KEY" yaml:"admin_key" secret:"true" help:"key for the admin API (/api/...) and the hub's own $sys/ topics, sent as Authorization: Bearer KEY; empty = loopback clients only"`
+	MaxBody               int64         `flag:"max-body" env:"HUBBUB_MAX_BODY" yaml:"max_body" help:"publish request body limit, in bytes"`
+	HistoryMaxEvents      int           `flag:"history-max-events" env:"HUBBUB_HISTORY_MAX_EVENTS" yaml:"history_max_events" help:"events of history kept per topic; 0 = no count limit"`
+	HistoryMaxAge         time.Duration `flag:"history-max-age" env:"HUBBUB_HISTORY_MAX_AGE" yaml:"history_max_age" help:"how long history is kept; 0 = no age limit"`
+	Heartbeat             time.Duration `flag:"heartbeat" env:"HUBBUB_HEARTBEAT" yaml:"heartbeat" help:"interval of SSE comment / NDJSON heartbeats on idle streams (at least 1s)"`
+	SubscriberBuffer      int           `flag:"subscriber-buffer" env:"HUBBUB_SUBSCRIBER_BUFFER" yaml:"subscriber_buffer" help:"events queued per live subscriber before it is cut off"`
+	PollTimeout           time.Duration `flag:"poll-timeout" env:"HUBBUB_POLL_TIMEOUT" yaml:"poll_timeout" help:"default long-poll timeout"`
+	PollMaxTimeout        time.Duration `flag:"poll-max-timeout" env:"HUBBUB_POLL_MAX_TIMEOUT" yaml:"poll_max_timeout" help:"largest long-poll timeout a client may ask for"`
+	SSERetry              time.Duration `flag:"sse-retry" env:"HUBBUB_SSE_RETRY" yaml:"sse_retry" help:"reconnect delay sent once to SSE clients as the retry: field"`
+	LogLevel              string        `flag:"log-level" env:"HUBBUB_LOG_LEVEL" yaml:"log_level" help:"log level: debug, info, warn or error"`
+	LogFormat             string        `flag:"log-format" env:"HUBBUB_LOG_FORMAT" yaml:"log_format" help:"log format: text or json"`
+	Coalesce              []string      `flag:"coalesce" env:"HUBBUB_COALESCE" yaml:"coalesce" help:"coalescing window for topics a pattern matches, as PATTERN=DURATION (e.g. docs/**=2s): updates to one key within it reach long-poll (and webhook) subscribers as one, the latest (flag repeatable, env comma-separated)"`
+	WSOrigins             []string      `flag:"ws-origin" env:"HUBBUB_WS_ORIGINS" yaml:"ws_origins" help:"browser origin (host pattern, e.g. app.example.com or *.example.com) allowed to open WebSockets besides the hub's own host (flag repeatable, env comma-separated)"`
+	WebSubLease           time.Duration `flag:"websub-lease" env:"HUBBUB_WEBSUB_LEASE" yaml:"websub_lease" help:"lease of a webhook subscription that asks for none"`
+	WebSubMinLease        time.Duration `flag:"websub-min-lease" env:"HUBBUB_WEBSUB_MIN_LEASE" yaml:"websub_min_lease" help:"shortest lease granted (shorter requests are raised to it)"`
+	WebSubMaxLease        time.Duration `flag:"websub-max-lease" env:"HUBBUB_WEBSUB_MAX_LEASE" yaml:"websub_max_lease" help:"longest lease granted (longer requests are lowered to it)"`
+	WebSubSignature       string        `flag:"websub-signature" env:"HUBBUB_WEBSUB_SIGNATURE" yaml:"websub_signature" help:"X-Hub-Signature algorithm when a subscriber names none: sha1 (for PuSH 0.3/0.4 subscribers), sha256, sha384 or sha512"`
+	AllowPrivateCallbacks bool          `flag:"allow-private-callbacks" env:"HUBBUB_ALLOW_PRIVATE_CALLBACKS" yaml:"allow_private_callbacks" help:"let webhook callbacks and thin-ping fetches reach loopback and private addresses (off: guards against SSRF)"`
+	WebhookConcurrency    int           `flag:"webhook-concurrency" env:"HUBBUB_WEBHOOK_CONCURRENCY" yaml:"webhook_concurrency" help:"webhook deliveries running at once on this node"`
+	ShutdownTimeout       time.Duration `flag:"shutdown-timeout" env:"HUBBUB_SHUTDOWN_TIMEOUT" yaml:"shutdown_timeout" help:"how long a graceful shutdown waits for connections to drain"`
 }
 
 // Default returns the built-in defaults.
 func Default() Config {
 	return Config{
-		Listen:           "127.0.0.1:8080",
-		Data:             "./hubbub-data",
-		RedisPrefix:      "hubbub",
-		MaxBody:          1 << 20,
-		HistoryMaxEvents: 10000,
-		HistoryMaxAge:    7 * 24 * time.Hour,
-		Heartbeat:        25 * time.Second,
-		SubscriberBuffer: 1024,
-		PollTimeout:      30 * time.Second,
-		PollMaxTimeout:   120 * time.Second,
-		SSERetry:         2 * time.Second,
-		LogLevel:         "info",
-		LogFormat:        "text",
-		ShutdownTimeout:  10 * time.Second,
+		Listen:             "127.0.0.1:8080",
+		Data:               "./hubbub-data",
+		RedisPrefix:        "hubbub",
+		MaxBody:            1 << 20,
+		HistoryMaxEvents:   10000,
+		HistoryMaxAge:      7 * 24 * time.Hour,
+		Heartbeat:          25 * time.Second,
+		SubscriberBuffer:   1024,
+		PollTimeout:        30 * time.Second,
+		PollMaxTimeout:     120 * time.Second,
+		SSERetry:           2 * time.Second,
+		LogLevel:           "info",
+		LogFormat:          "text",
+		ShutdownTimeout:    10 * time.Second,
+		WebSubLease:        10 * 24 * time.Hour,
+		WebSubMinLease:     5 * time.Minute,
+		WebSubMaxLease:     365 * 24 * time.Hour,
+		WebSubSignature:    "sha256",
+		WebhookConcurrency: 32,
 	}
 }
 
@@ -344,6 +355,12 @@ func (c Config) Validate() error {
 	switch {
 	case c.Listen == "":
 		return bad("Listen", "must not be empty")
+	case c.WebSubMinLease <= 0 || c.WebSubLease < c.WebSubMinLease || c.WebSubMaxLease < c.WebSubLease:
+		return bad("WebSubLease", "leases must satisfy 0 < min <= default <= max")
+	case c.WebSubSignature != "sha1" && c.WebSubSignature != "sha256" && c.WebSubSignature != "sha384" && c.WebSubSignature != "sha512":
+		return bad("WebSubSignature", "%q: use sha1, sha256, sha384 or sha512", c.WebSubSignature)
+	case c.WebhookConcurrency < 1:
+		return bad("WebhookConcurrency", "must be at least 1")
 	case c.Store != "" && !strings.HasPrefix(c.Store, "redis://") && !strings.HasPrefix(c.Store, "rediss://"):
 		return bad("Store", "%q: give redis://HOST:PORT/DB, or leave it empty for the embedded store", c.Store)
 	case c.Data == "":

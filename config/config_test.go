@@ -91,10 +91,13 @@ func TestEveryFieldFromEveryLayer(t *testing.T) {
 		"Listen": ":9", "Store": "redis://127.0.0.1:6379/3", "RedisPrefix": "hp", "NodeID": "node-a", "Data": "/var/hub", "PublicURL": "https://hub.example.com",
 		"PublishKeys": "a", "AdminKey": "adm", "MaxBody": "2048", "HistoryMaxEvents": "5", "HistoryMaxAge": "1h",
 		"Heartbeat": "3s", "SubscriberBuffer": "7", "PollTimeout": "40s", "PollMaxTimeout": "5m",
-		"SSERetry": "500ms", "LogLevel": "debug", "LogFormat": "json", "Coalesce": "docs/**=2s", "WSOrigins": "app.example.com", "ShutdownTimeout": "1m",
+		"SSERetry": "500ms", "LogLevel": "debug", "LogFormat": "json", "Coalesce": "docs/**=2s", "WSOrigins": "app.example.com",
+		"WebSubLease": "48h", "WebSubMinLease": "1h", "WebSubMaxLease": "96h", "WebSubSignature": "sha1",
+		"AllowPrivateCallbacks": "true", "WebhookConcurrency": "3", "ShutdownTimeout": "1m",
 	}
 	want := Config{":9", "redis://127.0.0.1:6379/3", "hp", "node-a", "/var/hub", "https://hub.example.com", []string{"a"}, "adm", 2048, 5, time.Hour,
-		3 * time.Second, 7, 40 * time.Second, 5 * time.Minute, 500 * time.Millisecond, "debug", "json", []string{"docs/**=2s"}, []string{"app.example.com"}, time.Minute}
+		3 * time.Second, 7, 40 * time.Second, 5 * time.Minute, 500 * time.Millisecond, "debug", "json", []string{"docs/**=2s"}, []string{"app.example.com"},
+		48 * time.Hour, time.Hour, 96 * time.Hour, "sha1", true, 3, time.Minute}
 	var yamlDoc strings.Builder
 	var args []string
 	envs := map[string]string{}
@@ -106,12 +109,12 @@ func TestEveryFieldFromEveryLayer(t *testing.T) {
 		switch s.field.Type.Kind() {
 		case reflect.Slice:
 			yamlDoc.WriteString(s.yaml + ": [" + v + "]\n")
-		case reflect.Int, reflect.Int64: // durations too: 1h is a plain string
+		case reflect.Int, reflect.Int64, reflect.Bool: // durations too: 1h is a plain string
 			yamlDoc.WriteString(s.yaml + ": " + v + "\n")
 		default:
 			yamlDoc.WriteString(s.yaml + ": \"" + v + "\"\n")
 		}
-		args = append(args, "--"+s.flag, v)
+		args = append(args, "--"+s.flag+"="+v) // = so bool flags take it too
 		envs[s.env] = v
 	}
 	for name, l := range map[string]struct {

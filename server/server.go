@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -46,6 +47,8 @@ type Server struct {
 	node string
 	// features are the optional admin APIs served (see stats.Features).
 	features []string
+	// webhooks is the WebSub hub and the task runner under it.
+	webhooks *webhooks
 	// cluster is the node's identity, and in Redis mode its fan-out
 	// bridge and heartbeats (cluster.go).
 	cluster *clusterState
@@ -93,6 +96,11 @@ func New(cfg config.Config, logger *slog.Logger) (*Server, error) {
 		cluster:  &clusterState{id: nodeID}}
 	b.Tap(s.activity.Record)
 	s.base, s.cancelBase = context.WithCancel(context.Background())
+	if s.webhooks, err = s.openWebhooks(cfg); err != nil {
+		_ = st.Close()
+		return nil, err
+	}
+	s.features = append(s.features, "websub")
 	auth := newPublishAuth(cfg.PublishKeys)
 	s.handler = s.routes(transport.New(h, transport.Options{
 		MaxBody: cfg.MaxBody, Heartbeat: cfg.Heartbeat, SSERetry: cfg.SSERetry,
@@ -103,6 +111,7 @@ func New(cfg config.Config, logger *slog.Logger) (*Server, error) {
 		IsAdmin:          s.admin.allowed,
 	}), auth)
 	if err := s.startCluster(); err != nil {
+		_ = s.webhooks.close()
 		_ = st.Close()
 		return nil, err
 	}
@@ -122,7 +131,7 @@ func openStore(cfg config.Config, sc store.Config, logger *slog.Logger) (store.L
 		logger.Info("store: redis", "url", redactURL(cfg.Store))
 		return st, nil
 	}
-	st, err := embedded.Open(cfg.Data, sc, embedded.WithLogger(logger))
+	st, err := embedded.Open(filepath.Join(cfg.Data, "log"), sc, embedded.WithLogger(logger))
 	if err != nil {
 		return nil, fmt.Errorf("open store in %s: %w", cfg.Data, err)
 	}
@@ -155,6 +164,10 @@ func (s *Server) routes(t *transport.Handlers, auth publishAuth) http.Handler {
 		fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("GET /readyz", s.ready)
+	// WebSub: POST / and /hub (GET / stays the dashboard).
+	mux.Handle("POST /{$}", s.webhooks.hub)
+	mux.Handle("POST /hub", s.webhooks.hub)
+	mux.Handle("GET /api/subscriptions", s.admin.wrap(s.apiSubscriptions))
 	mux.Handle("GET /api/nodes", s.admin.wrap(s.apiNodes))
 	mux.Handle("GET /api/topics", s.admin.wrap(s.apiTopics))
 	mux.Handle("GET /api/stats", s.admin.wrap(s.apiStats))
@@ -190,6 +203,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 	s.startHeartbeat(ln.Addr().String())
+	s.webhooks.start(s.base, s)
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	go s.publishStats(s.base, 2*time.Second)
@@ -230,5 +244,9 @@ func (s *Server) Run(ctx context.Context) error {
 func (s *Server) Close() error {
 	s.cancelBase()
 	s.cluster.wg.Wait() // the fan-out and heartbeats use the store
-	return s.store.Close()
+	err := s.webhooks.close()
+	if e := s.store.Close(); err == nil {
+		err = e
+	}
+	return err
 }

@@ -68,7 +68,7 @@ func (h *Handlers) writeFeed(w http.ResponseWriter, r *http.Request, q query, fo
 		Title:   strings.Join(q.topics, ", "),
 		Topic:   strings.Join(q.topics, " "),
 		SelfURL: base + r.URL.RequestURI(),
-		// HubURL stays empty until the WebSub hub endpoint exists.
+		HubURL:  base + "/hub",
 	}
 	var buf bytes.Buffer
 	var err error

@@ -1,0 +1,448 @@
+package websub
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/hubbub/hubbub/event"
+	"github.com/hubbub/hubbub/filter"
+	"github.com/hubbub/hubbub/hub"
+	"github.com/hubbub/hubbub/tasks"
+)
+
+// Delivery limits.
+const (
+	maxPostsPerRun  = 100 // POSTs per deliver task run; more work re-enqueues
+	readCount       = 50  // events read from the log at a time (at least Batch)
+	maxFeedEntries  = 50  // entries per aggregated feed delivery
+	maxResetsPerRun = 3
+	enqueueWorkers  = 64 // concurrent Enqueue calls of the enqueuer
+)
+
+// errStale means the subscription was replaced (unsubscribed and
+// subscribed again) while a delivery ran; the run stops.
+var errStale = errors.New("websub: subscription replaced during delivery")
+
+// OnCommit notes that the subscriptions of the events' topics have new
+// events. Call it from the store's commit listener. It never blocks and
+// does no I/O: it adds subscription ids to an in-memory set (bounded by
+// the number of subscriptions, however many events arrive) that a
+// goroutine turns into deliver tasks. If the process dies before that,
+// Run's reconciliation finds the subscriptions behind their topic's head
+// and enqueues them, so no event is lost.
+func (h *Hub) OnCommit(events []*event.Event) {
+	added := false
+	last := ""
+	for _, e := range events {
+		if e.Topic == last {
+			continue
+		}
+		last = e.Topic
+		if h.o.Records.Count(e.Topic) == 0 {
+			continue
+		}
+		subs := h.o.Records.ListByTopic(e.Topic)
+		h.pendMu.Lock()
+		for i := range subs {
+			h.pending[subs[i].ID] = struct{}{}
+		}
+		h.pendMu.Unlock()
+		added = added || len(subs) > 0
+	}
+	if added {
+		select {
+		case h.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// enqueueLoop turns pending notifications into deliver tasks until Close.
+func (h *Hub) enqueueLoop() {
+	defer close(h.done)
+	for {
+		select {
+		case <-h.wake:
+		case <-h.quit:
+			return
+		}
+		for range 1 << 20 { // bounded; each round empties what was there
+			h.pendMu.Lock()
+			ids := make([]string, 0, min(len(h.pending), 256))
+			for id := range h.pending {
+				ids = append(ids, id)
+				delete(h.pending, id)
+				if len(ids) == cap(ids) {
+					break
+				}
+			}
+			h.pendMu.Unlock()
+			if len(ids) == 0 {
+				break
+			}
+			// Enqueue concurrently so the queue's fsyncs are shared
+			// (group commit): one at a time, a fan-out to thousands of
+			// subscriptions would wait for thousands of fsyncs.
+			ctx, cancel := bg(time.Minute)
+			var wg sync.WaitGroup
+			sem := make(chan struct{}, enqueueWorkers)
+			for _, id := range ids {
+				sem <- struct{}{}
+				wg.Go(func() {
+					defer func() { <-sem }()
+					if err := h.enqueueDeliver(ctx, id); err != nil {
+						h.log.Error("websub: enqueue delivery failed; reconciliation will retry", "subscription", id, "err", err)
+					}
+				})
+			}
+			wg.Wait()
+			cancel()
+			select {
+			case <-h.quit:
+				return
+			default:
+			}
+		}
+	}
+}
+
+// enqueueDeliver queues the delivery task of subscription id, not before
+// its retry time.
+func (h *Hub) enqueueDeliver(ctx context.Context, id string) error {
+	s, ok, err := h.o.Records.Get(ctx, id)
+	if err != nil || !ok {
+		return err
+	}
+	t := tasks.Task{Kind: KindDeliver, Key: id, Payload: []byte(id)}
+	if s.NextAttempt.After(h.now()) {
+		t.RunAt = s.NextAttempt
+	}
+	if _, _, err := h.o.Tasks.Enqueue(ctx, t); err != nil {
+		return fmt.Errorf("websub: enqueue delivery: %w", err)
+	}
+	return nil
+}
+
+// handleDeliver runs a deliver task: it POSTs the subscription's events
+// after its cursor, in log order, advancing the cursor after each 2xx.
+func (h *Hub) handleDeliver(ctx context.Context, t tasks.Task) error {
+	id := string(t.Payload)
+	s, ok, err := h.o.Records.Get(ctx, id)
+	if err != nil {
+		return fmt.Errorf("websub: get subscription: %w", err)
+	}
+	if !ok {
+		return nil
+	}
+	now := h.now()
+	if s.Expired(now) {
+		h.expire(ctx, s)
+		return nil
+	}
+	if now.Before(s.NextAttempt) {
+		return tasks.RetryAfter(s.NextAttempt.Sub(now), errors.New("websub: waiting for the subscription's retry time"))
+	}
+	var f *filter.Filter
+	if s.Filter != "" {
+		if f, err = filter.ParseJSON([]byte(s.Filter)); err != nil {
+			h.log.Warn("websub: stored filter no longer parses; delivering unfiltered", "subscription", id, "err", err)
+			f = nil
+		}
+	}
+	if s, err = h.checkHead(ctx, s); err != nil {
+		return stop(err)
+	}
+	var buf []*event.Event
+	var bufEnd event.Position // cursor after everything the read examined
+	resets := 0
+	for posts := 0; posts < maxPostsPerRun; {
+		if len(buf) == 0 {
+			res, err := h.o.Hub.Retrieve(ctx, hub.RetrieveRequest{
+				Topics: []string{s.LogTopic},
+				Cursor: event.Cursor{s.LogTopic: s.Cursor},
+				After:  true,
+				Count:  min(max(readCount, s.Batch), hub.MaxCount),
+				Filter: f,
+			})
+			if err != nil {
+				return fmt.Errorf("websub: read %q: %w", s.LogTopic, err)
+			}
+			if len(res.Resets) > 0 { // trimmed since checkHead
+				if resets++; resets > maxResetsPerRun {
+					return errors.New("websub: the log keeps moving under the cursor")
+				}
+				if s, err = h.checkHead(ctx, s); err != nil {
+					return stop(err)
+				}
+				continue
+			}
+			buf, bufEnd = res.Events, res.Cursor[s.LogTopic]
+			if len(buf) == 0 {
+				if bufEnd != s.Cursor { // filtered-out events examined
+					if s, err = h.advance(ctx, s, bufEnd, false); err != nil {
+						return stop(err)
+					}
+					posts++
+					continue
+				}
+				return nil // caught up
+			}
+		}
+		n, body, ctype := h.compose(&s, buf)
+		status, retryAfter, err := h.post(ctx, &s, body, ctype)
+		h.obs.Delivered(&s, n, status, err)
+		switch {
+		case err == nil && status >= 200 && status <= 299:
+			next := buf[n-1].Position()
+			if n == len(buf) {
+				next = bufEnd
+			}
+			if s, err = h.advance(ctx, s, next, true); err != nil {
+				return stop(err)
+			}
+			buf = buf[n:]
+			posts++
+			continue
+		case status == http.StatusGone:
+			if _, err := h.o.Records.Delete(ctx, s.ID); err != nil {
+				return fmt.Errorf("websub: remove gone subscription: %w", err)
+			}
+			h.obs.Removed(&s, "gone")
+			h.log.Info("websub: callback answered 410; subscription removed", "topic", s.Topic, "callback", s.Callback)
+			return nil
+		}
+		if err != nil && ctx.Err() != nil {
+			return fmt.Errorf("websub: delivery interrupted: %w", err) // shutdown or lost lease: not the callback's fault
+		}
+		if err == nil {
+			err = fmt.Errorf("callback answered %d", status)
+		}
+		return h.failed(ctx, s, retryAfter, err)
+	}
+	// More to deliver: a follow-up run (it waits for this one to end).
+	if err := h.enqueueDeliver(ctx, s.ID); err != nil {
+		return err
+	}
+	return nil
+}
+
+// stop ends a run without retrying when the subscription went away.
+func stop(err error) error {
+	if errors.Is(err, ErrNotFound) || errors.Is(err, errStale) {
+		return nil
+	}
+	return err
+}
+
+// advance moves s's cursor to next; ok also records a successful delivery.
+func (h *Hub) advance(ctx context.Context, s Subscription, next event.Position, ok bool) (Subscription, error) {
+	now := h.now()
+	return h.o.Records.Update(ctx, s.ID, func(cur *Subscription) error {
+		if !cur.Created.Equal(s.Created) {
+			return errStale
+		}
+		cur.Cursor = next
+		if ok {
+			cur.Failures, cur.State, cur.LastError = 0, StateActive, ""
+			cur.NextAttempt, cur.LastSuccess = time.Time{}, now
+		}
+		return nil
+	})
+}
+
+// failed records a failed delivery and asks for a retry at the time it
+// chose: Retry-After when the callback sent one, else exponential backoff
+// on the consecutive failures. The subscription keeps its cursor.
+func (h *Hub) failed(ctx context.Context, s Subscription, retryAfter time.Duration, cause error) error {
+	fails := s.Failures + 1
+	delay := retryAfter
+	if delay <= 0 {
+		c := h.o.RetryBase
+		for i := 1; i < fails && c < h.o.RetryMax; i++ {
+			c *= 2
+		}
+		c = min(c, h.o.RetryMax)
+		delay = c/2 + rand.N(c/2+1)
+	}
+	delay = min(delay, h.o.RetryMax)
+	next := h.now().Add(delay)
+	_, err := h.o.Records.Update(ctx, s.ID, func(cur *Subscription) error {
+		if !cur.Created.Equal(s.Created) {
+			return errStale
+		}
+		cur.Failures = fails
+		cur.LastError = cause.Error()
+		cur.NextAttempt = next
+		if fails >= h.o.FailingAfter {
+			cur.State = StateFailing
+		}
+		return nil
+	})
+	if err != nil {
+		return stop(err)
+	}
+	if fails == h.o.FailingAfter {
+		h.log.Warn("websub: subscription is failing", "topic", s.Topic, "callback", s.Callback, "failures", fails, "err", cause)
+	}
+	return tasks.RetryAfter(delay, fmt.Errorf("websub: delivery to %s: %w", s.Callback, cause))
+}
+
+// checkHead moves a cursor the log no longer honours to the earliest
+// event held (the hub's reset semantics), counting the events retention
+// removed before the subscription got them.
+func (h *Hub) checkHead(ctx context.Context, s Subscription) (Subscription, error) {
+	head, err := h.o.Log.Head(ctx, s.LogTopic)
+	if err != nil {
+		return s, fmt.Errorf("websub: head of %q: %w", s.LogTopic, err)
+	}
+	cur := s.Cursor
+	next := cur
+	var lost uint64
+	earliest := event.Position{Epoch: head.Epoch, Seq: head.First - 1}
+	switch {
+	case head.Epoch == "":
+		return s, nil // never written
+	case cur.Epoch != "" && cur.Epoch != head.Epoch:
+		next = earliest // the log was replaced; how much was lost is unknown
+		h.log.Warn("websub: topic log epoch changed; delivering from its start", "topic", s.LogTopic, "callback", s.Callback)
+	case cur.Seq > head.Last:
+		next = earliest
+	case cur.Seq < head.First-1:
+		next, lost = earliest, head.First-1-cur.Seq
+	default:
+		next.Epoch = head.Epoch
+	}
+	if next == cur {
+		return s, nil
+	}
+	out, err := h.o.Records.Update(ctx, s.ID, func(c *Subscription) error {
+		if !c.Created.Equal(s.Created) {
+			return errStale
+		}
+		if c.Cursor != cur {
+			return ErrNoChange // moved meanwhile; the next read sorts it out
+		}
+		c.Cursor = next
+		c.Dropped += lost
+		return nil
+	})
+	if err != nil {
+		return s, err
+	}
+	if lost > 0 {
+		h.obs.Dropped(&out, lost)
+		h.log.Warn("websub: events trimmed before delivery", "topic", s.LogTopic, "callback", s.Callback, "dropped", lost)
+	}
+	return out, nil
+}
+
+// compose builds the next POST from the first events of evs (at least
+// one): n is how many it carries. With Batch > 1, a JSON array of up to
+// Batch wire events; for feed content, one feed of consecutive entries of
+// the same feed type; for JSON events, the data as application/json; for
+// any other event, its bytes with its own Content-Type.
+func (h *Hub) compose(s *Subscription, evs []*event.Event) (n int, body []byte, ctype string) {
+	first := evs[0]
+	if s.Batch > 1 {
+		n = min(len(evs), s.Batch)
+		var b bytes.Buffer
+		b.WriteByte('[')
+		for i, e := range evs[:n] {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			b.Write(event.NewItem(e).JSON())
+		}
+		b.WriteByte(']')
+		return n, b.Bytes(), "application/json"
+	}
+	if ft := feedKind(first.ContentType); ft != "" {
+		n = 1
+		for n < len(evs) && n < maxFeedEntries && feedKind(evs[n].ContentType) == ft {
+			n++
+		}
+		if b, err := mergeFeeds(ft, evs[:n]); err == nil {
+			return n, b, first.ContentType
+		}
+		return 1, first.Data, first.ContentType // not a feed we can merge: as published
+	}
+	if first.ContentType == "" {
+		if len(first.Data) == 0 {
+			return 1, []byte("null"), "application/json"
+		}
+		return 1, first.Data, "application/json"
+	}
+	return 1, first.Data, first.ContentType
+}
+
+// post sends one delivery. It returns the status (0 on a network error)
+// and the Retry-After the callback asked for, if any.
+func (h *Hub) post(ctx context.Context, s *Subscription, body []byte, ctype string) (int, time.Duration, error) {
+	ctx, cancel := context.WithTimeout(ctx, h.o.HTTPTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.Callback, bytes.NewReader(body))
+	if err != nil {
+		return 0, 0, fmt.Errorf("build request: %w", err)
+	}
+	req.Header.Set("Content-Type", ctype)
+	hubURL := h.o.PublicURL
+	if hubURL == "" {
+		hubURL = s.HubURL
+	}
+	req.Header.Set("Link", "<"+hubURL+`>; rel="hub", <`+s.Topic+`>; rel="self"`)
+	req.Header.Set("User-Agent", h.userAgent(s.LogTopic))
+	if s.Secret != "" {
+		alg := s.SignatureAlgorithm
+		if alg == "" {
+			alg = h.o.SignatureAlgorithm
+		}
+		req.Header.Set(SignatureHeader, Sign(alg, s.Secret, body))
+	}
+	resp, release, err := h.do(req)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer release()
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	_ = resp.Body.Close()
+	return resp.StatusCode, parseRetryAfter(resp.Header.Get("Retry-After"), h.now()), nil
+}
+
+// parseRetryAfter reads delay-seconds or an HTTP date; 0 when absent or
+// unreadable.
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	if v == "" {
+		return 0
+	}
+	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if n <= 0 {
+			return 0
+		}
+		return time.Duration(min(n, 1<<30)) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil && t.After(now) {
+		return t.Sub(now)
+	}
+	return 0
+}
+
+// expire removes a subscription whose lease ended.
+func (h *Hub) expire(ctx context.Context, s Subscription) {
+	ok, err := h.o.Records.Delete(ctx, s.ID)
+	if err != nil {
+		h.log.Error("websub: remove expired subscription failed", "subscription", s.ID, "err", err)
+		return
+	}
+	if ok {
+		h.obs.Removed(&s, "expired")
+		h.log.Info("websub: lease expired", "topic", s.Topic, "callback", s.Callback)
+	}
+}

@@ -1,0 +1,98 @@
+package pebblerecords_test
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/hubbub/hubbub/event"
+	"github.com/hubbub/hubbub/websub"
+	"github.com/hubbub/hubbub/websub/pebblerecords"
+)
+
+func sub(topic, cb string) websub.Subscription {
+	return websub.Subscription{ID: websub.SubscriptionID(topic, cb), Topic: topic, Callback: cb, LogTopic: topic,
+		State: websub.StateActive, Expires: time.Unix(2e9, 0).UTC()}
+}
+
+func TestRecords(t *testing.T) {
+	dir := t.TempDir()
+	ctx := t.Context()
+	r, err := pebblerecords.Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		if err := r.Put(ctx, sub(fmt.Sprintf("t%d", i%2), fmt.Sprintf("http://x/%d", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bad := sub("t", "http://x/")
+	bad.ID = "nope"
+	if r.Put(ctx, bad) == nil {
+		t.Fatal("a record with a wrong id was stored")
+	}
+	if n := len(r.ListByTopic("t0")); n != 3 || r.Count("t1") != 2 {
+		t.Fatalf("by topic: %d %d", n, r.Count("t1"))
+	}
+	id := websub.SubscriptionID("t0", "http://x/0")
+	s, err := r.Update(ctx, id, func(s *websub.Subscription) error {
+		s.Cursor = event.Position{Epoch: "e", Seq: 7}
+		return nil
+	})
+	if err != nil || s.Cursor.Seq != 7 {
+		t.Fatalf("update: %+v %v", s, err)
+	}
+	if _, err := r.Update(ctx, "missing", func(*websub.Subscription) error { return nil }); err == nil {
+		t.Fatal("update of a missing record succeeded")
+	}
+	if ok, err := r.Delete(ctx, websub.SubscriptionID("t1", "http://x/1")); !ok || err != nil {
+		t.Fatalf("delete: %v %v", ok, err)
+	}
+	if err := r.PutFetchState(ctx, "http://f/", websub.FetchState{ETag: `"1"`}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := r.Get(ctx, id); err == nil {
+		t.Fatal("Get after Close succeeded")
+	}
+
+	r, err = pebblerecords.Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	got, ok, err := r.Get(ctx, id)
+	if !ok || err != nil || got.Cursor.Seq != 7 || got.Cursor.Epoch != "e" {
+		t.Fatalf("after reopen: %+v %v %v", got, ok, err)
+	}
+	if r.Count("t0") != 3 || r.Count("t1") != 1 || r.Len() != 4 {
+		t.Fatalf("index after reopen: %d %d", r.Count("t0"), r.Count("t1"))
+	}
+	var all []websub.Subscription
+	after := ""
+	for range 10 {
+		page, err := r.List(ctx, after, 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, page...)
+		if len(page) < 3 {
+			break
+		}
+		after = page[len(page)-1].ID
+	}
+	if len(all) != 4 {
+		t.Fatalf("listed %d", len(all))
+	}
+	for i := 1; i < len(all); i++ {
+		if all[i-1].ID >= all[i].ID {
+			t.Fatal("List out of order")
+		}
+	}
+	if st, ok, err := r.FetchState(ctx, "http://f/"); !ok || err != nil || st.ETag != `"1"` {
+		t.Fatalf("fetch state: %+v %v %v", st, ok, err)
+	}
+}

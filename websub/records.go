@@ -1,0 +1,119 @@
+package websub
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"time"
+
+	"github.com/hubbub/hubbub/event"
+)
+
+// Subscription states.
+const (
+	StateActive  = "active"  // deliveries succeed, or have not failed FailingAfter times in a row
+	StateFailing = "failing" // FailingAfter or more consecutive failures; retried with longer delays
+)
+
+// Subscription is the durable record of one verified (topic, callback)
+// pair. Records hold only verified subscriptions: a request whose
+// verification has not succeeded has no record.
+type Subscription struct {
+	ID       string `json:"id"`    // SubscriptionID(Topic, Callback)
+	Topic    string `json:"topic"` // hub.topic as the subscriber sent it (rel="self")
+	Callback string `json:"callback"`
+	// LogTopic is the topic of hubbub's log the subscription reads: the
+	// local topic name for a URL of a topic hubbub hosts
+	// (PUBLIC_URL/topics/NAME), else Topic itself. ListByTopic indexes it.
+	LogTopic string `json:"log_topic"`
+	// HubURL is the hub's public URL sent in rel="hub" links (Options.
+	// PublicURL, or derived from the subscription request).
+	HubURL string `json:"hub_url"`
+	// Secret signs deliveries when not empty, with SignatureAlgorithm.
+	Secret             string `json:"secret,omitempty"`
+	SignatureAlgorithm string `json:"signature_algorithm,omitempty"`
+	// Batch > 1 delivers JSON arrays of up to Batch event objects.
+	Batch int `json:"batch,omitempty"`
+	// Filter is the hub.filter JSON, validated by filter.ParseJSON; "" for none.
+	Filter       string    `json:"filter,omitempty"`
+	LeaseSeconds int64     `json:"lease_seconds"`
+	Expires      time.Time `json:"expires"`
+	Created      time.Time `json:"created"`
+	Verified     time.Time `json:"verified"`
+
+	// Cursor is the position after the last event delivered (or skipped by
+	// the filter) in the topic's log. It only moves forward, after a 2xx.
+	Cursor event.Position `json:"cursor"`
+	// Failures counts consecutive failed deliveries; a 2xx resets it.
+	Failures    int       `json:"failures,omitempty"`
+	State       string    `json:"state"`
+	LastError   string    `json:"last_error,omitempty"`
+	LastSuccess time.Time `json:"last_success,omitzero"`
+	// NextAttempt is when a failing delivery may be tried again.
+	NextAttempt time.Time `json:"next_attempt,omitzero"`
+	// Dropped counts events this subscription never received because
+	// history retention removed them first.
+	Dropped uint64 `json:"dropped,omitempty"`
+}
+
+// Expired reports whether the lease has ended at now.
+func (s *Subscription) Expired(now time.Time) bool { return !now.Before(s.Expires) }
+
+// SubscriptionID is the stable id of the subscription of callback to
+// topic: 32 hex digits of SHA-256 over both. Re-subscribing keeps the id.
+func SubscriptionID(topic, callback string) string {
+	sum := sha256.Sum256([]byte(topic + "\x00" + callback))
+	return hex.EncodeToString(sum[:16])
+}
+
+// FetchState is what the hub remembers about a topic URL between thin
+// pings, for conditional GETs.
+type FetchState struct {
+	ETag         string    `json:"etag,omitempty"`
+	LastModified string    `json:"last_modified,omitempty"`
+	Fetched      time.Time `json:"fetched"`
+}
+
+// ErrNotFound is returned (wrapped) by Records.Update when the
+// subscription does not exist.
+var ErrNotFound = errors.New("websub: no such subscription")
+
+// ErrNoChange, returned by an Update function, leaves the record as it was;
+// Update then returns the record unchanged and a nil error.
+var ErrNoChange = errors.New("websub: no change")
+
+// Records stores subscriptions durably. Every method is safe for concurrent
+// use; every mutation is atomic and durable (synced) when it returns
+// without error, and survives restarts. Reads of single records and of a
+// topic's subscriptions are served from memory: ListByTopic is on the
+// delivery hot path and must not do I/O.
+type Records interface {
+	// Put stores s (keyed by s.ID, which must equal SubscriptionID(s.Topic,
+	// s.Callback)), replacing any record of that (topic, callback).
+	Put(ctx context.Context, s Subscription) error
+	// Get returns the subscription with id, and whether it exists.
+	Get(ctx context.Context, id string) (Subscription, bool, error)
+	// Update atomically reads the subscription with id, lets fn change it
+	// and stores the result; fn returning ErrNoChange stores nothing, any
+	// other error aborts and is returned. fn may be called more than once
+	// by backends that retry optimistically, and must not have side
+	// effects. ErrNotFound when there is no such subscription.
+	Update(ctx context.Context, id string, fn func(s *Subscription) error) (Subscription, error)
+	// Delete removes the subscription with id and reports whether it
+	// existed.
+	Delete(ctx context.Context, id string) (bool, error)
+	// List returns up to limit subscriptions with an id greater than after
+	// ("" for the first page), in id order.
+	List(ctx context.Context, after string, limit int) ([]Subscription, error)
+	// ListByTopic returns the subscriptions whose LogTopic is topic (in no
+	// given order), from memory.
+	ListByTopic(topic string) []Subscription
+	// Count returns the number of subscriptions whose LogTopic is topic,
+	// from memory.
+	Count(topic string) int
+	// FetchState returns what was remembered about fetching topic.
+	FetchState(ctx context.Context, topic string) (FetchState, bool, error)
+	// PutFetchState remembers st for topic.
+	PutFetchState(ctx context.Context, topic string, st FetchState) error
+}

@@ -1,0 +1,169 @@
+package websub
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/hubbub/hubbub/tasks"
+)
+
+// maxFormBytes bounds a hub request's body.
+const maxFormBytes = 64 << 10
+
+// verifyJob is the payload of a verify task: the request and what the hub
+// derived from the HTTP request it came in.
+type verifyJob struct {
+	Request
+	HubURL   string `json:"hub_url"`
+	LogTopic string `json:"log_topic"`
+	Reason   string `json:"reason,omitempty"` // denial reason (Mode denied)
+}
+
+// ServeHTTP answers POST / and /hub: subscribe, unsubscribe and publish
+// requests, form-encoded (see the package doc for the status codes).
+func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		plain(w, http.StatusMethodNotAllowed, "websub: the hub takes POST requests")
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+	if err := r.ParseForm(); err != nil {
+		var mb *http.MaxBytesError
+		if errors.As(err, &mb) {
+			plain(w, http.StatusRequestEntityTooLarge, "websub: request body is too large")
+			return
+		}
+		plain(w, http.StatusBadRequest, "websub: cannot parse the form: "+err.Error())
+		return
+	}
+	req, err := parseRequest(r.Form, h.bounds())
+	if err != nil {
+		plain(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if req.Mode == ModePublish {
+		h.servePublish(w, r, req)
+		return
+	}
+	job := verifyJob{Request: req, HubURL: h.hubURL(r), LogTopic: h.logTopic(req.Topic, r)}
+	if req.Mode == ModeSubscribe && h.o.Allow != nil {
+		if aerr := h.o.Allow(req.Topic, req.Callback); aerr != nil {
+			deny := job
+			deny.Mode, deny.Reason = ModeDenied, aerr.Error()
+			if err := h.enqueueVerify(r.Context(), deny); err != nil {
+				h.log.Error("websub: enqueue denial failed", "err", err)
+			}
+			if req.Sync {
+				plain(w, http.StatusForbidden, "websub: subscription denied: "+aerr.Error())
+				return
+			}
+			w.WriteHeader(http.StatusAccepted)
+			return
+		}
+	}
+	if req.Sync {
+		if err := h.verifyAndApply(r.Context(), job); err != nil {
+			plain(w, http.StatusConflict, "websub: verification failed: "+err.Error())
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	if err := h.enqueueVerify(r.Context(), job); err != nil {
+		h.log.Error("websub: enqueue verification failed", "err", err)
+		plain(w, http.StatusServiceUnavailable, "websub: cannot queue the verification; try again")
+		return
+	}
+	w.WriteHeader(http.StatusAccepted)
+}
+
+func (h *Hub) bounds() leaseBounds {
+	return leaseBounds{def: h.o.DefaultLease, min: h.o.MinLease, max: h.o.MaxLease}
+}
+
+// enqueueVerify queues a verify (or denial) task. Its key names the mode,
+// topic, callback and a hash of the whole request, so that a repeated
+// identical request is absorbed by the pending one, while a different
+// request (a new secret, an unsubscribe) is never lost to de-duplication.
+func (h *Hub) enqueueVerify(ctx context.Context, j verifyJob) error {
+	b, err := json.Marshal(j)
+	if err != nil {
+		return fmt.Errorf("websub: encode verify job: %w", err)
+	}
+	sum := sha256.Sum256(b)
+	key := j.Mode + "\n" + j.Topic + "\n" + j.Callback + "\n" + hex.EncodeToString(sum[:8])
+	if _, _, err := h.o.Tasks.Enqueue(ctx, tasks.Task{Kind: KindVerify, Key: key, Payload: b}); err != nil {
+		return fmt.Errorf("websub: enqueue verify: %w", err)
+	}
+	return nil
+}
+
+// servePublish enqueues one fetch per pinged URL. URLs of topics hubbub
+// hosts itself are not fetched: their events are in the log already.
+func (h *Hub) servePublish(w http.ResponseWriter, r *http.Request, req Request) {
+	for _, u := range req.URLs {
+		if h.logTopic(u, r) != u {
+			continue
+		}
+		if err := h.enqueueFetch(r.Context(), u); err != nil {
+			h.log.Error("websub: enqueue fetch failed", "topic", u, "err", err)
+			plain(w, http.StatusServiceUnavailable, "websub: cannot queue the fetch; try again")
+			return
+		}
+	}
+	if req.Legacy {
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	w.WriteHeader(http.StatusAccepted)
+}
+
+// enqueueFetch queues a fetch of topic, keyed by it: pings arriving while
+// one is pending make no new task.
+func (h *Hub) enqueueFetch(ctx context.Context, topic string) error {
+	if _, _, err := h.o.Tasks.Enqueue(ctx, tasks.Task{Kind: KindFetch, Key: topic, Payload: []byte(topic)}); err != nil {
+		return fmt.Errorf("websub: enqueue fetch: %w", err)
+	}
+	return nil
+}
+
+// logTopic maps a topic URL of a topic hubbub hosts (BASE/topics/NAME,
+// BASE being PublicURL or the request's scheme and host) to NAME; any
+// other topic is its own log topic.
+func (h *Hub) logTopic(topic string, r *http.Request) string {
+	base := strings.TrimSuffix(h.o.PublicURL, "/")
+	if base == "" && r != nil {
+		scheme := "http"
+		if r.TLS != nil {
+			scheme = "https"
+		}
+		base = scheme + "://" + r.Host
+	}
+	if base == "" {
+		return topic
+	}
+	rest, ok := strings.CutPrefix(topic, base+"/topics/")
+	if !ok || rest == "" {
+		return topic
+	}
+	if name, err := url.PathUnescape(rest); err == nil && name != "" {
+		return name
+	}
+	return topic
+}
+
+// plain writes a text/plain answer.
+func plain(w http.ResponseWriter, code int, msg string) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(code)
+	_, _ = fmt.Fprintln(w, msg)
+}

@@ -1,0 +1,293 @@
+// Package websub is the hub side of W3C WebSub and PubSubHubbub 0.3/0.4 on
+// hubbub's durable task system.
+//
+// # Flow
+//
+//   - ServeHTTP takes subscription requests (POST / and /hub, form-encoded)
+//     and enqueues a "verify" task; the record of a (topic, callback) pair
+//     is written only after verification of intent succeeds
+//     (verify.go). hub.verify=sync verifies inline instead.
+//   - A thin ping (hub.mode=publish) enqueues a "fetch" task keyed by the
+//     topic URL, so a burst of pings makes one fetch; the fetch publishes
+//     new or changed feed entries into the topic's log (fetch.go).
+//   - OnCommit, called from the store's commit listener, notes which
+//     subscriptions have new events; a goroutine turns that into "deliver"
+//     tasks keyed by subscription id (deliver.go). The deliver task reads
+//     the log from the subscription's cursor, POSTs, and advances the
+//     cursor only after a 2xx.
+//   - Run reconciles at start and periodically: each subscription whose
+//     cursor is behind its topic's head gets a deliver task, and expired
+//     leases are removed (sweep.go). This is the backstop that makes
+//     delivery survive a dropped notification or a crash between a commit
+//     and its enqueue.
+//
+// # Status codes
+//
+// Subscription requests get 202 Accepted (asynchronous verification), or
+// with hub.verify=sync 204 No Content after a successful verification and
+// 409 Conflict (PuSH 0.3: "verification failed") otherwise. Publish pings
+// get 204 No Content when they name topics with hub.url (the PuSH 0.3 and
+// Google form, whose publishers expect 204), 202 Accepted when they use only
+// hub.topic (the WebSub-era form). Errors are 4xx with a text/plain reason.
+package websub
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/hubbub/hubbub/hub"
+	"github.com/hubbub/hubbub/store"
+	"github.com/hubbub/hubbub/tasks"
+)
+
+// Task kinds registered by Register.
+const (
+	KindVerify  = "websub.verify"
+	KindDeliver = "websub.deliver"
+	KindFetch   = "websub.fetch"
+)
+
+// Defaults for Options fields left zero.
+const (
+	DefaultLease              = 10 * 24 * time.Hour
+	DefaultMinLease           = 5 * time.Minute
+	DefaultMaxLease           = 365 * 24 * time.Hour
+	DefaultSignatureAlgorithm = "sha256"
+	DefaultHTTPTimeout        = 30 * time.Second
+	DefaultRetryBase          = 5 * time.Second
+	DefaultRetryMax           = time.Hour
+	DefaultFailingAfter       = 5
+	DefaultReconcileInterval  = time.Minute
+	DefaultDeliverConcurrency = 32
+	DefaultPerHostConcurrency = 8
+	DefaultMaxFetchBytes      = 8 << 20
+	MaxSecretLen              = 199 // hub.secret must be under 200 bytes
+	MaxBatch                  = 1000
+)
+
+// Options configure a Hub. Hub, Log, Records and Tasks are required.
+type Options struct {
+	Hub     *hub.Hub      // publishes thin-ping content, reads for deliveries
+	Log     store.Log     // Head of topics (usually Hub.Log())
+	Records Records       // subscriptions and fetch state
+	Tasks   *tasks.Runner // the server's shared runner; Enqueue goes through it
+
+	// PublicURL is the hub's URL as subscribers reach it (rel="hub" links,
+	// User-Agent). Empty: derived from each subscription request's Host.
+	PublicURL string
+
+	DefaultLease time.Duration // DefaultLease when zero
+	MinLease     time.Duration // DefaultMinLease when zero; shorter requests are raised to it
+	MaxLease     time.Duration // DefaultMaxLease when zero; longer requests are lowered to it
+	// SignatureAlgorithm is used when a subscription asks for none:
+	// sha1, sha256 (default), sha384 or sha512.
+	SignatureAlgorithm string
+
+	// AllowPrivate lets outgoing requests reach loopback, private,
+	// link-local and multicast addresses (tests, self-hosters). Off by
+	// default: such dials are refused when the address is resolved.
+	AllowPrivate bool
+	// Allow, when set, is asked before verifying a subscribe request; a
+	// non-nil error denies it: the callback gets a hub.mode=denied GET with
+	// the error's text as hub.reason.
+	Allow func(topic, callback string) error
+
+	Logger   *slog.Logger // slog.Default when nil
+	Observer Observer     // metrics; none when nil
+
+	HTTPTimeout        time.Duration // per outgoing request (DefaultHTTPTimeout)
+	PerHostConcurrency int           // outgoing requests in flight per host (DefaultPerHostConcurrency)
+	DeliverConcurrency int           // deliver tasks running at once (DefaultDeliverConcurrency)
+	MaxFetchBytes      int64         // largest topic body fetched (DefaultMaxFetchBytes)
+
+	// RetryBase and RetryMax bound the delay after a failed delivery:
+	// after n consecutive failures it is drawn from [c/2, c] where
+	// c = min(RetryMax, RetryBase*2^(n-1)); a Retry-After header (capped at
+	// RetryMax) replaces it.
+	RetryBase time.Duration
+	RetryMax  time.Duration
+	// FailingAfter consecutive failures mark a subscription failing
+	// (DefaultFailingAfter).
+	FailingAfter int
+	// ReconcileInterval is how often Run looks for subscriptions behind
+	// their topic's head and for expired leases (DefaultReconcileInterval).
+	ReconcileInterval time.Duration
+
+	// Now is the clock for leases and retry times (time.Now when nil).
+	Now func() time.Time
+}
+
+// Hub is the WebSub hub. It is safe for concurrent use.
+type Hub struct {
+	o      Options
+	log    *slog.Logger
+	obs    Observer
+	client *http.Client
+	hosts  *hostLimiter
+
+	// pending holds the ids of subscriptions OnCommit found with new
+	// events and the enqueuer has not enqueued yet. It is a set, so it is
+	// bounded by the number of subscriptions whatever the event rate.
+	pendMu  sync.Mutex
+	pending map[string]struct{}
+	wake    chan struct{} // 1-buffered
+	quit    chan struct{}
+	done    chan struct{}
+
+	closeOnce sync.Once
+}
+
+// New checks o and returns a Hub. It starts the goroutine that turns
+// OnCommit notifications into deliver tasks; Close stops it.
+func New(o Options) (*Hub, error) {
+	if o.Hub == nil || o.Records == nil || o.Tasks == nil {
+		return nil, errors.New("websub: Options.Hub, Records and Tasks are required")
+	}
+	if o.Log == nil {
+		o.Log = o.Hub.Log()
+	}
+	if o.DefaultLease <= 0 {
+		o.DefaultLease = DefaultLease
+	}
+	if o.MinLease <= 0 {
+		o.MinLease = min(DefaultMinLease, o.DefaultLease)
+	}
+	if o.MaxLease <= 0 {
+		o.MaxLease = max(DefaultMaxLease, o.DefaultLease)
+	}
+	if o.MinLease > o.MaxLease || o.DefaultLease < o.MinLease || o.DefaultLease > o.MaxLease {
+		return nil, fmt.Errorf("websub: leases must satisfy min %v <= default %v <= max %v", o.MinLease, o.DefaultLease, o.MaxLease)
+	}
+	if o.SignatureAlgorithm == "" {
+		o.SignatureAlgorithm = DefaultSignatureAlgorithm
+	}
+	if !validAlgorithm(o.SignatureAlgorithm) {
+		return nil, fmt.Errorf("websub: unknown signature algorithm %q (want sha1, sha256, sha384 or sha512)", o.SignatureAlgorithm)
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Observer == nil {
+		o.Observer = NopObserver{}
+	}
+	if o.HTTPTimeout <= 0 {
+		o.HTTPTimeout = DefaultHTTPTimeout
+	}
+	if o.PerHostConcurrency <= 0 {
+		o.PerHostConcurrency = DefaultPerHostConcurrency
+	}
+	if o.DeliverConcurrency <= 0 {
+		o.DeliverConcurrency = DefaultDeliverConcurrency
+	}
+	if o.MaxFetchBytes <= 0 {
+		o.MaxFetchBytes = DefaultMaxFetchBytes
+	}
+	if o.RetryBase <= 0 {
+		o.RetryBase = DefaultRetryBase
+	}
+	if o.RetryMax <= 0 {
+		o.RetryMax = max(DefaultRetryMax, o.RetryBase)
+	}
+	if o.FailingAfter <= 0 {
+		o.FailingAfter = DefaultFailingAfter
+	}
+	if o.ReconcileInterval <= 0 {
+		o.ReconcileInterval = DefaultReconcileInterval
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	h := &Hub{
+		o:       o,
+		log:     o.Logger.With("component", "websub"),
+		obs:     o.Observer,
+		client:  newClient(o.AllowPrivate, o.HTTPTimeout),
+		hosts:   newHostLimiter(o.PerHostConcurrency),
+		pending: make(map[string]struct{}),
+		wake:    make(chan struct{}, 1),
+		quit:    make(chan struct{}),
+		done:    make(chan struct{}),
+	}
+	go h.enqueueLoop()
+	return h, nil
+}
+
+// Register registers the handlers of the verify, deliver and fetch kinds
+// on r (the runner given as Options.Tasks). Call it once, before r.Run.
+func (h *Hub) Register(r *tasks.Runner) {
+	r.Handle(KindVerify, h.handleVerify, tasks.KindOptions{Concurrency: 8, MaxAttempts: 3,
+		Backoff: tasks.Backoff{Base: h.o.RetryBase, Max: h.o.RetryMax}})
+	// Unlimited attempts: a subscription is never dropped before its lease
+	// ends; the handler picks its own delays (RetryAfter).
+	r.Handle(KindDeliver, h.handleDeliver, tasks.KindOptions{Concurrency: h.o.DeliverConcurrency, MaxAttempts: -1,
+		Lease: 2 * time.Minute})
+	r.Handle(KindFetch, h.handleFetch, tasks.KindOptions{Concurrency: 4, MaxAttempts: 5,
+		Backoff: tasks.Backoff{Base: h.o.RetryBase, Max: h.o.RetryMax}})
+}
+
+// Close stops the enqueuer goroutine. Notifications not yet enqueued are
+// dropped; Run's reconciliation at the next start delivers their events.
+// It does not close Records, the runner or the store (their owner does).
+func (h *Hub) Close() error {
+	h.closeOnce.Do(func() {
+		close(h.quit)
+		<-h.done
+		h.client.CloseIdleConnections()
+	})
+	return nil
+}
+
+func (h *Hub) now() time.Time { return h.o.Now() }
+
+// hubURL is the public URL, or the one derived from r.
+func (h *Hub) hubURL(r *http.Request) string {
+	if h.o.PublicURL != "" || r == nil {
+		return h.o.PublicURL
+	}
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host + r.URL.Path
+}
+
+// Observer receives the hub's countable outcomes (for metrics). Methods
+// are called from task goroutines and must not block. Embed NopObserver to
+// stay compatible when methods are added.
+type Observer interface {
+	// Verified reports a verification of intent (mode subscribe,
+	// unsubscribe) or a denial notice (mode denied), and its outcome.
+	Verified(topic, callback, mode string, err error)
+	// Delivered reports one delivery POST: events is how many events it
+	// carried, status the HTTP status (0 for a network error).
+	Delivered(sub *Subscription, events int, status int, err error)
+	// Fetched reports a thin-ping fetch: how many events it published.
+	Fetched(topic string, published int, err error)
+	// Dropped reports events a subscription never received because
+	// history retention removed them first.
+	Dropped(sub *Subscription, n uint64)
+	// Removed reports a subscription's end: reason is "unsubscribed",
+	// "expired" or "gone" (the callback answered 410).
+	Removed(sub *Subscription, reason string)
+}
+
+// NopObserver ignores everything.
+type NopObserver struct{}
+
+func (NopObserver) Verified(string, string, string, error)   {}
+func (NopObserver) Delivered(*Subscription, int, int, error) {}
+func (NopObserver) Fetched(string, int, error)               {}
+func (NopObserver) Dropped(*Subscription, uint64)            {}
+func (NopObserver) Removed(*Subscription, string)            {}
+
+var _ Observer = NopObserver{}
+
+// bg is a context for work started by the hub itself.
+func bg(timeout time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), timeout)
+}
