@@ -44,7 +44,7 @@ func (r *recorder) Topics() []string           { return []string{"t"} }
 type noFeed struct{}
 
 func (noFeed) Subscribe(context.Context) *goredis.PubSub { return nil }
-func (noFeed) Channels() []string                       { return []string{"c"} }
+func (noFeed) Channels() []string                        { return []string{"c"} }
 
 func ev(epoch string, seq uint64) *event.Event {
 	return &event.Event{Topic: "t", Epoch: epoch, Seq: seq}
