@@ -111,12 +111,13 @@ func (s *Server) apiSubscriptions(w http.ResponseWriter, r *http.Request) {
 	}
 	type row struct {
 		websub.Subscription
-		Lag    uint64 `json:"lag"`
-		Secret bool   `json:"signed"` // never the secret itself
+		LeaseExpires time.Time `json:"lease_expires"`
+		Lag          uint64    `json:"lag"`
+		Secret       bool      `json:"signed"` // never the secret itself
 	}
 	out := make([]row, len(subs))
 	for i, sub := range subs {
-		out[i] = row{Subscription: sub, Secret: sub.Secret != ""}
+		out[i] = row{Subscription: sub, LeaseExpires: sub.Expires, Secret: sub.Secret != ""}
 		out[i].Subscription.Secret = ""
 		if h, err := s.store.Head(r.Context(), sub.LogTopic); err == nil && h.Last > sub.Cursor.Seq {
 			out[i].Lag = h.Last - sub.Cursor.Seq
