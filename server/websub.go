@@ -14,7 +14,6 @@ import (
 	"github.com/hubbub/hubbub/config"
 	"github.com/hubbub/hubbub/tasks"
 	tembedded "github.com/hubbub/hubbub/tasks/embedded"
-	tredis "github.com/hubbub/hubbub/tasks/redis"
 	"github.com/hubbub/hubbub/websub"
 	"github.com/hubbub/hubbub/websub/pebblerecords"
 )
@@ -29,19 +28,18 @@ type webhooks struct {
 	wg      sync.WaitGroup // Run goroutines of runner and hub
 }
 
-// openWebhooks opens the task queue (embedded in DATA/tasks, or on the
-// shared Redis) and the records (DATA/websub), and builds the WebSub hub.
+// openWebhooks opens the task queue (DATA/tasks) and the records
+// (DATA/websub), and builds the WebSub hub.
 // Nothing runs until start.
 func (s *Server) openWebhooks(cfg config.Config) (*webhooks, error) {
 	w := &webhooks{}
+	// The subscription records are on this node's disk, even with --store
+	// redis, so the tasks that read them must run here too: a shared
+	// queue would let another node claim a delivery for a subscription it
+	// does not know. tasks/redis is ready for the day the records move to
+	// Redis as well.
 	var err error
-	if cfg.Store != "" {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		w.queue, err = tredis.Open(ctx, cfg.Store, tredis.WithPrefix(cfg.RedisPrefix), tredis.WithLogger(s.log))
-	} else {
-		w.queue, err = tembedded.Open(filepath.Join(cfg.Data, "tasks"))
-	}
+	w.queue, err = tembedded.Open(filepath.Join(cfg.Data, "tasks"))
 	if err != nil {
 		return nil, fmt.Errorf("open task queue: %w", err)
 	}
