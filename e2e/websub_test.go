@@ -77,3 +77,26 @@ func TestWebSub(t *testing.T) {
 		t.Fatalf("subscribe without callback: %s", a)
 	}
 }
+
+// TestDiscovery: a topic hubbub hosts names its hub in Link headers, on GET
+// and HEAD, in every retrieve format.
+func TestDiscovery(t *testing.T) {
+	t.Parallel()
+	h := startHub(t, "")
+	h.publish(t, `{"topic":"blog/posts","data":{"title":"hello"}}`)
+	for _, c := range []struct{ method, path, ct string }{
+		{http.MethodGet, "/topics/blog/posts", "application/json"},
+		{http.MethodGet, "/topics/blog/posts?format=atom", "application/atom+xml"},
+		{http.MethodHead, "/topics/blog/posts", "application/json"},
+	} {
+		a := h.do(t, c.method, c.path, nil, nil)
+		link := a.Header.Get("Link")
+		if a.Status != http.StatusOK || !strings.HasPrefix(a.Header.Get("Content-Type"), c.ct) ||
+			!strings.Contains(link, h.URL+`/hub>; rel="hub"`) || !strings.Contains(link, h.URL+`/topics/blog/posts>; rel="self"`) {
+			t.Errorf("%s %s: %s, Link %q", c.method, c.path, a, link)
+		}
+		if c.method == http.MethodGet && !strings.Contains(string(a.Body), "hello") {
+			t.Errorf("%s %s: body lacks the event: %s", c.method, c.path, a)
+		}
+	}
+}

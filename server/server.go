@@ -159,6 +159,7 @@ func (s *Server) routes(t *transport.Handlers, auth publishAuth) http.Handler {
 	mux.HandleFunc("/events", t.Events)
 	mux.HandleFunc("GET /ws", t.WebSocket)
 	mux.HandleFunc("GET /documents", t.Documents)
+	mux.HandleFunc("GET /topics/{topic...}", t.Topic) // HEAD too: WebSub discovery
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprintln(w, "ok")

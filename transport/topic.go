@@ -1,0 +1,51 @@
+package transport
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+)
+
+// Topic serves GET and HEAD /topics/{topic...}: a topic hubbub hosts, as
+// the retrieve formats (JSON, Atom with format=atom or Accept, RSS), with
+// the Link headers that let a WebSub subscriber discover the hub:
+// <BASE/hub>; rel="hub" and <BASE/topics/TOPIC>; rel="self". The other
+// retrieve parameters (count, after, before, filters) work as on /events.
+func (h *Handlers) Topic(w http.ResponseWriter, r *http.Request) {
+	topic := r.PathValue("topic")
+	if topic == "" {
+		httpError(w, http.StatusBadRequest, "name a topic: /topics/NAME")
+		return
+	}
+	v, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		httpError(w, http.StatusBadRequest, "query string: "+err.Error())
+		return
+	}
+	for _, k := range []string{"topic", "hub.topic", "wait"} {
+		v.Del(k)
+	}
+	v.Set("topic", topic)
+	q, err := parseValues(v, "")
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if !h.mayRead(r, q.topics) {
+		httpError(w, http.StatusForbidden, "topics under $sys/ are the hub's own: reading them needs the admin key")
+		return
+	}
+	base := h.baseURL(r)
+	self := base + "/topics/" + escapeTopicPath(topic)
+	w.Header().Set("Link", "<"+base+"/hub>; rel=\"hub\", <"+self+">; rel=\"self\"")
+	h.retrieve(w, r, q)
+}
+
+// escapeTopicPath escapes a topic for a URL path, keeping its slashes.
+func escapeTopicPath(topic string) string {
+	parts := strings.Split(topic, "/")
+	for i, p := range parts {
+		parts[i] = url.PathEscape(p)
+	}
+	return strings.Join(parts, "/")
+}
