@@ -50,7 +50,7 @@ type Config struct {
 	SSERetry              time.Duration `flag:"sse-retry" env:"HUBBUB_SSE_RETRY" yaml:"sse_retry" help:"reconnect delay sent once to SSE clients as the retry: field"`
 	LogLevel              string        `flag:"log-level" env:"HUBBUB_LOG_LEVEL" yaml:"log_level" help:"log level: debug, info, warn or error"`
 	LogFormat             string        `flag:"log-format" env:"HUBBUB_LOG_FORMAT" yaml:"log_format" help:"log format: text or json"`
-	Coalesce              []string      `flag:"coalesce" env:"HUBBUB_COALESCE" yaml:"coalesce" help:"coalescing window for topics a pattern matches, as PATTERN=DURATION (e.g. docs/**=2s): updates to one key within it reach long-poll (and webhook) subscribers as one, the latest (flag repeatable, env comma-separated)"`
+	Coalesce              []string      `flag:"coalesce" env:"HUBBUB_COALESCE" yaml:"coalesce" help:"coalescing window for topics a pattern matches, as PATTERN=DURATION (e.g. docs/**=2s): updates to one key within it reach long-poll and webhook subscribers as one, the latest (flag repeatable, env comma-separated)"`
 	WSOrigins             []string      `flag:"ws-origin" env:"HUBBUB_WS_ORIGINS" yaml:"ws_origins" help:"browser origin (host pattern, e.g. app.example.com or *.example.com) allowed to open WebSockets besides the hub's own host (flag repeatable, env comma-separated)"`
 	WebSubLease           time.Duration `flag:"websub-lease" env:"HUBBUB_WEBSUB_LEASE" yaml:"websub_lease" help:"lease of a webhook subscription that asks for none"`
 	WebSubMinLease        time.Duration `flag:"websub-min-lease" env:"HUBBUB_WEBSUB_MIN_LEASE" yaml:"websub_min_lease" help:"shortest lease granted (shorter requests are raised to it)"`

@@ -244,21 +244,39 @@ func hasKeyed(msgs []Message) bool {
 // coalesce keeps, of the keyed events in msgs, only the last one for each
 // (topic, key), in place; other messages stay. Order is kept.
 func coalesce(msgs []Message) []Message {
+	return keepLatest(msgs, func(m Message) *event.Event {
+		if m.Item == nil {
+			return nil // a reset
+		}
+		return m.Item.Event
+	})
+}
+
+// CoalesceEvents keeps, of the keyed events, only the last one for each
+// (topic, key), in place; unkeyed events stay. Order is kept. Webhook
+// delivery uses it for topics with a coalescing window.
+func CoalesceEvents(events []*event.Event) []*event.Event {
+	return keepLatest(events, func(e *event.Event) *event.Event { return e })
+}
+
+// keepLatest is the one coalescing rule: of the elements whose event has a
+// key, keep the last per (topic, key); keep the others; keep the order.
+func keepLatest[T any](xs []T, ev func(T) *event.Event) []T {
 	type docID struct{ topic, key string }
-	last := make(map[docID]int, len(msgs))
-	for i, m := range msgs {
-		if m.Item != nil && m.Item.Key != "" {
-			last[docID{m.Item.Topic, m.Item.Key}] = i
+	last := make(map[docID]int, len(xs))
+	for i, x := range xs {
+		if e := ev(x); e != nil && e.Key != "" {
+			last[docID{e.Topic, e.Key}] = i
 		}
 	}
-	out := msgs[:0]
-	for i, m := range msgs {
-		if m.Item != nil && m.Item.Key != "" && last[docID{m.Item.Topic, m.Item.Key}] != i {
+	out := xs[:0]
+	for i, x := range xs {
+		if e := ev(x); e != nil && e.Key != "" && last[docID{e.Topic, e.Key}] != i {
 			continue
 		}
-		out = append(out, m)
+		out = append(out, x)
 	}
-	clear(msgs[len(out):])
+	clear(xs[len(out):])
 	return out
 }
 

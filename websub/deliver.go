@@ -124,6 +124,12 @@ func (h *Hub) enqueueDeliver(ctx context.Context, id string) error {
 	t := tasks.Task{Kind: KindDeliver, Key: id, Payload: []byte(id)}
 	if s.NextAttempt.After(h.now()) {
 		t.RunAt = s.NextAttempt
+	} else if w := h.o.Hub.CoalesceWindow([]string{s.LogTopic}); w > 0 {
+		// A coalescing topic: deliver a window after the first event, so
+		// the updates to one document within it go out as one. Enqueue
+		// only ever moves a pending task earlier, so later events do not
+		// push it back.
+		t.RunAt = h.now().Add(w)
 	}
 	if _, _, err := h.o.Tasks.Enqueue(ctx, t); err != nil {
 		return fmt.Errorf("websub: enqueue delivery: %w", err)
@@ -185,6 +191,11 @@ func (h *Hub) handleDeliver(ctx context.Context, t tasks.Task) error {
 				continue
 			}
 			buf, bufEnd = res.Events, res.Cursor[s.LogTopic]
+			if h.o.Hub.CoalesceWindow([]string{s.LogTopic}) > 0 {
+				// Only the latest version of each document goes out; the
+				// cursor still moves past the versions left out.
+				buf = hub.CoalesceEvents(buf)
+			}
 			if len(buf) == 0 {
 				if bufEnd != s.Cursor { // filtered-out events examined
 					if s, err = h.advance(ctx, s, bufEnd, false); err != nil {

@@ -15,6 +15,7 @@ import (
 	"github.com/mmcdole/gofeed"
 
 	"github.com/hubbub/hubbub/event"
+	"github.com/hubbub/hubbub/store"
 	"github.com/hubbub/hubbub/tasks"
 )
 
@@ -122,6 +123,30 @@ func (h *Hub) fetch(ctx context.Context, topic string) (int, error) {
 
 // drafts turns a fetched body into the drafts not published before.
 func (h *Hub) drafts(ctx context.Context, topic, ctype string, body []byte) ([]event.Draft, error) {
+	out, isFeed, err := feedDrafts(ctx, h.o.Log, topic, h.o.PublicURL, body, h.now())
+	if err != nil || isFeed {
+		return out, err
+	}
+	if ctype == "" {
+		ctype = "application/octet-stream"
+	}
+	sum := sha256.Sum256(append([]byte(ctype+"\x00"), body...))
+	idem := hex.EncodeToString(sum[:])
+	if seen, err := seen(ctx, h.o.Log, topic, documentKey, idem); err != nil || seen {
+		return nil, err
+	}
+	return []event.Draft{{Topics: []string{topic}, Type: TypeDocument, Key: documentKey,
+		ContentType: ctype, Data: body, IdempotencyKey: idem}}, nil
+}
+
+// feedDrafts parses body as an Atom, RSS or JSON Feed document and returns
+// the drafts of its entries not published into topic before (see
+// handleFetch), oldest first. isFeed is false, with no drafts, when body is
+// not a feed. An entry id that occurs more than once counts once, as its
+// last (newest) occurrence, so publishing the drafts makes a second call
+// with the same body return none. hubURL goes in rel="hub" links; now
+// dates entries that carry no time.
+func feedDrafts(ctx context.Context, log store.Log, topic, hubURL string, body []byte, now time.Time) (out []event.Draft, isFeed bool, err error) {
 	kind := ""
 	switch gofeed.DetectFeedType(bytes.NewReader(body)) {
 	case gofeed.FeedTypeAtom:
@@ -133,24 +158,12 @@ func (h *Hub) drafts(ctx context.Context, topic, ctype string, body []byte) ([]e
 			kind = "json"
 		}
 	}
-	var f *gofeed.Feed
-	if kind != "" {
-		var err error
-		if f, err = gofeed.NewParser().Parse(bytes.NewReader(body)); err != nil {
-			kind = "" // not a feed after all: publish the body as it is
-		}
-	}
 	if kind == "" {
-		if ctype == "" {
-			ctype = "application/octet-stream"
-		}
-		sum := sha256.Sum256(append([]byte(ctype+"\x00"), body...))
-		idem := hex.EncodeToString(sum[:])
-		if seen, err := h.seen(ctx, topic, documentKey, idem); err != nil || seen {
-			return nil, err
-		}
-		return []event.Draft{{Topics: []string{topic}, Type: TypeDocument, Key: documentKey,
-			ContentType: ctype, Data: body, IdempotencyKey: idem}}, nil
+		return nil, false, nil
+	}
+	f, err := gofeed.NewParser().Parse(bytes.NewReader(body))
+	if err != nil {
+		return nil, false, nil // not a feed after all: the caller publishes the body as it is
 	}
 	items := slices.Clone(f.Items)
 	items = slices.DeleteFunc(items, func(it *gofeed.Item) bool { return it == nil })
@@ -165,11 +178,19 @@ func (h *Hub) drafts(ctx context.Context, topic, ctype string, body []byte) ([]e
 	} else {
 		slices.Reverse(items) // feeds list the newest first
 	}
+	// One draft per entry id: the last occurrence wins.
+	last := make(map[string]int, len(items))
+	for i, it := range items {
+		id, _ := entryIdentity(it)
+		last[id] = i
+	}
 	ct := map[string]string{"atom": AtomContentType, "rss": RSSContentType, "json": JSONFeedContentType}[kind]
-	meta := feedMeta{Title: f.Title, Link: f.Link, Description: f.Description, Topic: topic, Hub: h.o.PublicURL}
-	var out []event.Draft
-	for _, it := range items {
+	meta := feedMeta{Title: f.Title, Link: f.Link, Description: f.Description, Topic: topic, Hub: hubURL}
+	for i, it := range items {
 		id, version := entryIdentity(it)
+		if last[id] != i {
+			continue
+		}
 		key := "entry:" + id
 		if len(key) > event.MaxKeyLen {
 			sum := sha256.Sum256([]byte(id))
@@ -177,31 +198,31 @@ func (h *Hub) drafts(ctx context.Context, topic, ctype string, body []byte) ([]e
 		}
 		sum := sha256.Sum256([]byte(id + "\x00" + version))
 		idem := hex.EncodeToString(sum[:])
-		seen, err := h.seen(ctx, topic, key, idem)
+		seen, err := seen(ctx, log, topic, key, idem)
 		if err != nil {
-			return nil, err
+			return nil, true, err
 		}
 		if seen {
 			continue
 		}
-		updated := h.now()
+		updated := now
 		if t := itemTime(it); t != nil {
 			updated = *t
 		}
 		data, err := renderEntry(kind, meta, it, id, updated)
 		if err != nil {
-			return nil, err
+			return nil, true, err
 		}
 		out = append(out, event.Draft{Topics: []string{topic}, Type: TypeEntry, Key: key,
 			ContentType: ct, Data: data, IdempotencyKey: idem})
 	}
-	return out, nil
+	return out, true, nil
 }
 
 // seen reports whether the latest event of topic with key has idem as its
 // idempotency key: the same thing was published already.
-func (h *Hub) seen(ctx context.Context, topic, key, idem string) (bool, error) {
-	e, ok, err := h.o.Log.Latest(ctx, topic, key)
+func seen(ctx context.Context, log store.Log, topic, key, idem string) (bool, error) {
+	e, ok, err := log.Latest(ctx, topic, key)
 	if err != nil {
 		return false, fmt.Errorf("websub: latest %q of %q: %w", key, topic, err)
 	}
