@@ -71,7 +71,7 @@ func (b *Broker) Subscribe(spec Spec) *Sub {
 	limit := max(spec.Limit, 1)
 	topics := spec.Topics
 	patterns := spec.Patterns
-	s := &Sub{b: b, limit: limit, notify: make(chan struct{}, 1), topics: topics}
+	s := &Sub{b: b, limit: limit, notify: make(chan struct{}, 1), topics: topics, cut: make(chan struct{})}
 	if spec.Filter != nil && !spec.Filter.IsZero() {
 		s.filter = b.filters.Add(spec.Filter)
 	}
@@ -214,6 +214,7 @@ type Sub struct {
 	q      []*event.Item
 	err    error // ErrSlow or ErrClosed once set; q is then dropped
 	closed atomic.Bool
+	cut    chan struct{} // closed when the subscriber is cut off
 }
 
 func (s *Sub) push(it *event.Item) {
@@ -225,6 +226,7 @@ func (s *Sub) push(it *event.Item) {
 	if len(s.q) >= s.limit {
 		s.err = ErrSlow
 		s.q = nil
+		close(s.cut)
 		s.mu.Unlock()
 		s.b.Stats.CutOff.Add(1)
 	} else {
@@ -236,6 +238,10 @@ func (s *Sub) push(it *event.Item) {
 	default:
 	}
 }
+
+// CutOff is closed when the subscriber is cut off for falling behind, so a
+// transport blocked writing to a stalled client can drop it at once.
+func (s *Sub) CutOff() <-chan struct{} { return s.cut }
 
 // Watch adds a concrete topic to the subscription.
 func (s *Sub) Watch(topic string) { s.b.watch(s, topic) }

@@ -195,6 +195,10 @@ func (s *Subscription) Single() string { return s.single }
 // Cursor returns the cursor after everything delivered so far.
 func (s *Subscription) Cursor() string { return s.pos.Encode(s.single) }
 
+// CutOff is closed when the subscription is cut off for falling behind
+// (Next then returns broker.ErrSlow once its messages are taken).
+func (s *Subscription) CutOff() <-chan struct{} { return s.live.CutOff() }
+
 // Close ends the subscription. Safe to call more than once.
 func (s *Subscription) Close() { s.live.Close() }
 

@@ -295,8 +295,17 @@ func (wc *wsConn) subscribe(in wsIn) {
 		sub.Close()
 		return
 	}
-	wc.wg.Add(1)
+	wc.wg.Add(2)
 	go wc.pump(ctx, in.Sub, s)
+	go func() { // a stalled client may hold the pump in a write: close at once
+		defer wc.wg.Done()
+		select {
+		case <-sub.CutOff():
+			wc.h.obs.SlowDisconnect(NameWS)
+			wc.closeWith(CloseSlow, "too slow: reconnect and resubscribe with your cursors")
+		case <-ctx.Done():
+		}
+	}()
 }
 
 func (wc *wsConn) unsubscribe(id string) {
@@ -326,8 +335,7 @@ func (wc *wsConn) pump(ctx context.Context, id string, s *wsSub) {
 		if err != nil {
 			switch {
 			case errors.Is(err, broker.ErrSlow):
-				wc.h.obs.SlowDisconnect(NameWS)
-				wc.closeWith(CloseSlow, "too slow: reconnect and resubscribe with your cursors")
+				// The watcher in subscribe counts it and closes.
 			case ctx.Err() != nil:
 			default:
 				wc.h.log.Warn("websocket subscription failed", "err", err)

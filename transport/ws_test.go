@@ -26,17 +26,20 @@ type testHub struct {
 }
 
 func newTestHub(t *testing.T, ret store.Retention, canPublish bool) testHub {
+	return newTestHubOpts(t, ret, canPublish, hub.Options{}, transport.Options{})
+}
+
+func newTestHubOpts(t *testing.T, ret store.Retention, canPublish bool, ho hub.Options, to transport.Options) testHub {
 	t.Helper()
 	b := broker.New()
 	st, err := embedded.Open(t.TempDir(), store.Config{Retention: ret, OnCommit: b.Publish})
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := hub.New(st, b, hub.Options{})
-	th := transport.New(h, transport.Options{
-		Heartbeat:  time.Second,
-		CanPublish: func(*http.Request) bool { return canPublish },
-	})
+	h := hub.New(st, b, ho)
+	to.Heartbeat = time.Second
+	to.CanPublish = func(*http.Request) bool { return canPublish }
+	th := transport.New(h, to)
 	mux := http.NewServeMux()
 	mux.HandleFunc("/ws", th.WebSocket)
 	srv := httptest.NewServer(mux)
@@ -58,6 +61,7 @@ func (th testHub) dial(t *testing.T) *wsClient {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = c.CloseNow() })
+	c.SetReadLimit(1 << 20)
 	return &wsClient{t: t, c: c}
 }
 
@@ -235,4 +239,105 @@ func TestWSDocuments(t *testing.T) {
 	}
 	c.send(`{"op":"subscribe","sub":"e","topic":"board","documents":{"k":"yesterday"}}`)
 	c.expect("error", map[string]any{"sub": "e", "code": "bad_request"})
+}
+
+func TestWSMalformed(t *testing.T) {
+	th := newTestHubOpts(t, store.Retention{}, true, hub.Options{}, transport.Options{MaxBody: 4096})
+	c := th.dial(t)
+	c.send(`{"op":"subscribe","sub":"ok","topic":"t"}`)
+	c.expect("subscribed", nil)
+	for _, msg := range []string{
+		`{"op":"subscribe","sub":7,"topic":"t"}`,
+		`{"op":"subscribe","sub":"x","topics":"t"}`,
+		`{"op":"publish","topic":"t","data":{"a":1},"client_id":5}`,
+		`[1,2,3]`,
+		`{"op":"subscribe"`,
+	} {
+		c.send(msg)
+		c.expect("error", map[string]any{"code": "bad_request"})
+	}
+	// The first subscription still works.
+	c.send(`{"op":"publish","topic":"t","data":1,"client_id":"p"}`)
+	seen := map[string]bool{}
+	for range 2 {
+		seen[c.recv()["op"].(string)] = true
+	}
+	if !seen["event"] || !seen["published"] {
+		t.Fatalf("after bad frames: %v", seen)
+	}
+	// A frame over the limit closes the connection with "message too big".
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = c.c.Write(ctx, websocket.MessageText, []byte(`{"op":"ping","pad":"`+strings.Repeat("x", 8192)+`"}`))
+	for {
+		if _, _, err := c.c.Read(ctx); err != nil {
+			if st := websocket.CloseStatus(err); st != websocket.StatusMessageTooBig {
+				t.Fatalf("oversized frame: %v (status %d), want close 1009", err, st)
+			}
+			break
+		}
+	}
+}
+
+// A client that stops reading is closed with 4001 as soon as its queue
+// overflows; another connection on the same topic misses nothing.
+func TestWSSlowClientClosed(t *testing.T) {
+	th := newTestHubOpts(t, store.Retention{}, true, hub.Options{SubscriberBuffer: 32}, transport.Options{})
+	slow, fast := th.dial(t), th.dial(t)
+	slow.send(`{"op":"subscribe","sub":"s","topic":"big"}`)
+	slow.expect("subscribed", nil)
+	fast.send(`{"op":"subscribe","sub":"f","topic":"big"}`)
+	fast.expect("subscribed", nil)
+	// 600 events of 64 KiB: far more than the socket buffers and the queue
+	// of 32 can hold for a client that never reads.
+	data := []byte(strings.Repeat("x", 64<<10))
+	const n, batch = 600, 8
+	got := make(chan int, n)
+	go func() {
+		for i := 1; i <= n; i++ {
+			m := fast.recv()
+			if m["seq"] != float64(i) {
+				t.Errorf("fast got %v at %d", m["seq"], i)
+				return
+			}
+			got <- i
+		}
+	}()
+	deadline := time.After(60 * time.Second)
+	for i := 0; i < n; i += batch {
+		drafts := make([]event.Draft, batch)
+		for j := range drafts {
+			drafts[j] = event.Draft{Topics: []string{"big"}, ContentType: "text/plain", Data: data}
+		}
+		if _, err := th.hub.Publish(context.Background(), drafts); err != nil {
+			t.Fatal(err)
+		}
+		// Keep fast within its queue: wait until it has this batch.
+		for seen := 0; seen < i+batch; {
+			select {
+			case seen = <-got:
+			case <-deadline:
+				t.Fatalf("fast client stuck at %d", seen)
+			}
+		}
+	}
+	if th.hub.Broker().Stats.CutOff.Load() != 1 {
+		t.Fatalf("cut-offs: %d, want 1 (slow only)", th.hub.Broker().Stats.CutOff.Load())
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	// It is closed: with 4001 when the close frame can get through, or, as
+	// here where a data frame is stuck half-written, by dropping the
+	// connection. Either way it ends instead of holding a goroutine.
+	for {
+		if _, _, err := slow.c.Read(ctx); err != nil {
+			if ctx.Err() != nil {
+				t.Fatal("the slow client's connection was not closed")
+			}
+			if st := websocket.CloseStatus(err); st != -1 && st != transport.CloseSlow {
+				t.Fatalf("slow client closed with %d, want %d", st, transport.CloseSlow)
+			}
+			return
+		}
+	}
 }
