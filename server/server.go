@@ -169,6 +169,11 @@ func (s *Server) routes(t *transport.Handlers, auth publishAuth) http.Handler {
 	mux.Handle("POST /{$}", s.webhooks.hub)
 	mux.Handle("POST /hub", s.webhooks.hub)
 	mux.Handle("GET /api/subscriptions", s.admin.wrap(s.apiSubscriptions))
+	// Conduit: callbacks of other hubs, and the admin API of upstreams.
+	mux.Handle("/upstream/", s.webhooks.upstream.Handler())
+	upstreams := s.admin.wrap(s.webhooks.upstream.API().ServeHTTP)
+	mux.Handle("/api/upstreams", upstreams)
+	mux.Handle("/api/upstreams/", upstreams)
 	mux.Handle("GET /api/nodes", s.admin.wrap(s.apiNodes))
 	mux.Handle("GET /api/topics", s.admin.wrap(s.apiTopics))
 	mux.Handle("GET /api/stats", s.admin.wrap(s.apiStats))

@@ -14,6 +14,7 @@ import (
 	"github.com/hubbub/hubbub/config"
 	"github.com/hubbub/hubbub/tasks"
 	tembedded "github.com/hubbub/hubbub/tasks/embedded"
+	"github.com/hubbub/hubbub/upstream"
 	"github.com/hubbub/hubbub/websub"
 	"github.com/hubbub/hubbub/websub/pebblerecords"
 )
@@ -25,7 +26,9 @@ type webhooks struct {
 	runner  *tasks.Runner
 	records *pebblerecords.Records
 	hub     *websub.Hub
-	wg      sync.WaitGroup // Run goroutines of runner and hub
+	// upstream is the subscriber side: other hubs' topics republished here.
+	upstream *upstream.Manager
+	wg       sync.WaitGroup // Run goroutines of runner and hub
 }
 
 // openWebhooks opens the task queue (DATA/tasks) and the records
@@ -62,6 +65,23 @@ func (s *Server) openWebhooks(cfg config.Config) (*webhooks, error) {
 		return nil, fmt.Errorf("websub: %w", err)
 	}
 	w.hub.Register(w.runner)
+	if w.upstream, err = upstream.New(upstream.Options{
+		Hub: s.hub, Runner: w.runner, Dir: filepath.Join(cfg.Data, "upstream"),
+		PublicURL: cfg.PublicURL, AllowPrivate: cfg.AllowPrivateCallbacks, Logger: s.log,
+	}); err != nil {
+		_ = w.hub.Close()
+		_ = w.records.Close()
+		_ = w.queue.Close()
+		return nil, err
+	}
+	w.upstream.Register(w.runner)
+	if err := w.ensureUpstreams(cfg); err != nil {
+		_ = w.upstream.Close()
+		_ = w.hub.Close()
+		_ = w.records.Close()
+		_ = w.queue.Close()
+		return nil, err
+	}
 	// Every committed event passes the broker on every node (embedded:
 	// the store's listener; Redis: the bridge), so the tap sees them all.
 	s.broker.Tap(w.hub.OnCommit)
@@ -85,6 +105,9 @@ func (w *webhooks) start(ctx context.Context, s *Server) {
 func (w *webhooks) close() error {
 	w.wg.Wait()
 	err := w.hub.Close()
+	if e := w.upstream.Close(); err == nil {
+		err = e
+	}
 	if e := w.records.Close(); err == nil {
 		err = e
 	}
@@ -92,6 +115,18 @@ func (w *webhooks) close() error {
 		err = e
 	}
 	return err
+}
+
+// ensureUpstreams adds the upstreams named by --upstream (the runner
+// picks up their subscribe tasks once it runs).
+func (w *webhooks) ensureUpstreams(cfg config.Config) error {
+	specs, err := upstream.ParseSpecs(cfg.Upstreams)
+	if err != nil {
+		return fmt.Errorf("--upstream: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return w.upstream.Ensure(ctx, specs)
 }
 
 // apiSubscriptions answers GET /api/subscriptions?after=ID&limit=N: the

@@ -22,6 +22,7 @@ Usage:
   hubbub serve   [flags]                 run the hub (embedded store in ./hubbub-data)
   hubbub publish -t TOPIC [-k KEY] DATA|- publish an event and print where it was stored
   hubbub tail    -t TOPIC [--after ID]    print a topic's events as they come (SSE), resuming after drops
+  hubbub upstream add|list|remove        subscribe to another hub's topic and republish it here
   hubbub bench   [flags]                 load a running hub; report throughput and latency
   hubbub config-reference                 print every setting (flag, env, YAML key, default) as Markdown
   hubbub version                          print the version
@@ -51,6 +52,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = publish(ctx, args[1:], stdin, stdout, stderr, getenv)
 	case "tail":
 		err = tail(ctx, args[1:], stdout, stderr, getenv)
+	case "upstream":
+		err = upstreamCmd(ctx, args[1:], stdout, stderr, getenv)
 	case "bench":
 		err = bench(ctx, args[1:], stdout, stderr, getenv)
 	case "config-reference":

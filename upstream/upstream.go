@@ -1,0 +1,313 @@
+// Package upstream is hubbub's subscriber side of WebSub (a "conduit", as
+// Flickr's flickr-conduit): hubbub subscribes to a topic of another hub,
+// answers that hub's verification of intent, checks the signature of what
+// it pushes, renews the lease before it ends, and republishes the content
+// into a local topic, from where browsers get it over SSE or WebSocket.
+//
+// # Flow
+//
+//   - Add (API, CLI, config through Ensure) stores an Upstream in state
+//     pending with a fresh random secret and enqueues a durable
+//     "upstream.subscribe" task, which POSTs hub.mode=subscribe to the
+//     remote hub with hub.callback = PUBLIC_URL/upstream/{id}. Failures
+//     are retried by the task runner; a 4xx ends in state failed.
+//   - The remote hub GETs the callback (Handler): a subscribe
+//     verification for the topic of a pending or active upstream is
+//     answered with the challenge, makes the upstream active, and
+//     schedules a renewal (another subscribe task) at 80% of the granted
+//     lease; hub.mode=denied records the reason (state denied). Anything
+//     else is answered 404.
+//   - The remote hub POSTs content to the callback: it is dropped (still
+//     answered 2xx, as the spec asks, and counted) unless X-Hub-Signature
+//     is a correct HMAC with our secret; then feeds are republished entry
+//     by entry through websub.PublishFeed (new or changed entries only),
+//     other content as one event with its Content-Type.
+//   - Remove marks the upstream unsubscribing and enqueues an
+//     "upstream.unsubscribe" task; the record is deleted when the remote
+//     hub verifies the unsubscription (or refuses it with a 4xx).
+package upstream
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/hubbub/hubbub/event"
+	"github.com/hubbub/hubbub/hub"
+	"github.com/hubbub/hubbub/tasks"
+	"github.com/hubbub/hubbub/websub"
+)
+
+// Task kinds registered by Register.
+const (
+	KindSubscribe   = "upstream.subscribe"
+	KindUnsubscribe = "upstream.unsubscribe"
+)
+
+// States of an Upstream.
+const (
+	StatePending       = "pending"       // subscription requested, not verified yet
+	StateActive        = "active"        // verified; content is republished
+	StateFailed        = "failed"        // the remote hub refused the request (4xx)
+	StateDenied        = "denied"        // the remote hub sent hub.mode=denied
+	StateUnsubscribing = "unsubscribing" // removed; waiting for the hub's verification
+)
+
+// Defaults for Options fields left zero.
+const (
+	DefaultLease       = 10 * 24 * time.Hour
+	DefaultHTTPTimeout = 30 * time.Second
+	DefaultMaxBody     = 8 << 20
+	// RenewAt is the fraction of the granted lease after which the
+	// subscription is renewed.
+	RenewAt = 0.8
+)
+
+// Upstream is one subscription of hubbub to a topic of another hub.
+type Upstream struct {
+	ID    string `json:"id"`    // ID(Hub, Topic, Into)
+	Hub   string `json:"hub"`   // the remote hub's URL
+	Topic string `json:"topic"` // the remote topic URL (hub.topic)
+	Into  string `json:"into"`  // the local topic content is republished into
+	// Secret is the hub.secret we generated; pushed content must be signed
+	// with it. Never shown by the API.
+	Secret string `json:"secret,omitempty"`
+	// LeaseSeconds is the lease granted at the last verification (or
+	// asked for, before one).
+	LeaseSeconds int64     `json:"lease_seconds"`
+	State        string    `json:"state"`
+	Expires      time.Time `json:"expires,omitzero"`
+	LastError    string    `json:"last_error,omitempty"`
+	Created      time.Time `json:"created"`
+	Verified     time.Time `json:"verified,omitzero"`
+}
+
+// Spec names an upstream to add: the remote hub, its topic and the local
+// topic to republish into.
+type Spec struct {
+	Hub   string `json:"hub"`
+	Topic string `json:"topic"`
+	Into  string `json:"into"`
+}
+
+// ID returns the id of the upstream of (hub, topic, into): adding the same
+// triple twice names the same upstream.
+func ID(hubURL, topic, into string) string {
+	sum := sha256.Sum256([]byte(hubURL + "\x00" + topic + "\x00" + into))
+	return hex.EncodeToString(sum[:12])
+}
+
+// Options configure a Manager. Hub, Runner and Dir are required.
+type Options struct {
+	Hub    *hub.Hub      // where content is republished
+	Runner *tasks.Runner // the server's shared runner
+	Dir    string        // the upstreams' Pebble database (DATA/upstream)
+	// PublicURL is hubbub's URL as the remote hubs reach it; callbacks are
+	// PublicURL/upstream/{id}. Add fails while it is empty.
+	PublicURL string
+	// AllowPrivate lets requests to remote hubs reach loopback and private
+	// addresses (as websub.Options.AllowPrivate).
+	AllowPrivate bool
+	Logger       *slog.Logger      // slog.Default when nil
+	Now          func() time.Time  // time.Now when nil; leases and renewals
+	Lease        time.Duration     // hub.lease_seconds asked for (DefaultLease)
+	HTTPTimeout  time.Duration     // per request to a remote hub (DefaultHTTPTimeout)
+	MaxBody      int64             // largest content body accepted (DefaultMaxBody)
+	Client       *http.Client      // for requests to remote hubs; websub.NewClient(AllowPrivate, HTTPTimeout) when nil
+	Retry        tasks.KindOptions // options of both task kinds
+}
+
+// Manager keeps the upstreams and serves their callbacks and API. It is
+// safe for concurrent use.
+type Manager struct {
+	o        Options
+	log      *slog.Logger
+	st       *store
+	client   *http.Client
+	rejected atomic.Uint64
+	received atomic.Uint64
+}
+
+// New opens (creating if needed) the upstreams in o.Dir. The caller must
+// Register it with the runner before the runner runs, and Close it after
+// the runner has returned.
+func New(o Options) (*Manager, error) {
+	if o.Hub == nil || o.Runner == nil || o.Dir == "" {
+		return nil, errors.New("upstream: Hub, Runner and Dir are required")
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Lease <= 0 {
+		o.Lease = DefaultLease
+	}
+	if o.HTTPTimeout <= 0 {
+		o.HTTPTimeout = DefaultHTTPTimeout
+	}
+	if o.MaxBody <= 0 {
+		o.MaxBody = DefaultMaxBody
+	}
+	o.PublicURL = strings.TrimRight(o.PublicURL, "/")
+	if err := os.MkdirAll(o.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("upstream: %w", err)
+	}
+	st, err := openStore(o.Dir, o.Logger)
+	if err != nil {
+		return nil, err
+	}
+	m := &Manager{o: o, log: o.Logger, st: st, client: o.Client}
+	if m.client == nil {
+		m.client = websub.NewClient(o.AllowPrivate, o.HTTPTimeout)
+	}
+	return m, nil
+}
+
+// Register registers the handlers of KindSubscribe and KindUnsubscribe
+// with r. Call it once, before r runs.
+func (m *Manager) Register(r *tasks.Runner) {
+	r.Handle(KindSubscribe, m.handleSubscribe, m.o.Retry)
+	r.Handle(KindUnsubscribe, m.handleUnsubscribe, m.o.Retry)
+}
+
+// Close closes the store. Call it after the runner has returned and the
+// HTTP server has stopped; later calls to other methods fail.
+func (m *Manager) Close() error { return m.st.close() }
+
+// Rejected returns how many pushes were dropped for a missing or wrong
+// signature (or for an upstream in no state to receive) since New.
+func (m *Manager) Rejected() uint64 { return m.rejected.Load() }
+
+// Received returns how many signed pushes were republished since New.
+func (m *Manager) Received() uint64 { return m.received.Load() }
+
+// Get returns the upstream id, secret included.
+func (m *Manager) Get(id string) (Upstream, bool) { return m.st.get(id) }
+
+// List returns every upstream in id order, secrets included.
+func (m *Manager) List() []Upstream { return m.st.list() }
+
+// Callback returns the callback URL of the upstream id.
+func (m *Manager) Callback(id string) string { return m.o.PublicURL + "/upstream/" + id }
+
+// Validate checks a spec: absolute http(s) URLs for Hub and Topic, a valid
+// concrete local topic for Into.
+func (s Spec) Validate() error {
+	for name, v := range map[string]string{"hub": s.Hub, "topic": s.Topic} {
+		u, err := url.Parse(v)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return event.Invalid("upstream %s %q is not an absolute http or https URL", name, v)
+		}
+	}
+	if err := event.ValidateTopic(s.Into); err != nil {
+		return event.Invalid("upstream into: %v", err)
+	}
+	return nil
+}
+
+// Add adds the upstream of s, or returns the existing one of the same
+// (hub, topic, into): unchanged when it is pending or active, else
+// (failed, denied, unsubscribing) subscribed again with a new secret. A
+// new or restarted upstream is pending, with a subscribe task enqueued.
+// Errors that are the caller's fault satisfy event.IsValidation.
+func (m *Manager) Add(ctx context.Context, s Spec) (Upstream, error) {
+	if err := s.Validate(); err != nil {
+		return Upstream{}, err
+	}
+	if m.o.PublicURL == "" {
+		return Upstream{}, event.Invalid("upstream: hubbub needs --public-url for remote hubs to reach its callbacks")
+	}
+	id := ID(s.Hub, s.Topic, s.Into)
+	if u, ok := m.st.get(id); ok && (u.State == StatePending || u.State == StateActive) {
+		return u, nil
+	}
+	u := Upstream{ID: id, Hub: s.Hub, Topic: s.Topic, Into: s.Into, Secret: newSecret(),
+		LeaseSeconds: int64(m.o.Lease / time.Second), State: StatePending, Created: m.o.Now()}
+	if err := m.st.put(u); err != nil {
+		return Upstream{}, err
+	}
+	if err := m.enqueue(ctx, KindSubscribe, id, time.Time{}); err != nil {
+		return u, err
+	}
+	return u, nil
+}
+
+// Ensure adds every spec (see Add), for upstreams named by configuration
+// at start-up. It stops at the first error.
+func (m *Manager) Ensure(ctx context.Context, specs []Spec) error {
+	for _, s := range specs {
+		if _, err := m.Add(ctx, s); err != nil {
+			return fmt.Errorf("upstream %s %s -> %s: %w", s.Hub, s.Topic, s.Into, err)
+		}
+	}
+	return nil
+}
+
+// Remove unsubscribes the upstream id: it stops republishing at once, and
+// the record goes when the remote hub verifies the unsubscription. An
+// upstream that was failed or denied is deleted at once. It reports
+// whether the upstream existed.
+func (m *Manager) Remove(ctx context.Context, id string) (bool, error) {
+	u, ok := m.st.get(id)
+	if !ok {
+		return false, nil
+	}
+	if u.State == StateFailed || u.State == StateDenied {
+		return true, m.st.delete(id)
+	}
+	if _, _, err := m.st.update(ctx, id, func(u *Upstream) error { u.State = StateUnsubscribing; return nil }); err != nil {
+		return true, err
+	}
+	return true, m.enqueue(ctx, KindUnsubscribe, id, time.Time{})
+}
+
+func (m *Manager) enqueue(ctx context.Context, kind, id string, at time.Time) error {
+	if _, _, err := m.o.Runner.Enqueue(ctx, tasks.Task{Kind: kind, Key: id, Payload: []byte(id), RunAt: at}); err != nil {
+		return fmt.Errorf("upstream: enqueue %s: %w", kind, err)
+	}
+	return nil
+}
+
+// newSecret returns 32 random bytes in hex.
+func newSecret() string {
+	var b [32]byte
+	_, _ = rand.Read(b[:]) // never fails (crypto/rand contract since Go 1.24)
+	return hex.EncodeToString(b[:])
+}
+
+// ParseSpecs reads upstreams from configuration: each is HUB_URL,TOPIC_URL,INTO.
+// The items may arrive already split on commas (a comma-separated
+// environment variable), so all items are joined with commas and read
+// three at a time. URLs containing commas cannot be given this way.
+func ParseSpecs(items []string) ([]Spec, error) {
+	var parts []string
+	for _, p := range strings.Split(strings.Join(items, ","), ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			parts = append(parts, p)
+		}
+	}
+	if len(parts)%3 != 0 {
+		return nil, fmt.Errorf("upstream: want HUB_URL,TOPIC_URL,INTO triples, got %d items", len(parts))
+	}
+	var out []Spec
+	for i := 0; i < len(parts); i += 3 {
+		s := Spec{Hub: parts[i], Topic: parts[i+1], Into: parts[i+2]}
+		if err := s.Validate(); err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
