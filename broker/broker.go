@@ -63,6 +63,8 @@ type Spec struct {
 	// Limit is how many events may wait in the queue (at least 1); one
 	// more and the subscriber is cut off.
 	Limit int
+	// Label names the subscriber's kind (its transport) for statistics.
+	Label string
 }
 
 // Subscribe registers a subscriber. Events published after Subscribe
@@ -71,7 +73,7 @@ func (b *Broker) Subscribe(spec Spec) *Sub {
 	limit := max(spec.Limit, 1)
 	topics := spec.Topics
 	patterns := spec.Patterns
-	s := &Sub{b: b, limit: limit, notify: make(chan struct{}, 1), topics: topics, cut: make(chan struct{})}
+	s := &Sub{b: b, limit: limit, notify: make(chan struct{}, 1), topics: topics, cut: make(chan struct{}), label: spec.Label}
 	if spec.Filter != nil && !spec.Filter.IsZero() {
 		s.filter = b.filters.Add(spec.Filter)
 	}
@@ -215,6 +217,7 @@ type Sub struct {
 	err    error // ErrSlow or ErrClosed once set; q is then dropped
 	closed atomic.Bool
 	cut    chan struct{} // closed when the subscriber is cut off
+	label  string        // Spec.Label
 }
 
 func (s *Sub) push(it *event.Item) {

@@ -36,3 +36,15 @@ func (b *Broker) Watched(topic string) bool {
 	}
 	return false
 }
+
+// SubscribersByLabel counts the live subscriptions naming topic exactly,
+// by their Spec.Label ("" for unlabelled ones).
+func (b *Broker) SubscribersByLabel(topic string) map[string]int {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	out := make(map[string]int)
+	for s := range b.exact[topic] {
+		out[s.label]++
+	}
+	return out
+}

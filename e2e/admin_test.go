@@ -50,7 +50,10 @@ func TestSysTopicsAndAdminAPI(t *testing.T) {
 	if ev, err := all.tryNext(300 * time.Millisecond); err == nil {
 		t.Fatalf("** got %q", ev.Data)
 	}
-	if a := h.do(t, http.MethodGet, "/api/topics", nil, nil); a.Status != http.StatusOK || !strings.Contains(string(a.Body), "shop/orders") {
+	one := h.openSSE(t, "topic=shop/orders", "", false) // answers once registered
+	defer one.Close()
+	if a := h.do(t, http.MethodGet, "/api/topics", nil, nil); a.Status != http.StatusOK || !strings.Contains(string(a.Body), "shop/orders") ||
+		!strings.Contains(string(a.Body), `"subscribers_by_transport":{"sse":1}`) {
 		t.Fatalf("/api/topics from loopback without a key: %s", a)
 	}
 

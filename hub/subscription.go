@@ -37,6 +37,8 @@ type SubscribeRequest struct {
 	// Documents, when set, makes this a document subscription of its one
 	// topic (see DocumentsSpec); Cursor and Last are then not used.
 	Documents *DocumentsSpec
+	// Transport names the subscriber's transport, for statistics.
+	Transport string
 	// Coalesce, when positive, merges updates to one document: once a
 	// batch holds an event with a key, Next waits this long for more, then
 	// passes on only the latest event of each (topic, key) it gathered.
@@ -150,7 +152,7 @@ func (h *Hub) Subscribe(ctx context.Context, req SubscribeRequest) (*Subscriptio
 		brokerFilter = nil
 	}
 	s.liveFiltered = brokerFilter != nil
-	s.live = h.broker.Subscribe(broker.Spec{Topics: concrete, Patterns: patterns, Filter: brokerFilter, Limit: buf})
+	s.live = h.broker.Subscribe(broker.Spec{Topics: concrete, Patterns: patterns, Filter: brokerFilter, Limit: buf, Label: req.Transport})
 	if req.Documents != nil {
 		head, err := h.log.Head(ctx, s.single)
 		if err == nil {

@@ -57,6 +57,8 @@ type topicInfo struct {
 	Epoch       string `json:"epoch"`
 	History     uint64 `json:"history"` // events held
 	Subscribers int    `json:"subscribers"`
+	// ByTransport splits Subscribers by transport (sse, ws, poll, stream).
+	ByTransport map[string]int `json:"subscribers_by_transport"`
 }
 
 // stats is the body of GET /api/stats and of each $sys/stats/NODE event.
@@ -83,7 +85,11 @@ func (s *Server) topics(ctx context.Context, n int) []topicInfo {
 		if event.IsReserved(t.Topic) {
 			continue
 		}
-		ti := topicInfo{Topic: t, Subscribers: s.broker.Subscribers(t.Topic)}
+		by := s.broker.SubscribersByLabel(t.Topic)
+		ti := topicInfo{Topic: t, ByTransport: by}
+		for _, n := range by {
+			ti.Subscribers += n
+		}
 		if h, err := s.store.Head(ctx, t.Topic); err == nil {
 			ti.Epoch, ti.History = h.Epoch, h.Last+1-h.First
 		}

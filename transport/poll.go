@@ -49,7 +49,7 @@ func (h *Handlers) poll(w http.ResponseWriter, r *http.Request, q query) {
 		return
 	}
 	// Long-polls wait anyway: topics' configured windows apply to them.
-	sub, ok := h.subscribe(w, r, q, 0, h.hub.CoalesceWindow(q.topics))
+	sub, ok := h.subscribe(w, r, q, 0, h.hub.CoalesceWindow(q.topics), NamePoll)
 	if !ok {
 		return
 	}

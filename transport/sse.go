@@ -26,13 +26,13 @@ func toResetJSON(r *hub.Reset) resetJSON {
 // subscribe starts the hub subscription for a live transport and answers
 // the error itself when it fails. coalesce is the window to use when the
 // request names none.
-func (h *Handlers) subscribe(w http.ResponseWriter, r *http.Request, q query, last int, coalesce time.Duration) (*hub.Subscription, bool) {
+func (h *Handlers) subscribe(w http.ResponseWriter, r *http.Request, q query, last int, coalesce time.Duration, transport string) (*hub.Subscription, bool) {
 	if q.coalesce >= 0 {
 		coalesce = q.coalesce
 	}
 	sub, err := h.hub.Subscribe(r.Context(), hub.SubscribeRequest{
 		Topics: q.topics, Cursor: q.cursor, Last: last, Filter: q.filter, Fields: q.fields,
-		Coalesce: coalesce,
+		Coalesce: coalesce, Transport: transport,
 	})
 	if err != nil {
 		h.fail(w, r, err)
@@ -49,7 +49,7 @@ func (h *Handlers) subscribe(w http.ResponseWriter, r *http.Request, q query, la
 // and loses nothing that history still holds.
 func (h *Handlers) sse(w http.ResponseWriter, r *http.Request, q query) {
 	rc := http.NewResponseController(w)
-	sub, ok := h.subscribe(w, r, q, 0, 0)
+	sub, ok := h.subscribe(w, r, q, 0, 0, NameSSE)
 	if !ok {
 		return
 	}

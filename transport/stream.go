@@ -26,7 +26,7 @@ func (h *Handlers) stream(w http.ResponseWriter, r *http.Request, q query) {
 	if q.countSet && !q.hasCursor {
 		last = q.count
 	}
-	sub, ok := h.subscribe(w, r, q, last, 0)
+	sub, ok := h.subscribe(w, r, q, last, 0, NameStream)
 	if !ok {
 		return
 	}

@@ -253,7 +253,7 @@ func (wc *wsConn) subscribe(in wsIn) {
 		wc.sendErr(in.Sub, err)
 		return
 	}
-	req.Topics = topics
+	req.Topics, req.Transport = topics, NameWS
 	if !wc.h.mayRead(wc.r, topics) {
 		wc.sendError(in.Sub, wsForbidden, "topics under $sys/ are the hub's own: reading them needs the admin key")
 		return

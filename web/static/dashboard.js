@@ -267,7 +267,10 @@
       const cells = tr.querySelectorAll("td");
       cells[0].textContent = Number(t.rate_per_min || 0).toFixed(2);
       cells[1].textContent = fmt(t.history);
-      cells[2].textContent = fmt(t.subscribers);
+      // The total, then how it splits by transport ("sse 2 · ws 1").
+      const by = t.subscribers_by_transport || {};
+      const parts = Object.keys(by).filter((k) => by[k] > 0).sort().map((k) => (k || "other") + " " + by[k]);
+      cells[2].textContent = fmt(t.subscribers) + (parts.length ? " (" + parts.join(" · ") + ")" : "");
       cells[3].textContent = fmt(t.last_seq);
       cells[4].replaceChildren(timeEl(t.last_time));
       const want = prev ? prev.nextSibling : n.topics.firstChild;
