@@ -21,6 +21,7 @@ const (
 	MaxTagLen   = 256
 	MaxIdemLen  = 256
 	DefaultType = "message"
+	MaxCoalesce = time.Hour
 )
 
 // Geo is a point on Earth in degrees.
@@ -47,6 +48,9 @@ type Draft struct {
 	Tags           []string
 	Geo            *Geo
 	IdempotencyKey string
+	// Coalesce asks that updates to this event's key within this window
+	// reach webhook and long-poll subscribers as one, the latest.
+	Coalesce time.Duration
 }
 
 // Event is one stored (event, topic) pair. Seq, Epoch and Time are assigned
@@ -64,6 +68,7 @@ type Event struct {
 	Tags           []string
 	Geo            *Geo
 	IdempotencyKey string
+	Coalesce       time.Duration // see Draft.Coalesce
 }
 
 // Position is where the event stands in its topic's log; its String form is
@@ -167,6 +172,9 @@ func (d *Draft) Validate() error {
 	}
 	if len(d.IdempotencyKey) > MaxIdemLen {
 		return Invalid("idempotency_key is longer than %d bytes", MaxIdemLen)
+	}
+	if d.Coalesce < 0 || d.Coalesce > MaxCoalesce || d.Coalesce%time.Millisecond != 0 {
+		return Invalid("coalesce_ms must be whole milliseconds from 0 to %d", MaxCoalesce.Milliseconds())
 	}
 	if strings.ContainsAny(d.ContentType, "\r\n") {
 		return Invalid("content type contains a line break")

@@ -72,3 +72,32 @@ func TestCoalesceRules(t *testing.T) {
 		t.Errorf("chat: %v", w)
 	}
 }
+
+// A publish's own coalesce window is honoured by subscriptions that ask
+// for it (long-polls), and ignored by others.
+func TestPublishCoalesce(t *testing.T) {
+	f := newHub(t, store.Retention{}, true, hub.Options{})
+	ctx := context.Background()
+	drafts := []event.Draft{
+		{Topics: []string{"d"}, Type: "update", Key: "a", Data: []byte(`1`), Coalesce: 20 * time.Millisecond},
+		{Topics: []string{"d"}, Type: "update", Key: "a", Data: []byte(`2`), Coalesce: 20 * time.Millisecond},
+	}
+	if _, err := f.hub.Publish(ctx, drafts); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		honour bool
+		want   int
+	}{{true, 1}, {false, 2}} {
+		s := sub(t, f.hub, hub.SubscribeRequest{Topics: []string{"d"}, Cursor: event.Cursor{"d": {}}, EventCoalesce: c.honour})
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		msgs, err := s.Next(cctx, nil)
+		cancel()
+		if err != nil || len(msgs) != c.want || string(msgs[len(msgs)-1].Item.Data) != "2" {
+			t.Fatalf("EventCoalesce=%v: %v, %d messages, want %d ending with 2", c.honour, err, len(msgs), c.want)
+		}
+	}
+	if _, err := f.hub.Publish(ctx, []event.Draft{{Topics: []string{"d"}, Coalesce: 2 * time.Hour}}); !event.IsValidation(err) {
+		t.Fatalf("a window over the most: %v", err)
+	}
+}

@@ -39,6 +39,9 @@ type SubscribeRequest struct {
 	Documents *DocumentsSpec
 	// Transport names the subscriber's transport, for statistics.
 	Transport string
+	// EventCoalesce makes the subscription honour the coalescing window a
+	// publish asked for (event.Draft.Coalesce), as long-polls do.
+	EventCoalesce bool
 	// Coalesce, when positive, merges updates to one document: once a
 	// batch holds an event with a key, Next waits this long for more, then
 	// passes on only the latest event of each (topic, key) it gathered.
@@ -75,6 +78,7 @@ type Subscription struct {
 	// match, so a jump in seq is not a gap.
 	liveFiltered bool
 	coalesce     time.Duration
+	eventWindows bool      // honour events' own Coalesce
 	acc          []Message // coalescing: what Next has gathered
 
 	pos      event.Cursor // position after the last delivered message, per topic
@@ -120,6 +124,7 @@ func (h *Hub) Subscribe(ctx context.Context, req SubscribeRequest) (*Subscriptio
 		s.fields, s.projKey = req.Fields, "fields:"+req.Fields.Key()
 	}
 	s.coalesce = max(req.Coalesce, 0)
+	s.eventWindows = req.EventCoalesce
 	if len(concrete) == 1 && len(patterns) == 0 {
 		s.single = concrete[0]
 	}
@@ -213,16 +218,27 @@ func (s *Subscription) Close() { s.live.Close() }
 // log error.
 func (s *Subscription) Next(ctx context.Context, tick <-chan time.Time) ([]Message, error) {
 	msgs, err := s.next(ctx, tick)
-	if s.coalesce <= 0 || err != nil || !hasKeyed(msgs) {
+	if err != nil || !hasKeyed(msgs) {
 		return msgs, err
+	}
+	window := s.coalesce
+	if s.eventWindows {
+		for _, m := range msgs {
+			if m.Item != nil && m.Item.Key != "" {
+				window = max(window, m.Item.Coalesce)
+			}
+		}
+	}
+	if window <= 0 {
+		return msgs, nil
 	}
 	// Gather what comes within the window, then keep the latest version
 	// of each document. Messages are copied out: next reuses its slices.
 	s.acc = append(s.acc[:0], msgs...)
-	window := time.NewTimer(s.coalesce)
-	defer window.Stop()
+	timer := time.NewTimer(window)
+	defer timer.Stop()
 	for {
-		more, err := s.next(ctx, window.C)
+		more, err := s.next(ctx, timer.C)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil, err

@@ -49,7 +49,9 @@ func (h *Handlers) poll(w http.ResponseWriter, r *http.Request, q query) {
 		return
 	}
 	// Long-polls wait anyway: topics' configured windows apply to them.
-	sub, ok := h.subscribe(w, r, q, 0, h.hub.CoalesceWindow(q.topics), NamePoll)
+	sub, ok := h.subscribeReq(w, r, q, hub.SubscribeRequest{
+		Coalesce: h.hub.CoalesceWindow(q.topics), EventCoalesce: true, Transport: NamePoll,
+	})
 	if !ok {
 		return
 	}

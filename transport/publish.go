@@ -9,6 +9,8 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"strconv"
+	"time"
 
 	"github.com/hubbub/hubbub/event"
 	"github.com/hubbub/hubbub/store"
@@ -24,6 +26,7 @@ type publishItem struct {
 	Tags           []string        `json:"tags"`
 	Geo            *event.Geo      `json:"geo"`
 	IdempotencyKey string          `json:"idempotency_key"`
+	CoalesceMS     int64           `json:"coalesce_ms"`
 }
 
 // PublishResult is one entry of a publish answer.
@@ -133,10 +136,18 @@ func rawDraft(r *http.Request, v url.Values, body []byte) event.Draft {
 	if idem == "" {
 		idem = r.Header.Get("Idempotency-Key")
 	}
-	return event.Draft{
+	d := event.Draft{
 		Topics: v["topic"], Type: v.Get("type"), Key: v.Get("key"),
 		ContentType: ct, Data: body, Tags: v["tag"], IdempotencyKey: idem,
 	}
+	if c := v.Get("coalesce_ms"); c != "" {
+		ms, err := strconv.ParseInt(c, 10, 64)
+		if err != nil || ms < 0 || ms > event.MaxCoalesce.Milliseconds() {
+			ms = -1 // Validate refuses it with a clear reason
+		}
+		d.Coalesce = time.Duration(ms) * time.Millisecond
+	}
+	return d
 }
 
 // ParseJSONPublish parses a JSON publish body: one event object or an
@@ -176,6 +187,7 @@ func ParseJSONPublish(body []byte) ([]event.Draft, error) {
 		d := event.Draft{
 			Type: it.Type, Key: it.Key, Tags: it.Tags, Geo: it.Geo,
 			IdempotencyKey: it.IdempotencyKey,
+			Coalesce:       time.Duration(it.CoalesceMS) * time.Millisecond,
 		}
 		switch {
 		case it.Topic != nil && it.Topics != nil:

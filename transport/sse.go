@@ -27,13 +27,19 @@ func toResetJSON(r *hub.Reset) resetJSON {
 // the error itself when it fails. coalesce is the window to use when the
 // request names none.
 func (h *Handlers) subscribe(w http.ResponseWriter, r *http.Request, q query, last int, coalesce time.Duration, transport string) (*hub.Subscription, bool) {
+	return h.subscribeReq(w, r, q, hub.SubscribeRequest{Last: last, Coalesce: coalesce, Transport: transport})
+}
+
+// subscribeReq is subscribe with the request's other fields given: the
+// query fills in topics, cursor, filter and fields, and its coalesce_ms
+// overrides req.Coalesce.
+func (h *Handlers) subscribeReq(w http.ResponseWriter, r *http.Request, q query, req hub.SubscribeRequest) (*hub.Subscription, bool) {
+	req.Topics, req.Cursor, req.Filter, req.Fields = q.topics, q.cursor, q.filter, q.fields
 	if q.coalesce >= 0 {
-		coalesce = q.coalesce
+		req.Coalesce = q.coalesce
+		req.EventCoalesce = false // the request chose its window
 	}
-	sub, err := h.hub.Subscribe(r.Context(), hub.SubscribeRequest{
-		Topics: q.topics, Cursor: q.cursor, Last: last, Filter: q.filter, Fields: q.fields,
-		Coalesce: coalesce, Transport: transport,
-	})
+	sub, err := h.hub.Subscribe(r.Context(), req)
 	if err != nil {
 		h.fail(w, r, err)
 		return nil, false

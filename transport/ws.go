@@ -389,7 +389,8 @@ func (wc *wsConn) publish(in wsIn) {
 			"message": "topics under $sys/ are the hub's own and cannot be published to"})
 		return
 	}
-	d := event.Draft{Topics: topics, Type: in.Type, Key: in.Key, Tags: in.Tags, Geo: in.Geo, IdempotencyKey: in.ClientID}
+	d := event.Draft{Topics: topics, Type: in.Type, Key: in.Key, Tags: in.Tags, Geo: in.Geo, IdempotencyKey: in.ClientID,
+		Coalesce: time.Duration(in.CoalesceMS) * time.Millisecond}
 	if len(in.Data) > 0 && !bytes.Equal(in.Data, []byte("null")) {
 		var b bytes.Buffer
 		if err := json.Compact(&b, in.Data); err != nil {

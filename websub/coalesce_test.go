@@ -50,3 +50,28 @@ func TestCoalescedDelivery(t *testing.T) {
 	}
 	s.none()
 }
+
+// A publish that asks for coalescing (coalesce_ms) is delivered once its
+// window has passed, as the latest version of each document.
+func TestPublishCoalescedDelivery(t *testing.T) {
+	e := newEnv(t, t.TempDir(), nil).start()
+	s := newSubscriber(t)
+	if err := e.subscribe("cards", s.url("/"), url.Values{"hub.batch": {"10"}}); err != nil {
+		t.Fatal(err)
+	}
+	w := 200 * time.Millisecond
+	drafts := []event.Draft{
+		{Topics: []string{"cards"}, Type: "update", Key: "c1", Data: []byte(`1`), Coalesce: w},
+		{Topics: []string{"cards"}, Type: "update", Key: "c1", Data: []byte(`2`), Coalesce: w},
+		{Topics: []string{"cards"}, Type: "update", Key: "c1", Data: []byte(`3`), Coalesce: w},
+	}
+	if _, err := e.hub.Publish(t.Context(), drafts); err != nil {
+		t.Fatal(err)
+	}
+	d := s.next()
+	var batch []event.Wire
+	if err := json.Unmarshal(d.body, &batch); err != nil || len(batch) != 1 || string(batch[0].Data) != "3" {
+		t.Fatalf("delivered %s (%v), want only c1=3", d.body, err)
+	}
+	s.none()
+}

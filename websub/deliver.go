@@ -114,6 +114,21 @@ func (h *Hub) enqueueLoop() {
 	}
 }
 
+// errCoalescing is what a delivery waiting out a publish's coalescing
+// window returns to the task runner with its RetryAfter.
+var errCoalescing = errors.New("websub: waiting out a coalescing window")
+
+// firstWindowed returns the first keyed event that asked for coalescing,
+// or nil.
+func firstWindowed(events []*event.Event) *event.Event {
+	for _, e := range events {
+		if e.Key != "" && e.Coalesce > 0 {
+			return e
+		}
+	}
+	return nil
+}
+
 // enqueueDeliver queues the delivery task of subscription id, not before
 // its retry time.
 func (h *Hub) enqueueDeliver(ctx context.Context, id string) error {
@@ -191,7 +206,15 @@ func (h *Hub) handleDeliver(ctx context.Context, t tasks.Task) error {
 				continue
 			}
 			buf, bufEnd = res.Events, res.Cursor[s.LogTopic]
-			if h.o.Hub.CoalesceWindow([]string{s.LogTopic}) > 0 {
+			first := firstWindowed(buf)
+			if first != nil {
+				// A publish asked for its updates to be coalesced: wait
+				// until its window has passed, then send the latest.
+				if wait := first.Time.Add(first.Coalesce).Sub(h.now()); wait > 0 {
+					return tasks.RetryAfter(wait, errCoalescing)
+				}
+			}
+			if first != nil || h.o.Hub.CoalesceWindow([]string{s.LogTopic}) > 0 {
 				// Only the latest version of each document goes out; the
 				// cursor still moves past the versions left out.
 				buf = hub.CoalesceEvents(buf)

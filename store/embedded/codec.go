@@ -27,7 +27,10 @@ const (
 	latestV1 = 1
 )
 
-const flagGeo = 1 << 0
+const (
+	flagGeo      = 1 << 0
+	flagCoalesce = 1 << 1 // a uvarint of milliseconds follows the geo
+)
 
 var errCorrupt = errors.New("embedded: corrupt record")
 
@@ -118,6 +121,9 @@ func appendEvent(b []byte, e *event.Event) []byte {
 	if e.Geo != nil {
 		flags |= flagGeo
 	}
+	if e.Coalesce > 0 {
+		flags |= flagCoalesce
+	}
 	b = append(b, flags)
 	b = appendString(b, e.Type)
 	b = appendString(b, e.Key)
@@ -130,6 +136,9 @@ func appendEvent(b []byte, e *event.Event) []byte {
 	if e.Geo != nil {
 		b = binary.BigEndian.AppendUint64(b, math.Float64bits(e.Geo.Lat))
 		b = binary.BigEndian.AppendUint64(b, math.Float64bits(e.Geo.Lon))
+	}
+	if e.Coalesce > 0 {
+		b = binary.AppendUvarint(b, uint64(e.Coalesce.Milliseconds()))
 	}
 	return append(b, e.Data...)
 }
@@ -188,6 +197,9 @@ func decodeEvent(b []byte, e *event.Event) error {
 			Lon: math.Float64frombits(binary.BigEndian.Uint64(d.b[8:16])),
 		}
 		d.b = d.b[16:]
+	}
+	if flags&flagCoalesce != 0 {
+		e.Coalesce = time.Duration(d.uvarint()) * time.Millisecond
 	}
 	if d.err != nil {
 		return fmt.Errorf("event record: %w", d.err)

@@ -269,7 +269,7 @@ func (c *committer) addRequest(b *pebble.Batch, r *appendReq, t time.Time, event
 				Data:           data,
 				Tags:           tags,
 				Geo:            geo,
-				IdempotencyKey: d.IdempotencyKey,
+				IdempotencyKey: d.IdempotencyKey, Coalesce: d.Coalesce,
 			}
 			c.key = appendEventKey(c.key[:0], topic, e.Seq)
 			c.val = appendEvent(c.val[:0], e)

@@ -17,7 +17,10 @@ import (
 // later without migrating what Redis holds.
 const bodyV1 = 1
 
-const flagGeo = 1 << 0
+const (
+	flagGeo      = 1 << 0
+	flagCoalesce = 1 << 1 // a uvarint of milliseconds follows the geo
+)
 
 // MessagePrefix starts every message the store publishes; the version in it
 // changes whenever the format does.
@@ -52,6 +55,7 @@ func escapeTopic(t string) string {
 // appendBody encodes the fields of an event that come from its draft:
 //
 //	version(1) flags(1) [lat lon: float64 bits, 8 bytes big-endian each, if flagGeo]
+//	[uvarint coalescing window in milliseconds, if flagCoalesce]
 //	type key content-type idempotency-key    (each uvarint length + bytes)
 //	uvarint tag count, then each tag (uvarint length + bytes)
 //	data (the rest)
@@ -63,10 +67,16 @@ func appendBody(b []byte, d *event.Draft) []byte {
 	if d.Geo != nil {
 		flags |= flagGeo
 	}
+	if d.Coalesce > 0 {
+		flags |= flagCoalesce
+	}
 	b = append(b, bodyV1, flags)
 	if d.Geo != nil {
 		b = binary.BigEndian.AppendUint64(b, math.Float64bits(d.Geo.Lat))
 		b = binary.BigEndian.AppendUint64(b, math.Float64bits(d.Geo.Lon))
+	}
+	if d.Coalesce > 0 {
+		b = binary.AppendUvarint(b, uint64(d.Coalesce.Milliseconds()))
 	}
 	typ := d.Type
 	if typ == "" {
@@ -84,7 +94,7 @@ func appendBody(b []byte, d *event.Draft) []byte {
 }
 
 func bodySize(d *event.Draft) int {
-	n := 2 + 16 + 5*binary.MaxVarintLen16 + len(d.Type) + len(event.DefaultType) + len(d.Key) +
+	n := 2 + 16 + binary.MaxVarintLen64 + 5*binary.MaxVarintLen16 + len(d.Type) + len(event.DefaultType) + len(d.Key) +
 		len(d.ContentType) + len(d.IdempotencyKey) + len(d.Data)
 	for _, t := range d.Tags {
 		n += binary.MaxVarintLen16 + len(t)
@@ -115,6 +125,9 @@ func decodeBody(b []byte, e *event.Event) error {
 		b = b[16:]
 	}
 	d := decoder{b: b}
+	if flags&flagCoalesce != 0 {
+		e.Coalesce = time.Duration(d.uvarint()) * time.Millisecond
+	}
 	e.Type = d.string()
 	e.Key = d.string()
 	e.ContentType = d.string()

@@ -425,7 +425,7 @@ func (c *committer) parse(cl *call, cmd *goredis.Cmd) callResult {
 			}
 			e := &event.Event{
 				Topic: cl.topic, Epoch: h.Epoch, Seq: seq, Type: typ, Key: d.Key, Time: t,
-				ContentType: d.ContentType, Data: p.req.data[di], IdempotencyKey: d.IdempotencyKey,
+				ContentType: d.ContentType, Data: p.req.data[di], IdempotencyKey: d.IdempotencyKey, Coalesce: d.Coalesce,
 			}
 			if len(d.Tags) > 0 {
 				e.Tags = append([]string(nil), d.Tags...)

@@ -227,6 +227,7 @@ func sameEvent(got *event.Event, d event.Draft, res store.Result) string {
 	check("Tags", tagsOK, got.Tags, d.Tags)
 	geoOK := (got.Geo == nil) == (d.Geo == nil) && (d.Geo == nil || *got.Geo == *d.Geo)
 	check("Geo", geoOK, got.Geo, d.Geo)
+	check("Coalesce", got.Coalesce == d.Coalesce, got.Coalesce, d.Coalesce)
 	if len(diffs) == 0 {
 		return ""
 	}
@@ -248,6 +249,7 @@ func (s *suite) testAppendOne(t *testing.T) {
 		Data:           bin,
 		Tags:           []string{"a", "b c", "ü"},
 		Geo:            &event.Geo{Lat: 52.520008, Lon: -13.404954},
+		Coalesce:       1500 * time.Millisecond,
 		IdempotencyKey: "idem-1",
 	}
 	bare := event.Draft{Topics: []string{"rooms/1"}}
