@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
@@ -271,18 +272,106 @@ func wsLoop(ctx context.Context, ns *nodeSet, node int, topics []string, p *prog
 	}
 }
 
-// clusterWebhookHook is where the three-node test will check webhook
-// subscriptions once WebSub lands (websub/ is being built).
-//
-// TODO(websub): on each node, register a webhook subscription (POST /hub,
-// hub.mode=subscribe) for every topic, pointing at a collector on
-// 127.0.0.1 (see collector_test.go), before publishing starts; return a
-// check that waits until every subscription received every event (at least
-// once, in order; duplicates only from retried batches, counted and logged).
-// A nil check means the part is not built yet.
+// clusterWebhookHook subscribes a webhook for every topic on each node
+// that survives (nodes 0 and 1: subscriptions live on the node that
+// accepted them), and returns a check that waits until each received every
+// event of its topic, whichever node it was published on: at least once
+// and in order (a retried batch may repeat events; repeats are counted).
 func clusterWebhookHook(t *testing.T, ns *nodeSet, topics []string) func(want map[string]uint64) {
 	t.Helper()
-	return nil
+	type hook struct {
+		mu      sync.Mutex
+		topic   string
+		maxSeq  uint64
+		repeats int
+		errs    []string
+	}
+	hooks := map[string]*hook{}
+	var mu sync.Mutex
+	changed := make(chan struct{}, 1)
+	cb := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet {
+			_, _ = io.WriteString(w, r.URL.Query().Get("hub.challenge"))
+			return
+		}
+		mu.Lock()
+		h := hooks[r.URL.Path]
+		mu.Unlock()
+		var batch []wireEvent
+		body, _ := io.ReadAll(r.Body)
+		if h == nil || json.Unmarshal(body, &batch) != nil {
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		h.mu.Lock()
+		for _, e := range batch {
+			switch {
+			case e.Seq <= h.maxSeq:
+				h.repeats++
+			case e.Seq == h.maxSeq+1:
+				h.maxSeq = e.Seq
+			default:
+				h.errs = append(h.errs, fmt.Sprintf("%s: seq %d after %d", r.URL.Path, e.Seq, h.maxSeq))
+			}
+		}
+		h.mu.Unlock()
+		select {
+		case changed <- struct{}{}:
+		default:
+		}
+	}))
+	t.Cleanup(cb.Close)
+	for node := range 2 {
+		for _, topic := range topics {
+			path := fmt.Sprintf("/hook/%d/%s", node, topic)
+			mu.Lock()
+			hooks[path] = &hook{topic: topic}
+			mu.Unlock()
+			form := url.Values{"hub.mode": {"subscribe"}, "hub.topic": {topic}, "hub.callback": {cb.URL + path}, "hub.batch": {"100"}}
+			if a := ns.hubs[node].do(t, http.MethodPost, "/hub", ctHeader("application/x-www-form-urlencoded"), []byte(form.Encode())); a.Status != http.StatusAccepted {
+				t.Fatalf("webhook subscribe on node %d: %s", node, a)
+			}
+		}
+		ns.hubs[node].waitMetric(t, `hubbub_websub_verifications_total{mode="subscribe",result="ok"}`, 30*time.Second,
+			func(v float64) bool { return v >= float64(len(topics)) })
+	}
+	return func(want map[string]uint64) {
+		deadline := time.NewTimer(60 * time.Second)
+		defer deadline.Stop()
+		expired := false
+		for {
+			pending, repeats := 0, 0
+			mu.Lock()
+			for path, h := range hooks {
+				h.mu.Lock()
+				for _, e := range h.errs {
+					t.Error(e)
+				}
+				h.errs = nil
+				repeats += h.repeats
+				if h.maxSeq < want[h.topic] {
+					pending++
+					if expired {
+						t.Errorf("webhook %s: got up to seq %d of %d", path, h.maxSeq, want[h.topic])
+					}
+				}
+				h.mu.Unlock()
+			}
+			mu.Unlock()
+			if pending == 0 {
+				t.Logf("webhooks: every subscription got every event; %d repeated by retried batches", repeats)
+				return
+			}
+			if expired {
+				t.Fatal("webhooks did not receive every event within 60s")
+			}
+			select {
+			case <-changed:
+			case <-deadline.C:
+				expired = true
+			}
+		}
+	}
 }
 
 // TestThreeNodes: three hubs share one Redis. SSE, WebSocket and long-poll
@@ -297,7 +386,7 @@ func TestThreeNodes(t *testing.T) {
 	ns := &nodeSet{dead: make([]atomic.Bool, 3)}
 	for i := range 3 {
 		ns.hubs = append(ns.hubs, startHub(t, "", "--store", store, "--redis-prefix", prefix,
-			"--node-id", fmt.Sprintf("node-%d", i), "--subscriber-buffer", "100000"))
+			"--node-id", fmt.Sprintf("node-%d", i), "--subscriber-buffer", "100000", "--allow-private-callbacks"))
 	}
 	// Every node lists the three.
 	for _, h := range ns.hubs {
