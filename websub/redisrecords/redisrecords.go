@@ -1,0 +1,506 @@
+// Package redisrecords keeps websub subscription records in Redis, so that
+// several hubbub nodes sharing one Redis (and one key prefix) share one set
+// of subscriptions: every node sees every other node's Puts, Updates and
+// Deletes on its next read.
+//
+// It needs Redis 2.8.9 or later (ZRANGEBYLEX); hubbub's other Redis
+// backends need 6.2.
+//
+// # Key layout
+//
+// <P> is the key prefix given to Open (the deployment's Redis prefix, e.g.
+// "hubbub"). Every subscription key carries the hash tag {subs}, so all of
+// them live in one hash slot and the scripts below, which touch a record,
+// the id index and topic sets together, stay on one slot (on Redis Cluster
+// every subscription is then on one node; hubbub uses a single-node client
+// today).
+//
+//	<P>:websub:{subs}:s:<id>     hash: j (the JSON of a websub.Subscription)
+//	                             and t (its LogTopic, for re-indexing)
+//	<P>:websub:{subs}:ids        sorted set, all scores 0: every id, for List
+//	                             paging in id order (ZRANGEBYLEX)
+//	<P>:websub:{subs}:t:<topic>  set: the ids whose LogTopic is <topic>, for
+//	                             ListByTopic and Count
+//	<P>:websub:fetch:<topic>     string: the JSON of a websub.FetchState
+//
+// # Atomicity
+//
+// Put, Delete and the write of Update are each one Lua script (record, id
+// index and topic sets change together, so no reader sees one without the
+// other). Update is optimistic: it reads the record, calls fn on a copy and
+// writes the result with a script that compares the stored JSON with the
+// JSON it read (compare-and-set); if another node (or goroutine) changed the
+// record in between, it reads again and calls fn again. fn may therefore run
+// more than once, as websub.Records allows. List and ListByTopic read the
+// index and the records in one script, so a page is a consistent snapshot.
+//
+// # Cost, and where this differs from websub.Records' doc
+//
+// websub.Records says ListByTopic and Count are served from memory without
+// I/O. Here they are not: to stay correct across nodes without an
+// invalidation protocol, each call is one Redis round trip (Count: SCARD;
+// ListByTopic: one script doing SMEMBERS and an HGET per member, O(number
+// of the topic's subscriptions) on the server). Both are on the delivery
+// hot path (per committed event per topic on every node), so each event
+// costs every node one round trip per call. They have no context and no
+// error result: each call is bounded by an internal timeout (5 s), and a
+// failure is logged and reported as no subscriptions (nil, 0).
+//
+// # Durability
+//
+// A mutation has returned once Redis has applied it; it is exactly as
+// durable as the server's persistence makes it ("appendonly yes" with
+// "appendfsync always" for the websub.Records guarantee). The client never
+// retries a command by itself (MaxRetries -1), like hubbub's other Redis
+// backends.
+package redisrecords
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/maintnotifications"
+
+	"github.com/hubbub/hubbub/websub"
+)
+
+const (
+	defaultDialTimeout = 2 * time.Second
+	// hotTimeout bounds each ListByTopic and Count call, which get no
+	// context from their caller.
+	hotTimeout = 5 * time.Second
+	// maxUpdateAttempts bounds Update's optimistic retries.
+	maxUpdateAttempts = 1000
+)
+
+// ErrClosed is returned by every method after Close.
+var ErrClosed = errors.New("redisrecords: closed")
+
+// Records is the Redis implementation of websub.Records. It is safe for
+// concurrent use, and several Records (on several nodes) may share one
+// Redis and prefix.
+type Records struct {
+	rdb   *goredis.Client
+	log   *slog.Logger
+	subP  string // "<P>:websub:{subs}:s:"
+	topP  string // "<P>:websub:{subs}:t:"
+	idsK  string // "<P>:websub:{subs}:ids"
+	fetch string // "<P>:websub:fetch:"
+
+	write, del, list, byTopic *goredis.Script
+
+	// mu is held for reading by every call that uses rdb, and for writing
+	// by Close.
+	mu     sync.RWMutex
+	closed bool
+}
+
+var _ websub.Records = (*Records)(nil)
+
+// writeLua stores a record and re-indexes it.
+// KEYS: record, ids, topic set of the new LogTopic.
+// ARGV: topic-set key prefix, id, JSON, LogTopic, mode ("put" or "cas"),
+// expected JSON (cas only).
+// Returns 1 when written, 0 when cas found another JSON, -1 when cas found
+// no record.
+const writeLua = `
+local old = redis.call('HMGET', KEYS[1], 'j', 't')
+if ARGV[5] == 'cas' then
+  if not old[1] then return -1 end
+  if old[1] ~= ARGV[6] then return 0 end
+end
+if old[2] and old[2] ~= ARGV[4] then
+  redis.call('SREM', ARGV[1] .. old[2], ARGV[2])
+end
+redis.call('HSET', KEYS[1], 'j', ARGV[3], 't', ARGV[4])
+redis.call('ZADD', KEYS[2], 0, ARGV[2])
+redis.call('SADD', KEYS[3], ARGV[2])
+return 1
+`
+
+// delLua removes a record and its index entries.
+// KEYS: record, ids. ARGV: topic-set key prefix, id.
+// Returns 1 when it existed, else 0.
+const delLua = `
+local t = redis.call('HGET', KEYS[1], 't')
+if not t then return 0 end
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], ARGV[2])
+redis.call('SREM', ARGV[1] .. t, ARGV[2])
+return 1
+`
+
+// listLua returns the JSON of up to ARGV[3] records from ids (KEYS[1]) from
+// ARGV[2] ("-" or "(<after>") on, in id order. ARGV[1]: record key prefix.
+const listLua = `
+local ids = redis.call('ZRANGEBYLEX', KEYS[1], ARGV[2], '+', 'LIMIT', 0, tonumber(ARGV[3]))
+local out = {}
+for _, id in ipairs(ids) do
+  local j = redis.call('HGET', ARGV[1] .. id, 'j')
+  if j then out[#out + 1] = j end
+end
+return out
+`
+
+// byTopicLua returns the JSON of every record in the topic set KEYS[1].
+// ARGV[1]: record key prefix.
+const byTopicLua = `
+local ids = redis.call('SMEMBERS', KEYS[1])
+local out = {}
+for _, id in ipairs(ids) do
+  local j = redis.call('HGET', ARGV[1] .. id, 'j')
+  if j then out[#out + 1] = j end
+end
+return out
+`
+
+// Open connects to the Redis at url (redis://[user:pass@]host:port/db, or
+// rediss:// for TLS; see go-redis's ParseURL) and returns the records kept
+// under prefix, which must be non-empty and without '{' or '}'. It fails if
+// Redis cannot be reached within ctx. logger may be nil. The caller must
+// Close it.
+func Open(ctx context.Context, url string, prefix string, logger *slog.Logger) (*Records, error) {
+	if prefix == "" || strings.ContainsAny(prefix, "{}") {
+		return nil, fmt.Errorf("redisrecords: bad key prefix %q: must be non-empty, without '{' or '}'", prefix)
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	ro, err := goredis.ParseURL(url)
+	if err != nil {
+		return nil, fmt.Errorf("redisrecords: %w", err)
+	}
+	if ro.DialTimeout == 0 {
+		ro.DialTimeout = defaultDialTimeout
+	}
+	ro.MaxRetries = -1 // a retried Delete could misreport whether it existed
+	ro.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
+	rdb := goredis.NewClient(ro)
+	base := prefix + ":websub:{subs}:"
+	r := &Records{
+		rdb:     rdb,
+		log:     logger,
+		subP:    base + "s:",
+		topP:    base + "t:",
+		idsK:    base + "ids",
+		fetch:   prefix + ":websub:fetch:",
+		write:   goredis.NewScript(writeLua),
+		del:     goredis.NewScript(delLua),
+		list:    goredis.NewScript(listLua),
+		byTopic: goredis.NewScript(byTopicLua),
+	}
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		_ = rdb.Close()
+		return nil, fmt.Errorf("redisrecords: connect: %w", err)
+	}
+	for _, s := range []*goredis.Script{r.write, r.del, r.list, r.byTopic} {
+		if err := s.Load(ctx, rdb).Err(); err != nil {
+			_ = rdb.Close()
+			return nil, fmt.Errorf("redisrecords: load script: %w", err)
+		}
+	}
+	return r, nil
+}
+
+// Close closes the connection. Later calls fail with ErrClosed (ListByTopic
+// and Count return nil and 0); Close may be called twice.
+func (r *Records) Close() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return nil
+	}
+	r.closed = true
+	if err := r.rdb.Close(); err != nil {
+		return fmt.Errorf("redisrecords: close: %w", err)
+	}
+	return nil
+}
+
+// acquire holds r.mu for reading; it fails after Close.
+func (r *Records) acquire() error {
+	r.mu.RLock()
+	if r.closed {
+		r.mu.RUnlock()
+		return ErrClosed
+	}
+	return nil
+}
+
+func (r *Records) release() { r.mu.RUnlock() }
+
+func checkID(s *websub.Subscription) error {
+	if s.ID == "" || s.ID != websub.SubscriptionID(s.Topic, s.Callback) {
+		return fmt.Errorf("redisrecords: subscription id %q does not match its topic and callback", s.ID)
+	}
+	return nil
+}
+
+// store runs writeLua; expected is used when cas is true.
+func (r *Records) store(ctx context.Context, s websub.Subscription, cas bool, expected string) (int64, error) {
+	v, err := json.Marshal(s)
+	if err != nil {
+		return 0, fmt.Errorf("redisrecords: encode: %w", err)
+	}
+	mode := "put"
+	if cas {
+		mode = "cas"
+	}
+	n, err := r.write.Run(ctx, r.rdb,
+		[]string{r.subP + s.ID, r.idsK, r.topP + s.LogTopic},
+		r.topP, s.ID, v, s.LogTopic, mode, expected).Int64()
+	if err != nil {
+		return 0, fmt.Errorf("redisrecords: put %s: %w", s.ID, err)
+	}
+	return n, nil
+}
+
+// Put implements websub.Records.
+func (r *Records) Put(ctx context.Context, s websub.Subscription) error {
+	if err := checkID(&s); err != nil {
+		return err
+	}
+	if err := r.acquire(); err != nil {
+		return err
+	}
+	defer r.release()
+	_, err := r.store(ctx, s, false, "")
+	return err
+}
+
+// getRaw returns the stored JSON of id ("" and false when there is none).
+func (r *Records) getRaw(ctx context.Context, id string) (string, bool, error) {
+	v, err := r.rdb.HGet(ctx, r.subP+id, "j").Result()
+	if errors.Is(err, goredis.Nil) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("redisrecords: get %s: %w", id, err)
+	}
+	return v, true, nil
+}
+
+func decode(v string) (websub.Subscription, error) {
+	var s websub.Subscription
+	if err := json.Unmarshal([]byte(v), &s); err != nil {
+		return s, fmt.Errorf("redisrecords: decode: %w", err)
+	}
+	return s, nil
+}
+
+// Get implements websub.Records.
+func (r *Records) Get(ctx context.Context, id string) (websub.Subscription, bool, error) {
+	if err := r.acquire(); err != nil {
+		return websub.Subscription{}, false, err
+	}
+	defer r.release()
+	v, ok, err := r.getRaw(ctx, id)
+	if err != nil || !ok {
+		return websub.Subscription{}, false, err
+	}
+	s, err := decode(v)
+	if err != nil {
+		return websub.Subscription{}, false, err
+	}
+	return s, true, nil
+}
+
+// Update implements websub.Records: read, fn, compare-and-set, retried
+// (calling fn again on the fresh record) while another writer got in
+// between. It gives up after maxUpdateAttempts conflicts in a row.
+func (r *Records) Update(ctx context.Context, id string, fn func(s *websub.Subscription) error) (websub.Subscription, error) {
+	if err := r.acquire(); err != nil {
+		return websub.Subscription{}, err
+	}
+	defer r.release()
+	for range maxUpdateAttempts {
+		if err := ctx.Err(); err != nil {
+			return websub.Subscription{}, err
+		}
+		raw, ok, err := r.getRaw(ctx, id)
+		if err != nil {
+			return websub.Subscription{}, err
+		}
+		if !ok {
+			return websub.Subscription{}, fmt.Errorf("redisrecords: update %s: %w", id, websub.ErrNotFound)
+		}
+		old, err := decode(raw)
+		if err != nil {
+			return websub.Subscription{}, err
+		}
+		s, _ := decode(raw) // a separate copy for fn
+		if err := fn(&s); err != nil {
+			if errors.Is(err, websub.ErrNoChange) {
+				return old, nil
+			}
+			return old, err
+		}
+		if s.ID != id {
+			return old, fmt.Errorf("redisrecords: update %s: the id changed", id)
+		}
+		if err := checkID(&s); err != nil {
+			return old, err
+		}
+		n, err := r.store(ctx, s, true, raw)
+		if err != nil {
+			return old, err
+		}
+		switch n {
+		case 1:
+			return s, nil
+		case -1: // deleted since we read it
+			return websub.Subscription{}, fmt.Errorf("redisrecords: update %s: %w", id, websub.ErrNotFound)
+		}
+		// 0: changed since we read it; read again.
+	}
+	return websub.Subscription{}, fmt.Errorf("redisrecords: update %s: gave up after %d conflicting attempts", id, maxUpdateAttempts)
+}
+
+// Delete implements websub.Records.
+func (r *Records) Delete(ctx context.Context, id string) (bool, error) {
+	if err := r.acquire(); err != nil {
+		return false, err
+	}
+	defer r.release()
+	n, err := r.del.Run(ctx, r.rdb, []string{r.subP + id, r.idsK}, r.topP, id).Int64()
+	if err != nil {
+		return false, fmt.Errorf("redisrecords: delete %s: %w", id, err)
+	}
+	return n == 1, nil
+}
+
+// decodeAll decodes the JSON strings a script returned.
+func decodeAll(vals []any) ([]websub.Subscription, error) {
+	out := make([]websub.Subscription, 0, len(vals))
+	for _, v := range vals {
+		str, ok := v.(string)
+		if !ok {
+			return nil, fmt.Errorf("redisrecords: unexpected reply element %T", v)
+		}
+		s, err := decode(str)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+// List implements websub.Records: one script reading up to limit ids from
+// the id index (ZRANGEBYLEX, O(log n + limit)) and their records.
+func (r *Records) List(ctx context.Context, after string, limit int) ([]websub.Subscription, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if limit <= 0 {
+		return nil, nil
+	}
+	if err := r.acquire(); err != nil {
+		return nil, err
+	}
+	defer r.release()
+	from := "-"
+	if after != "" {
+		from = "(" + after
+	}
+	vals, err := r.list.Run(ctx, r.rdb, []string{r.idsK}, r.subP, from, limit).Slice()
+	if err != nil {
+		return nil, fmt.Errorf("redisrecords: list: %w", err)
+	}
+	return decodeAll(vals)
+}
+
+// ListByTopic implements websub.Records. Unlike the interface's doc says,
+// it does I/O: one round trip to Redis per call (see the package doc). On
+// an error it logs and returns nil.
+func (r *Records) ListByTopic(topic string) []websub.Subscription {
+	if r.acquire() != nil {
+		return nil
+	}
+	defer r.release()
+	ctx, cancel := context.WithTimeout(context.Background(), hotTimeout)
+	defer cancel()
+	vals, err := r.byTopic.Run(ctx, r.rdb, []string{r.topP + topic}, r.subP).Slice()
+	if err == nil {
+		var out []websub.Subscription
+		if out, err = decodeAll(vals); err == nil {
+			return out
+		}
+	}
+	r.log.Error("redisrecords: list by topic failed", "topic", topic, "err", err)
+	return nil
+}
+
+// Count implements websub.Records. Unlike the interface's doc says, it
+// does I/O: one SCARD per call (see the package doc). On an error it logs
+// and returns 0.
+func (r *Records) Count(topic string) int {
+	if r.acquire() != nil {
+		return 0
+	}
+	defer r.release()
+	ctx, cancel := context.WithTimeout(context.Background(), hotTimeout)
+	defer cancel()
+	n, err := r.rdb.SCard(ctx, r.topP+topic).Result()
+	if err != nil {
+		r.log.Error("redisrecords: count failed", "topic", topic, "err", err)
+		return 0
+	}
+	return int(n)
+}
+
+// Len returns the number of subscriptions.
+func (r *Records) Len(ctx context.Context) (int, error) {
+	if err := r.acquire(); err != nil {
+		return 0, err
+	}
+	defer r.release()
+	n, err := r.rdb.ZCard(ctx, r.idsK).Result()
+	if err != nil {
+		return 0, fmt.Errorf("redisrecords: len: %w", err)
+	}
+	return int(n), nil
+}
+
+// FetchState implements websub.Records.
+func (r *Records) FetchState(ctx context.Context, topic string) (websub.FetchState, bool, error) {
+	var st websub.FetchState
+	if err := r.acquire(); err != nil {
+		return st, false, err
+	}
+	defer r.release()
+	v, err := r.rdb.Get(ctx, r.fetch+topic).Bytes()
+	if errors.Is(err, goredis.Nil) {
+		return st, false, nil
+	}
+	if err != nil {
+		return st, false, fmt.Errorf("redisrecords: fetch state of %q: %w", topic, err)
+	}
+	if err := json.Unmarshal(v, &st); err != nil {
+		return st, false, fmt.Errorf("redisrecords: decode fetch state of %q: %w", topic, err)
+	}
+	return st, true, nil
+}
+
+// PutFetchState implements websub.Records.
+func (r *Records) PutFetchState(ctx context.Context, topic string, st websub.FetchState) error {
+	b, err := json.Marshal(st)
+	if err != nil {
+		return fmt.Errorf("redisrecords: encode fetch state: %w", err)
+	}
+	if err := r.acquire(); err != nil {
+		return err
+	}
+	defer r.release()
+	if err := r.rdb.Set(ctx, r.fetch+topic, b, 0).Err(); err != nil {
+		return fmt.Errorf("redisrecords: put fetch state of %q: %w", topic, err)
+	}
+	return nil
+}
