@@ -2,8 +2,6 @@ package e2e
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hubbub/hubbub/internal/redistest"
+
 	"github.com/coder/websocket"
 	goredis "github.com/redis/go-redis/v9"
 	"github.com/redis/go-redis/v9/maintnotifications"
@@ -28,50 +28,14 @@ import (
 	"github.com/hubbub/hubbub/client"
 )
 
-// sharedRedis is the Redis the cluster tests share (HUBBUB_TEST_REDIS
-// overrides it); each test uses its own key prefix.
-func sharedRedis() string {
-	if a := os.Getenv("HUBBUB_TEST_REDIS"); a != "" {
-		return a
-	}
-	return "127.0.0.1:6379"
-}
+func sharedRedis() string { return redistest.Addr() }
 
 // requireRedis returns a client of the shared Redis and a fresh key prefix
-// whose keys are deleted when the test ends. It skips the test loudly when
-// Redis is unreachable, and fails it instead with HUBBUB_REQUIRE_REDIS=1.
+// whose keys are deleted when the test ends (see redistest).
 func requireRedis(t *testing.T) (*goredis.Client, string) {
 	t.Helper()
-	c := goredis.NewClient(&goredis.Options{
-		Addr: sharedRedis(), DialTimeout: 2 * time.Second,
-		MaintNotificationsConfig: &maintnotifications.Config{Mode: maintnotifications.ModeDisabled},
-	})
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-	defer cancel()
-	if err := c.Ping(ctx).Err(); err != nil {
-		_ = c.Close()
-		msg := fmt.Sprintf("!!! Redis at %s is unreachable (%v): cluster tests NOT RUN !!!", sharedRedis(), err)
-		if os.Getenv("HUBBUB_REQUIRE_REDIS") == "1" {
-			t.Fatal(msg + " (HUBBUB_REQUIRE_REDIS=1)")
-		}
-		t.Skip(msg)
-	}
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	prefix := "e2e-" + hex.EncodeToString(b[:])
-	t.Cleanup(func() {
-		ctx := context.Background()
-		it := c.Scan(ctx, 0, prefix+":*", 1000).Iterator()
-		var keys []string
-		for it.Next(ctx) {
-			keys = append(keys, it.Val())
-		}
-		if len(keys) > 0 {
-			_ = c.Del(ctx, keys...).Err()
-		}
-		_ = c.Close()
-	})
-	return c, prefix
+	c := redistest.Client(t, "cluster")
+	return c, redistest.Prefix(t, c)
 }
 
 // progress is what one subscriber has received, per topic, checked as it

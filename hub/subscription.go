@@ -78,8 +78,9 @@ type Subscription struct {
 	// match, so a jump in seq is not a gap.
 	liveFiltered bool
 	coalesce     time.Duration
-	eventWindows bool      // honour events' own Coalesce
-	acc          []Message // coalescing: what Next has gathered
+	eventWindows bool          // honour events' own Coalesce
+	backoff      time.Duration // after a failed log read; reset by a good one
+	acc          []Message     // coalescing: what Next has gathered
 
 	pos      event.Cursor // position after the last delivered message, per topic
 	catching []string     // topics that must be read from the log before live items
@@ -309,7 +310,9 @@ func (s *Subscription) next(ctx context.Context, tick <-chan time.Time) ([]Messa
 		// long-poll gets both in one answer.
 		if len(s.catching) > 0 && !s.pendingHasEvent() {
 			if err := s.catchUp(ctx, s.catching[0]); err != nil {
-				return nil, err
+				if retry, done := s.readFailed(ctx, tick, err); !retry {
+					return nil, done
+				}
 			}
 			continue
 		}
@@ -319,7 +322,9 @@ func (s *Subscription) next(ctx context.Context, tick <-chan time.Time) ([]Messa
 		}
 		if len(s.catching) > 0 {
 			if err := s.catchUp(ctx, s.catching[0]); err != nil {
-				return nil, err
+				if retry, done := s.readFailed(ctx, tick, err); !retry {
+					return nil, done
+				}
 			}
 			continue
 		}
@@ -345,6 +350,30 @@ func (s *Subscription) next(ctx context.Context, tick <-chan time.Time) ([]Messa
 	}
 }
 
+// readFailed handles a failed log read: the store may be down for a while
+// (Redis restarting), and a live subscription must stay open through it.
+// It waits with backoff (from 50 ms to 2 s) before the read is tried
+// again, and returns retry=true then; a tick while waiting ends Next with
+// no messages (heartbeats go on), and ctx ending ends it with ctx's error.
+// Messages already gathered go out first, so nothing waits on the store.
+func (s *Subscription) readFailed(ctx context.Context, tick <-chan time.Time, err error) (retry bool, nextErr error) {
+	if ctx.Err() != nil {
+		return false, ctx.Err()
+	}
+	s.backoff = min(max(2*s.backoff, 50*time.Millisecond), 2*time.Second)
+	s.h.logger.Warn("subscription: log read failed; retrying", "err", err, "in", s.backoff)
+	t := time.NewTimer(s.backoff)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false, ctx.Err()
+	case <-tick:
+		return false, nil
+	case <-t.C:
+		return true, nil
+	}
+}
+
 func (s *Subscription) pendingHasEvent() bool {
 	for _, m := range s.pending {
 		if m.Item != nil {
@@ -362,6 +391,7 @@ func (s *Subscription) catchUp(ctx context.Context, t string) error {
 	if err != nil {
 		return fmt.Errorf("read %q: %w", t, err)
 	}
+	s.backoff = 0
 	start, reset := checkPosition(t, p, page.Head)
 	if reset != nil {
 		// The log changed under the cursor (trimmed, or a new epoch): say

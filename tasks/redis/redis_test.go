@@ -2,89 +2,27 @@ package redis_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"fmt"
 	"log/slog"
-	"os"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/hubbub/hubbub/internal/redistest"
+
 	goredis "github.com/redis/go-redis/v9"
-	"github.com/redis/go-redis/v9/maintnotifications"
 
 	"github.com/hubbub/hubbub/tasks"
 	"github.com/hubbub/hubbub/tasks/redis"
 	"github.com/hubbub/hubbub/tasks/taskstest"
 )
 
-// redisAddr is the Redis the tests use (HUBBUB_TEST_REDIS overrides it).
-func redisAddr() string {
-	if a := os.Getenv("HUBBUB_TEST_REDIS"); a != "" {
-		return a
-	}
-	return "127.0.0.1:6379"
-}
+func redisAddr() string { return redistest.Addr() }
 
 func redisURL() string { return "redis://" + redisAddr() + "/0" }
 
-// rawClient returns a plain client for cleaning up, skipping the test (or
-// failing it, with HUBBUB_REQUIRE_REDIS=1) when Redis is unreachable.
-func rawClient(tb testing.TB) *goredis.Client {
-	tb.Helper()
-	c := goredis.NewClient(&goredis.Options{
-		Addr:                     redisAddr(),
-		DialTimeout:              2 * time.Second,
-		MaintNotificationsConfig: &maintnotifications.Config{Mode: maintnotifications.ModeDisabled},
-	})
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-	defer cancel()
-	if err := c.Ping(ctx).Err(); err != nil {
-		_ = c.Close()
-		msg := fmt.Sprintf("!!! Redis at %s is unreachable (%v): Redis task queue tests NOT RUN !!!", redisAddr(), err)
-		if os.Getenv("HUBBUB_REQUIRE_REDIS") == "1" {
-			tb.Fatal(msg + " (HUBBUB_REQUIRE_REDIS=1)")
-		}
-		tb.Skip(msg)
-	}
-	tb.Cleanup(func() { _ = c.Close() })
-	return c
-}
+func rawClient(tb testing.TB) *goredis.Client { return redistest.Client(tb, "Redis task queue") }
 
-// newPrefix returns a fresh key prefix whose keys are deleted when the test
-// ends (never FLUSHDB: other tests may share the database).
-func newPrefix(tb testing.TB, c *goredis.Client) string {
-	tb.Helper()
-	var b [8]byte
-	_, _ = rand.Read(b[:])
-	p := "hubbubtest-" + hex.EncodeToString(b[:])
-	tb.Cleanup(func() { deletePrefix(tb, c, p) })
-	return p
-}
-
-// deletePrefix deletes every key under prefix p.
-func deletePrefix(tb testing.TB, c *goredis.Client, p string) {
-	tb.Helper()
-	ctx := context.Background()
-	it := c.Scan(ctx, 0, p+":*", 1000).Iterator()
-	var keys []string
-	for it.Next(ctx) {
-		keys = append(keys, it.Val())
-	}
-	if err := it.Err(); err != nil {
-		tb.Errorf("scan %s: %v", p, err)
-		return
-	}
-	for len(keys) > 0 {
-		n := min(len(keys), 500)
-		if err := c.Del(ctx, keys[:n]...).Err(); err != nil {
-			tb.Errorf("delete %s: %v", p, err)
-			return
-		}
-		keys = keys[n:]
-	}
-}
+func newPrefix(tb testing.TB, c *goredis.Client) string { return redistest.Prefix(tb, c) }
 
 func quiet() redis.Option { return redis.WithLogger(slog.New(slog.DiscardHandler)) }
 
