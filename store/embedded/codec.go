@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/hubbub/hubbub/event"
+	"github.com/hubbub/hubbub/internal/binrec"
 	"github.com/hubbub/hubbub/store"
 )
 
@@ -125,13 +126,13 @@ func appendEvent(b []byte, e *event.Event) []byte {
 		flags |= flagCoalesce
 	}
 	b = append(b, flags)
-	b = appendString(b, e.Type)
-	b = appendString(b, e.Key)
-	b = appendString(b, e.ContentType)
-	b = appendString(b, e.IdempotencyKey)
+	b = binrec.AppendString(b, e.Type)
+	b = binrec.AppendString(b, e.Key)
+	b = binrec.AppendString(b, e.ContentType)
+	b = binrec.AppendString(b, e.IdempotencyKey)
 	b = binary.AppendUvarint(b, uint64(len(e.Tags)))
 	for _, t := range e.Tags {
-		b = appendString(b, t)
+		b = binrec.AppendString(b, t)
 	}
 	if e.Geo != nil {
 		b = binary.BigEndian.AppendUint64(b, math.Float64bits(e.Geo.Lat))
@@ -152,11 +153,6 @@ func eventSize(e *event.Event) int {
 	return n
 }
 
-func appendString(b []byte, s string) []byte {
-	b = binary.AppendUvarint(b, uint64(len(s)))
-	return append(b, s...)
-}
-
 // eventTime reads the time of an encoded event without decoding the rest.
 func eventTime(b []byte) (int64, bool) {
 	if len(b) < 9 || b[0] != eventV1 {
@@ -174,72 +170,40 @@ func decodeEvent(b []byte, e *event.Event) error {
 	}
 	e.Time = time.Unix(0, t).UTC()
 	flags := b[9]
-	d := decoder{b: b[10:]}
-	e.Type = d.string()
-	e.Key = d.string()
-	e.ContentType = d.string()
-	e.IdempotencyKey = d.string()
-	if n := d.uvarint(); n > 0 && d.err == nil {
-		if n > uint64(len(d.b)) {
+	d := binrec.Decoder{B: b[10:]}
+	e.Type = d.String()
+	e.Key = d.String()
+	e.ContentType = d.String()
+	e.IdempotencyKey = d.String()
+	if n := d.Uvarint(); n > 0 && d.Err == nil {
+		if n > uint64(len(d.B)) {
 			return fmt.Errorf("event record: %w", errCorrupt)
 		}
 		e.Tags = make([]string, n)
 		for i := range e.Tags {
-			e.Tags[i] = d.string()
+			e.Tags[i] = d.String()
 		}
 	}
 	if flags&flagGeo != 0 {
-		if len(d.b) < 16 {
+		if len(d.B) < 16 {
 			return fmt.Errorf("event record: %w", errCorrupt)
 		}
 		e.Geo = &event.Geo{
-			Lat: math.Float64frombits(binary.BigEndian.Uint64(d.b[0:8])),
-			Lon: math.Float64frombits(binary.BigEndian.Uint64(d.b[8:16])),
+			Lat: math.Float64frombits(binary.BigEndian.Uint64(d.B[0:8])),
+			Lon: math.Float64frombits(binary.BigEndian.Uint64(d.B[8:16])),
 		}
-		d.b = d.b[16:]
+		d.B = d.B[16:]
 	}
 	if flags&flagCoalesce != 0 {
-		e.Coalesce = time.Duration(d.uvarint()) * time.Millisecond
+		e.Coalesce = time.Duration(d.Uvarint()) * time.Millisecond
 	}
-	if d.err != nil {
-		return fmt.Errorf("event record: %w", d.err)
+	if d.Err != nil {
+		return fmt.Errorf("event record: %w", d.Err)
 	}
-	if len(d.b) > 0 {
-		e.Data = d.b[:len(d.b):len(d.b)]
+	if len(d.B) > 0 {
+		e.Data = d.B[:len(d.B):len(d.B)]
 	}
 	return nil
-}
-
-type decoder struct {
-	b   []byte
-	err error
-}
-
-func (d *decoder) uvarint() uint64 {
-	if d.err != nil {
-		return 0
-	}
-	v, n := binary.Uvarint(d.b)
-	if n <= 0 {
-		d.err = errCorrupt
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *decoder) string() string {
-	n := d.uvarint()
-	if d.err != nil {
-		return ""
-	}
-	if n > uint64(len(d.b)) {
-		d.err = errCorrupt
-		return ""
-	}
-	s := string(d.b[:n])
-	d.b = d.b[n:]
-	return s
 }
 
 // appendLatest encodes a latest-by-key entry: version, uvarint seq, epoch
@@ -248,7 +212,7 @@ func (d *decoder) string() string {
 func appendLatest(b []byte, e *event.Event) []byte {
 	b = append(b, latestV1)
 	b = binary.AppendUvarint(b, e.Seq)
-	b = appendString(b, e.Epoch)
+	b = binrec.AppendString(b, e.Epoch)
 	return appendEvent(b, e)
 }
 
@@ -257,13 +221,13 @@ func splitLatest(b []byte) (seq uint64, epoch string, ev []byte, err error) {
 	if len(b) < 1 || b[0] != latestV1 {
 		return 0, "", nil, fmt.Errorf("latest record: %w", errCorrupt)
 	}
-	d := decoder{b: b[1:]}
-	seq = d.uvarint()
-	epoch = d.string()
-	if d.err != nil {
-		return 0, "", nil, fmt.Errorf("latest record: %w", d.err)
+	d := binrec.Decoder{B: b[1:]}
+	seq = d.Uvarint()
+	epoch = d.String()
+	if d.Err != nil {
+		return 0, "", nil, fmt.Errorf("latest record: %w", d.Err)
 	}
-	return seq, epoch, d.b, nil
+	return seq, epoch, d.B, nil
 }
 
 // encodeIdem encodes an idempotency record: time (unix nanoseconds) and seq,

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/hubbub/hubbub/event"
+	"github.com/hubbub/hubbub/internal/binrec"
 )
 
 // bodyV1 is the first byte of every encoded body, so the encoding can change
@@ -82,13 +83,13 @@ func appendBody(b []byte, d *event.Draft) []byte {
 	if typ == "" {
 		typ = event.DefaultType
 	}
-	b = appendString(b, typ)
-	b = appendString(b, d.Key)
-	b = appendString(b, d.ContentType)
-	b = appendString(b, d.IdempotencyKey)
+	b = binrec.AppendString(b, typ)
+	b = binrec.AppendString(b, d.Key)
+	b = binrec.AppendString(b, d.ContentType)
+	b = binrec.AppendString(b, d.IdempotencyKey)
 	b = binary.AppendUvarint(b, uint64(len(d.Tags)))
 	for _, t := range d.Tags {
-		b = appendString(b, t)
+		b = binrec.AppendString(b, t)
 	}
 	return append(b, d.Data...)
 }
@@ -100,11 +101,6 @@ func bodySize(d *event.Draft) int {
 		n += binary.MaxVarintLen16 + len(t)
 	}
 	return n
-}
-
-func appendString(b []byte, s string) []byte {
-	b = binary.AppendUvarint(b, uint64(len(s)))
-	return append(b, s...)
 }
 
 // decodeBody fills e from an encoded body. e.Data aliases b.
@@ -124,62 +120,30 @@ func decodeBody(b []byte, e *event.Event) error {
 		}
 		b = b[16:]
 	}
-	d := decoder{b: b}
+	d := binrec.Decoder{B: b}
 	if flags&flagCoalesce != 0 {
-		e.Coalesce = time.Duration(d.uvarint()) * time.Millisecond
+		e.Coalesce = time.Duration(d.Uvarint()) * time.Millisecond
 	}
-	e.Type = d.string()
-	e.Key = d.string()
-	e.ContentType = d.string()
-	e.IdempotencyKey = d.string()
-	if n := d.uvarint(); n > 0 && d.err == nil {
-		if n > uint64(len(d.b)) {
+	e.Type = d.String()
+	e.Key = d.String()
+	e.ContentType = d.String()
+	e.IdempotencyKey = d.String()
+	if n := d.Uvarint(); n > 0 && d.Err == nil {
+		if n > uint64(len(d.B)) {
 			return fmt.Errorf("event body: %w", errCorrupt)
 		}
 		e.Tags = make([]string, n)
 		for i := range e.Tags {
-			e.Tags[i] = d.string()
+			e.Tags[i] = d.String()
 		}
 	}
-	if d.err != nil {
-		return fmt.Errorf("event body: %w", d.err)
+	if d.Err != nil {
+		return fmt.Errorf("event body: %w", d.Err)
 	}
-	if len(d.b) > 0 {
-		e.Data = d.b[:len(d.b):len(d.b)]
+	if len(d.B) > 0 {
+		e.Data = d.B[:len(d.B):len(d.B)]
 	}
 	return nil
-}
-
-type decoder struct {
-	b   []byte
-	err error
-}
-
-func (d *decoder) uvarint() uint64 {
-	if d.err != nil {
-		return 0
-	}
-	v, n := binary.Uvarint(d.b)
-	if n <= 0 {
-		d.err = errCorrupt
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *decoder) string() string {
-	n := d.uvarint()
-	if d.err != nil {
-		return ""
-	}
-	if n > uint64(len(d.b)) {
-		d.err = errCorrupt
-		return ""
-	}
-	s := string(d.b[:n])
-	d.b = d.b[n:]
-	return s
 }
 
 // microTime converts unix microseconds to the time a reader decodes.
