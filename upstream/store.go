@@ -11,6 +11,7 @@ import (
 	"sync"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/hubbub/hubbub/internal/pebblelog"
 )
 
 // errClosed is returned by a closed store.
@@ -27,7 +28,7 @@ type store struct {
 }
 
 func openStore(dir string, logger *slog.Logger) (*store, error) {
-	db, err := pebble.Open(dir, &pebble.Options{Logger: pebbleLogger{logger}})
+	db, err := pebble.Open(dir, &pebble.Options{Logger: pebblelog.New(logger)})
 	if err != nil {
 		return nil, fmt.Errorf("upstream: open %s: %w", dir, err)
 	}
@@ -132,24 +133,4 @@ func (s *store) close() error {
 	}
 	s.closed = true
 	return s.db.Close()
-}
-
-// pebbleLogger sends Pebble's messages to slog (informational ones at
-// debug level).
-type pebbleLogger struct{ l *slog.Logger }
-
-func (p pebbleLogger) Infof(format string, args ...any) {
-	if p.l.Enabled(context.Background(), slog.LevelDebug) {
-		p.l.Debug(fmt.Sprintf(format, args...), "component", "pebble")
-	}
-}
-
-func (p pebbleLogger) Errorf(format string, args ...any) {
-	p.l.Error(fmt.Sprintf(format, args...), "component", "pebble")
-}
-
-func (p pebbleLogger) Fatalf(format string, args ...any) {
-	msg := fmt.Sprintf(format, args...)
-	p.l.Error(msg, "component", "pebble", "fatal", true)
-	panic("pebble: " + msg)
 }

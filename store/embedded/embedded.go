@@ -58,6 +58,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/hubbub/hubbub/event"
+	"github.com/hubbub/hubbub/internal/pebblelog"
 	"github.com/hubbub/hubbub/store"
 )
 
@@ -162,7 +163,7 @@ func Open(dir string, cfg store.Config, opts ...Option) (*Store, error) {
 		Cache:              cache,
 		MemTableSize:       o.memTableSize,
 		FormatMajorVersion: FormatMajorVersion,
-		Logger:             pebbleLogger{o.logger},
+		Logger:             pebblelog.New(o.logger),
 	}
 	db, err := pebble.Open(dir, po)
 	if err != nil {
@@ -485,25 +486,4 @@ func (s *Store) failure() error {
 func (s *Store) expired(t int64) bool {
 	maxAge := s.cfg.Retention.MaxAge
 	return maxAge > 0 && t < s.now().Add(-maxAge).UnixNano()
-}
-
-// pebbleLogger sends Pebble's messages to slog: informational ones at debug
-// level, errors at error level.
-type pebbleLogger struct{ l *slog.Logger }
-
-func (p pebbleLogger) Infof(format string, args ...any) {
-	if !p.l.Enabled(context.Background(), slog.LevelDebug) {
-		return
-	}
-	p.l.Debug(fmt.Sprintf(format, args...), "component", "pebble")
-}
-
-func (p pebbleLogger) Errorf(format string, args ...any) {
-	p.l.Error(fmt.Sprintf(format, args...), "component", "pebble")
-}
-
-func (p pebbleLogger) Fatalf(format string, args ...any) {
-	msg := fmt.Sprintf(format, args...)
-	p.l.Error(msg, "component", "pebble", "fatal", true)
-	panic("pebble: " + msg)
 }

@@ -61,6 +61,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
 
+	"github.com/hubbub/hubbub/internal/pebblelog"
 	"github.com/hubbub/hubbub/tasks"
 )
 
@@ -139,7 +140,7 @@ func Open(dir string, opts ...Option) (*Queue, error) {
 		FS:                 o.fs,
 		Cache:              cache,
 		FormatMajorVersion: FormatMajorVersion,
-		Logger:             pebbleLogger{o.logger},
+		Logger:             pebblelog.New(o.logger),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("tasks/embedded: open %s: %w", dir, err)
@@ -469,25 +470,4 @@ func (q *Queue) scan(lo, hi []byte, fn func(k, v []byte) (bool, error)) error {
 		}
 	}
 	return it.Close()
-}
-
-// pebbleLogger sends Pebble's messages to slog: informational ones at debug
-// level, errors at error level.
-type pebbleLogger struct{ l *slog.Logger }
-
-func (p pebbleLogger) Infof(format string, args ...any) {
-	if !p.l.Enabled(context.Background(), slog.LevelDebug) {
-		return
-	}
-	p.l.Debug(fmt.Sprintf(format, args...), "component", "pebble")
-}
-
-func (p pebbleLogger) Errorf(format string, args ...any) {
-	p.l.Error(fmt.Sprintf(format, args...), "component", "pebble")
-}
-
-func (p pebbleLogger) Fatalf(format string, args ...any) {
-	msg := fmt.Sprintf(format, args...)
-	p.l.Error(msg, "component", "pebble", "fatal", true)
-	panic("pebble: " + msg)
 }

@@ -24,6 +24,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 
+	"github.com/hubbub/hubbub/internal/pebblelog"
 	"github.com/hubbub/hubbub/websub"
 )
 
@@ -59,7 +60,7 @@ func Open(dir string, logger *slog.Logger) (*Records, error) {
 	}
 	db, err := pebble.Open(dir, &pebble.Options{
 		FormatMajorVersion: FormatMajorVersion,
-		Logger:             pebbleLogger{logger},
+		Logger:             pebblelog.New(logger),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("pebblerecords: open %s: %w", dir, err)
@@ -355,23 +356,4 @@ func (r *Records) Close() error {
 		return fmt.Errorf("pebblerecords: close: %w", err)
 	}
 	return nil
-}
-
-// pebbleLogger sends Pebble's messages to slog.
-type pebbleLogger struct{ l *slog.Logger }
-
-func (p pebbleLogger) Infof(format string, args ...any) {
-	if p.l.Enabled(context.Background(), slog.LevelDebug) {
-		p.l.Debug(fmt.Sprintf(format, args...), "component", "pebble")
-	}
-}
-
-func (p pebbleLogger) Errorf(format string, args ...any) {
-	p.l.Error(fmt.Sprintf(format, args...), "component", "pebble")
-}
-
-func (p pebbleLogger) Fatalf(format string, args ...any) {
-	msg := fmt.Sprintf(format, args...)
-	p.l.Error(msg, "component", "pebble", "fatal", true)
-	panic("pebble: " + msg)
 }
