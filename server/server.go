@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -19,6 +20,7 @@ import (
 	"github.com/hubbub/hubbub/activity"
 	"github.com/hubbub/hubbub/broker"
 	"github.com/hubbub/hubbub/config"
+	"github.com/hubbub/hubbub/event"
 	"github.com/hubbub/hubbub/hub"
 	"github.com/hubbub/hubbub/store"
 	"github.com/hubbub/hubbub/store/embedded"
@@ -49,6 +51,8 @@ type Server struct {
 	features []string
 	// webhooks is the WebSub hub and the task runner under it.
 	webhooks *webhooks
+	// commits passes the store's commits of this node to the webhooks.
+	commits *lateListener
 	// cluster is the node's identity, and in Redis mode its fan-out
 	// bridge and heartbeats (cluster.go).
 	cluster *clusterState
@@ -77,9 +81,13 @@ func New(cfg config.Config, logger *slog.Logger) (*Server, error) {
 	}
 	b := broker.New()
 	m := newMetrics(b)
-	onCommit := b.Publish
+	commits := &lateListener{}
+	onCommit := func(evs []*event.Event) { b.Publish(evs); commits.call(evs) }
 	if cfg.Store != "" {
-		onCommit = nil // the cluster bridge feeds the broker from Redis (startCluster)
+		// The cluster bridge feeds the broker from Redis (startCluster);
+		// the store's listener only tells the webhooks of this node's
+		// commits.
+		onCommit = commits.call
 	}
 	st, err := openStore(cfg, store.Config{
 		Retention: store.Retention{MaxEvents: cfg.HistoryMaxEvents, MaxAge: cfg.HistoryMaxAge},
@@ -93,7 +101,7 @@ func New(cfg config.Config, logger *slog.Logger) (*Server, error) {
 	s := &Server{cfg: cfg, log: logger, store: st, broker: b, hub: h, metrics: m,
 		activity: activity.New(10000, nil), admin: newAdminAuth(cfg.AdminKey), node: nodeID,
 		features: []string{"nodes"},
-		cluster:  &clusterState{id: nodeID}}
+		cluster:  &clusterState{id: nodeID}, commits: commits}
 	b.Tap(s.activity.Record)
 	s.base, s.cancelBase = context.WithCancel(context.Background())
 	if s.webhooks, err = s.openWebhooks(cfg); err != nil {
@@ -255,4 +263,19 @@ func (s *Server) Close() error {
 		err = e
 	}
 	return err
+}
+
+// lateListener is a store.CommitListener whose target is set after the
+// store is open (the webhooks need the hub, which needs the store). Events
+// committed before set are not passed on.
+type lateListener struct {
+	fn atomic.Pointer[func([]*event.Event)]
+}
+
+func (l *lateListener) set(fn func([]*event.Event)) { l.fn.Store(&fn) }
+
+func (l *lateListener) call(evs []*event.Event) {
+	if fn := l.fn.Load(); fn != nil {
+		(*fn)(evs)
+	}
 }

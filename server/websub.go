@@ -14,9 +14,12 @@ import (
 	"github.com/hubbub/hubbub/config"
 	"github.com/hubbub/hubbub/tasks"
 	tembedded "github.com/hubbub/hubbub/tasks/embedded"
+	tredis "github.com/hubbub/hubbub/tasks/redis"
 	"github.com/hubbub/hubbub/upstream"
+	"github.com/hubbub/hubbub/upstream/redisupstreams"
 	"github.com/hubbub/hubbub/websub"
 	"github.com/hubbub/hubbub/websub/pebblerecords"
+	"github.com/hubbub/hubbub/websub/redisrecords"
 )
 
 // webhooks is the WebSub hub with what it runs on: the durable task queue
@@ -24,33 +27,70 @@ import (
 type webhooks struct {
 	queue   tasks.Queue
 	runner  *tasks.Runner
-	records *pebblerecords.Records
+	records webhookRecords
 	hub     *websub.Hub
 	// upstream is the subscriber side: other hubs' topics republished here.
 	upstream *upstream.Manager
 	wg       sync.WaitGroup // Run goroutines of runner and hub
 }
 
-// openWebhooks opens the task queue (DATA/tasks) and the records
-// (DATA/websub), and builds the WebSub hub.
-// Nothing runs until start.
-func (s *Server) openWebhooks(cfg config.Config) (*webhooks, error) {
-	w := &webhooks{}
-	// The subscription records are on this node's disk, even with --store
-	// redis, so the tasks that read them must run here too: a shared
-	// queue would let another node claim a delivery for a subscription it
-	// does not know. tasks/redis is ready for the day the records move to
-	// Redis as well.
-	var err error
-	w.queue, err = tembedded.Open(filepath.Join(cfg.Data, "tasks"))
-	if err != nil {
-		return nil, fmt.Errorf("open task queue: %w", err)
+// webhookRecords are the subscription records as the server uses them.
+type webhookRecords interface {
+	websub.Records
+	Close() error
+}
+
+// openWebhooks opens the task queue, the subscription records and the
+// upstreams, and builds the WebSub hub. With the embedded store they are
+// on this node's disk (DATA/tasks, DATA/websub, DATA/upstream); with
+// --store redis they are in Redis under --redis-prefix, shared by every
+// node: any node accepts a subscription, any node runs any delivery (one
+// at a time per subscription), and a dead node's deliveries are taken over
+// when their lease (--task-lease) ends. Nothing runs until start.
+func (s *Server) openWebhooks(cfg config.Config) (w *webhooks, err error) {
+	w = &webhooks{}
+	var closers []func() error
+	defer func() {
+		if err != nil {
+			for i := len(closers) - 1; i >= 0; i-- {
+				_ = closers[i]()
+			}
+		}
+	}()
+	var upStore upstream.Store
+	if cfg.Store != "" {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		q, err := tredis.Open(ctx, cfg.Store, tredis.WithPrefix(cfg.RedisPrefix), tredis.WithLogger(s.log))
+		if err != nil {
+			return nil, fmt.Errorf("open task queue: %w", err)
+		}
+		w.queue = q
+		closers = append(closers, q.Close)
+		rr, err := redisrecords.Open(ctx, cfg.Store, cfg.RedisPrefix, s.log)
+		if err != nil {
+			return nil, fmt.Errorf("open webhook subscriptions: %w", err)
+		}
+		w.records = rr
+		closers = append(closers, rr.Close)
+		if upStore, err = redisupstreams.Open(ctx, cfg.Store, cfg.RedisPrefix); err != nil {
+			return nil, fmt.Errorf("open upstreams: %w", err)
+		}
+	} else {
+		q, err := tembedded.Open(filepath.Join(cfg.Data, "tasks"))
+		if err != nil {
+			return nil, fmt.Errorf("open task queue: %w", err)
+		}
+		w.queue = q
+		closers = append(closers, q.Close)
+		pr, err := pebblerecords.Open(filepath.Join(cfg.Data, "websub"), s.log)
+		if err != nil {
+			return nil, fmt.Errorf("open webhook subscriptions: %w", err)
+		}
+		w.records = pr
+		closers = append(closers, pr.Close)
 	}
-	if w.records, err = pebblerecords.Open(filepath.Join(cfg.Data, "websub"), s.log); err != nil {
-		_ = w.queue.Close()
-		return nil, fmt.Errorf("open webhook subscriptions: %w", err)
-	}
-	w.runner = tasks.NewRunner(w.queue, tasks.Options{Logger: s.log})
+	w.runner = tasks.NewRunner(w.queue, tasks.Options{Logger: s.log, Lease: cfg.TaskLease})
 	w.hub, err = websub.New(websub.Options{
 		Hub: s.hub, Log: s.hub.Log(), Records: w.records, Tasks: w.runner,
 		PublicURL:    cfg.PublicURL,
@@ -60,31 +100,32 @@ func (s *Server) openWebhooks(cfg config.Config) (*webhooks, error) {
 		Logger:             s.log, Observer: newWebhookMetrics(s.metrics.reg),
 	})
 	if err != nil {
-		_ = w.records.Close()
-		_ = w.queue.Close()
+		if upStore != nil {
+			_ = upStore.Close()
+		}
 		return nil, fmt.Errorf("websub: %w", err)
 	}
+	closers = append(closers, w.hub.Close)
 	w.hub.Register(w.runner)
 	if w.upstream, err = upstream.New(upstream.Options{
-		Hub: s.hub, Runner: w.runner, Dir: filepath.Join(cfg.Data, "upstream"),
+		Hub: s.hub, Runner: w.runner, Store: upStore, Dir: filepath.Join(cfg.Data, "upstream"),
 		PublicURL: cfg.PublicURL, AllowPrivate: cfg.AllowPrivateCallbacks, Logger: s.log,
 	}); err != nil {
-		_ = w.hub.Close()
-		_ = w.records.Close()
-		_ = w.queue.Close()
+		if upStore != nil {
+			_ = upStore.Close()
+		}
 		return nil, err
 	}
+	closers = append(closers, w.upstream.Close)
 	w.upstream.Register(w.runner)
 	if err := w.ensureUpstreams(cfg); err != nil {
-		_ = w.upstream.Close()
-		_ = w.hub.Close()
-		_ = w.records.Close()
-		_ = w.queue.Close()
 		return nil, err
 	}
-	// Every committed event passes the broker on every node (embedded:
-	// the store's listener; Redis: the bridge), so the tap sees them all.
-	s.broker.Tap(w.hub.OnCommit)
+	// The hub learns of this node's own commits (the store's listener;
+	// see Server.New): with a shared store each event is noted once, by
+	// the node that stored it, and Run's reconciliation covers a node that
+	// died before its notes became tasks.
+	s.commits.set(w.hub.OnCommit)
 	return w, nil
 }
 

@@ -100,6 +100,11 @@ type Options struct {
 	// the queue, so tasks enqueued by other processes are picked up
 	// (DefaultMaxSleep when zero).
 	MaxSleep time.Duration
+	// Lease is the lease of kinds whose KindOptions leave it zero
+	// (DefaultLease when zero). With a queue shared by several nodes it is
+	// how long a dead node's running tasks wait before another node takes
+	// them over; a live node renews it every Lease/2.
+	Lease time.Duration
 	// Jitter picks the delay before a retry given its ceiling (uniform in
 	// [0, ceiling] when nil: full jitter). Tests make it deterministic.
 	Jitter func(ceiling time.Duration) time.Duration
@@ -166,6 +171,9 @@ func (r *Runner) Handle(kind string, h Handler, o KindOptions) {
 	}
 	if o.Concurrency <= 0 {
 		o.Concurrency = DefaultConcurrency
+	}
+	if o.Lease <= 0 {
+		o.Lease = r.o.Lease
 	}
 	if o.Lease <= 0 {
 		o.Lease = DefaultLease

@@ -23,7 +23,12 @@ func (m *Manager) API() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /api/upstreams", m.apiAdd)
 	mux.HandleFunc("GET /api/upstreams", func(w http.ResponseWriter, r *http.Request) {
-		list := m.List()
+		list, err := m.List(r.Context())
+		if err != nil {
+			m.log.Error("upstream: list failed", "err", err)
+			http.Error(w, "listing upstreams failed", http.StatusServiceUnavailable)
+			return
+		}
 		out := make([]view, len(list))
 		for i, u := range list {
 			out[i] = viewOf(u)
@@ -78,7 +83,7 @@ func (m *Manager) apiAdd(w http.ResponseWriter, r *http.Request) {
 		}
 		s = Spec{Hub: r.PostForm.Get("hub"), Topic: r.PostForm.Get("topic"), Into: r.PostForm.Get("into")}
 	}
-	_, existed := m.st.get(ID(s.Hub, s.Topic, s.Into))
+	_, existed, _ := m.st.Get(r.Context(), ID(s.Hub, s.Topic, s.Into))
 	u, err := m.Add(r.Context(), s)
 	if err != nil {
 		if event.IsValidation(err) {

@@ -43,7 +43,11 @@ func (m *Manager) Handler() http.Handler {
 func (m *Manager) verify(w http.ResponseWriter, r *http.Request, id string) {
 	q := r.URL.Query()
 	mode, topic, challenge := q.Get("hub.mode"), q.Get("hub.topic"), q.Get("hub.challenge")
-	u, ok := m.st.get(id)
+	u, ok, err := m.st.Get(r.Context(), id)
+	if err != nil {
+		http.Error(w, "cannot read the upstream; try again", http.StatusServiceUnavailable)
+		return
+	}
 	if !ok || topic != u.Topic {
 		http.NotFound(w, r)
 		return
@@ -62,7 +66,7 @@ func (m *Manager) verify(w http.ResponseWriter, r *http.Request, id string) {
 			http.Error(w, "cannot schedule renewal", http.StatusServiceUnavailable)
 			return
 		}
-		_, _, err := m.st.update(ctx, id, func(u *Upstream) error {
+		_, _, err := m.st.Update(ctx, id, func(u *Upstream) error {
 			u.State, u.LeaseSeconds, u.Expires, u.Verified, u.LastError = StateActive, lease, now.Add(d), now, ""
 			return nil
 		})
@@ -72,14 +76,14 @@ func (m *Manager) verify(w http.ResponseWriter, r *http.Request, id string) {
 		}
 		m.log.Info("upstream: subscription verified", "id", id, "topic", topic, "lease", d)
 	case mode == "unsubscribe" && challenge != "" && u.State == StateUnsubscribing:
-		if err := m.st.delete(id); err != nil {
+		if err := m.st.Delete(ctx, id); err != nil {
 			http.Error(w, "cannot record unsubscription", http.StatusServiceUnavailable)
 			return
 		}
 		m.log.Info("upstream: unsubscription verified", "id", id, "topic", topic)
 	case mode == "denied" && u.State != StateUnsubscribing:
 		reason := q.Get("hub.reason")
-		_, _, err := m.st.update(ctx, id, func(u *Upstream) error {
+		_, _, err := m.st.Update(ctx, id, func(u *Upstream) error {
 			u.State, u.LastError = StateDenied, "denied: "+reason
 			return nil
 		})
@@ -107,7 +111,11 @@ func (m *Manager) verify(w http.ResponseWriter, r *http.Request, id string) {
 // (application/json) as a JSON event, anything else as one raw event with
 // its Content-Type. A publish failure is 503, for the hub to retry.
 func (m *Manager) content(w http.ResponseWriter, r *http.Request, id string) {
-	u, ok := m.st.get(id)
+	u, ok, err := m.st.Get(r.Context(), id)
+	if err != nil {
+		http.Error(w, "cannot read the upstream; try again", http.StatusServiceUnavailable)
+		return
+	}
 	if !ok {
 		http.Error(w, "no such subscription", http.StatusGone)
 		return

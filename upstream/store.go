@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -14,25 +15,56 @@ import (
 	"github.com/hubbub/hubbub/internal/pebblelog"
 )
 
-// errClosed is returned by a closed store.
-var errClosed = errors.New("upstream: store closed")
+// ErrClosed is returned (wrapped) by a closed Store.
+var ErrClosed = errors.New("upstream: store closed")
 
-// store keeps the upstreams in a Pebble database (one key per id, JSON
-// values), with every upstream in memory. Each change is fsynced before
-// it returns.
-type store struct {
+// Store keeps the upstreams durably. Every method is safe for concurrent
+// use; every mutation is atomic and durable when it returns without error.
+// With several nodes sharing one Store (upstream/redisupstreams), any node
+// may serve a callback or run a task of any upstream, so reads must see
+// every node's writes.
+type Store interface {
+	// Get returns the upstream id and whether it exists.
+	Get(ctx context.Context, id string) (Upstream, bool, error)
+	// List returns every upstream in id order.
+	List(ctx context.Context) ([]Upstream, error)
+	// Put stores u, replacing any upstream with its id.
+	Put(ctx context.Context, u Upstream) error
+	// Update atomically reads the upstream id, lets fn change it and
+	// stores the result; it reports false (and calls nothing) when there
+	// is no such upstream. An error from fn is returned and nothing
+	// changes. fn may be called more than once by a backend that retries
+	// optimistically, and must not have side effects.
+	Update(ctx context.Context, id string, fn func(u *Upstream) error) (Upstream, bool, error)
+	// Delete removes the upstream id (nothing when it does not exist).
+	Delete(ctx context.Context, id string) error
+	// Close releases the store; later calls fail with ErrClosed.
+	Close() error
+}
+
+// pebbleStore is the one-node Store: a Pebble database (one key per id,
+// JSON values) with every upstream in memory. Each change is fsynced
+// before it returns.
+type pebbleStore struct {
 	db     *pebble.DB
 	mu     sync.Mutex
 	closed bool
 	byID   map[string]Upstream
 }
 
-func openStore(dir string, logger *slog.Logger) (*store, error) {
+// OpenPebble opens (creating if needed) the one-node Store in dir.
+func OpenPebble(dir string, logger *slog.Logger) (Store, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("upstream: %w", err)
+	}
 	db, err := pebble.Open(dir, &pebble.Options{Logger: pebblelog.New(logger)})
 	if err != nil {
 		return nil, fmt.Errorf("upstream: open %s: %w", dir, err)
 	}
-	s := &store{db: db, byID: make(map[string]Upstream)}
+	s := &pebbleStore{db: db, byID: make(map[string]Upstream)}
 	it, err := db.NewIter(nil)
 	if err != nil {
 		_ = db.Close()
@@ -54,35 +86,40 @@ func openStore(dir string, logger *slog.Logger) (*store, error) {
 	return s, nil
 }
 
-func (s *store) get(id string) (Upstream, bool) {
+func (s *pebbleStore) Get(_ context.Context, id string) (Upstream, bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.closed {
+		return Upstream{}, false, ErrClosed
+	}
 	u, ok := s.byID[id]
-	return u, ok
+	return u, ok, nil
 }
 
-// list returns every upstream in id order.
-func (s *store) list() []Upstream {
+func (s *pebbleStore) List(context.Context) ([]Upstream, error) {
 	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil, ErrClosed
+	}
 	out := make([]Upstream, 0, len(s.byID))
 	for _, u := range s.byID {
 		out = append(out, u)
 	}
 	s.mu.Unlock()
 	slices.SortFunc(out, func(a, b Upstream) int { return strings.Compare(a.ID, b.ID) })
-	return out
+	return out, nil
 }
 
-// put stores u durably.
-func (s *store) put(u Upstream) error {
+func (s *pebbleStore) Put(_ context.Context, u Upstream) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.putLocked(u)
 }
 
-func (s *store) putLocked(u Upstream) error {
+func (s *pebbleStore) putLocked(u Upstream) error {
 	if s.closed {
-		return errClosed
+		return ErrClosed
 	}
 	v, err := json.Marshal(u)
 	if err != nil {
@@ -95,28 +132,27 @@ func (s *store) putLocked(u Upstream) error {
 	return nil
 }
 
-// update applies fn to the upstream id and stores the result durably; it
-// returns false when there is no such upstream. An error from fn is
-// returned and nothing changes.
-func (s *store) update(_ context.Context, id string, fn func(u *Upstream) error) (Upstream, bool, error) {
+func (s *pebbleStore) Update(_ context.Context, id string, fn func(u *Upstream) error) (Upstream, bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.closed {
+		return Upstream{}, false, ErrClosed
+	}
 	u, ok := s.byID[id]
 	if !ok {
 		return Upstream{}, false, nil
 	}
 	if err := fn(&u); err != nil {
-		return u, true, err
+		return s.byID[id], true, err
 	}
 	return u, true, s.putLocked(u)
 }
 
-// delete removes the upstream id durably.
-func (s *store) delete(id string) error {
+func (s *pebbleStore) Delete(_ context.Context, id string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return errClosed
+		return ErrClosed
 	}
 	if err := s.db.Delete([]byte(id), pebble.Sync); err != nil {
 		return fmt.Errorf("upstream: delete %s: %w", id, err)
@@ -125,7 +161,7 @@ func (s *store) delete(id string) error {
 	return nil
 }
 
-func (s *store) close() error {
+func (s *pebbleStore) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {

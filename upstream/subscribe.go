@@ -18,7 +18,10 @@ import (
 // the hub verifies); a 4xx other than 429 marks it failed; anything else
 // is retried.
 func (m *Manager) handleSubscribe(ctx context.Context, t tasks.Task) error {
-	u, ok := m.st.get(string(t.Payload))
+	u, ok, err := m.st.Get(ctx, string(t.Payload))
+	if err != nil {
+		return err
+	}
 	if !ok || (u.State != StatePending && u.State != StateActive) {
 		return nil // removed, denied or failed meanwhile
 	}
@@ -31,13 +34,16 @@ func (m *Manager) handleSubscribe(ctx context.Context, t tasks.Task) error {
 // the verification.
 func (m *Manager) handleUnsubscribe(ctx context.Context, t tasks.Task) error {
 	id := string(t.Payload)
-	u, ok := m.st.get(id)
+	u, ok, err := m.st.Get(ctx, id)
+	if err != nil {
+		return err
+	}
 	if !ok || u.State != StateUnsubscribing {
 		return nil
 	}
-	err := m.request(ctx, u, "unsubscribe", nil)
+	err = m.request(ctx, u, "unsubscribe", nil)
 	if err != nil && tasks.IsPermanent(err) {
-		if derr := m.st.delete(id); derr != nil {
+		if derr := m.st.Delete(ctx, id); derr != nil {
 			return derr
 		}
 	}
@@ -78,7 +84,7 @@ func (m *Manager) request(ctx context.Context, u Upstream, mode string, refused 
 	case resp.StatusCode >= 400 && resp.StatusCode < 500 && resp.StatusCode != http.StatusTooManyRequests:
 		text := fmt.Sprintf("%s refused: %d %s", mode, resp.StatusCode, strings.TrimSpace(string(msg)))
 		if refused != nil {
-			if _, _, err := m.st.update(ctx, u.ID, func(u *Upstream) error { refused(u, text); return nil }); err != nil {
+			if _, _, err := m.st.Update(ctx, u.ID, func(u *Upstream) error { refused(u, text); return nil }); err != nil {
 				return err
 			}
 		}
@@ -93,10 +99,10 @@ func (m *Manager) request(ctx context.Context, u Upstream, mode string, refused 
 // id while it is pending, active or unsubscribing: the reason of a denial
 // or refusal recorded meanwhile stays.
 func (m *Manager) noteError(ctx context.Context, id, msg string) {
-	if u, ok := m.st.get(id); !ok || u.LastError == msg {
+	if u, ok, err := m.st.Get(ctx, id); err != nil || !ok || u.LastError == msg {
 		return
 	}
-	_, _, err := m.st.update(ctx, id, func(u *Upstream) error {
+	_, _, err := m.st.Update(ctx, id, func(u *Upstream) error {
 		if u.State != StateDenied && u.State != StateFailed {
 			u.LastError = msg
 		}

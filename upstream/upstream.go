@@ -37,7 +37,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -107,11 +106,14 @@ func ID(hubURL, topic, into string) string {
 	return hex.EncodeToString(sum[:12])
 }
 
-// Options configure a Manager. Hub, Runner and Dir are required.
+// Options configure a Manager. Hub, Runner, and Store or Dir are required.
 type Options struct {
 	Hub    *hub.Hub      // where content is republished
 	Runner *tasks.Runner // the server's shared runner
-	Dir    string        // the upstreams' Pebble database (DATA/upstream)
+	// Store keeps the upstreams; the Manager owns it and closes it. When
+	// nil, a one-node Store is opened in Dir (OpenPebble).
+	Store Store
+	Dir   string // the one-node store's directory (DATA/upstream)
 	// PublicURL is hubbub's URL as the remote hubs reach it; callbacks are
 	// PublicURL/upstream/{id}. Add fails while it is empty.
 	PublicURL string
@@ -132,18 +134,19 @@ type Options struct {
 type Manager struct {
 	o        Options
 	log      *slog.Logger
-	st       *store
+	st       Store
 	client   *http.Client
 	rejected atomic.Uint64
 	received atomic.Uint64
 }
 
-// New opens (creating if needed) the upstreams in o.Dir. The caller must
+// New opens (creating if needed) the upstreams in o.Dir, or takes o.Store.
+// The caller must
 // Register it with the runner before the runner runs, and Close it after
 // the runner has returned.
 func New(o Options) (*Manager, error) {
-	if o.Hub == nil || o.Runner == nil || o.Dir == "" {
-		return nil, errors.New("upstream: Hub, Runner and Dir are required")
+	if o.Hub == nil || o.Runner == nil || (o.Dir == "" && o.Store == nil) {
+		return nil, errors.New("upstream: Hub, Runner, and Store or Dir are required")
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -161,12 +164,12 @@ func New(o Options) (*Manager, error) {
 		o.MaxBody = DefaultMaxBody
 	}
 	o.PublicURL = strings.TrimRight(o.PublicURL, "/")
-	if err := os.MkdirAll(o.Dir, 0o755); err != nil {
-		return nil, fmt.Errorf("upstream: %w", err)
-	}
-	st, err := openStore(o.Dir, o.Logger)
-	if err != nil {
-		return nil, err
+	st := o.Store
+	if st == nil {
+		var err error
+		if st, err = OpenPebble(o.Dir, o.Logger); err != nil {
+			return nil, err
+		}
 	}
 	m := &Manager{o: o, log: o.Logger, st: st, client: o.Client}
 	if m.client == nil {
@@ -184,7 +187,7 @@ func (m *Manager) Register(r *tasks.Runner) {
 
 // Close closes the store. Call it after the runner has returned and the
 // HTTP server has stopped; later calls to other methods fail.
-func (m *Manager) Close() error { return m.st.close() }
+func (m *Manager) Close() error { return m.st.Close() }
 
 // Rejected returns how many pushes were dropped for a missing or wrong
 // signature (or for an upstream in no state to receive) since New.
@@ -194,10 +197,12 @@ func (m *Manager) Rejected() uint64 { return m.rejected.Load() }
 func (m *Manager) Received() uint64 { return m.received.Load() }
 
 // Get returns the upstream id, secret included.
-func (m *Manager) Get(id string) (Upstream, bool) { return m.st.get(id) }
+func (m *Manager) Get(ctx context.Context, id string) (Upstream, bool, error) {
+	return m.st.Get(ctx, id)
+}
 
 // List returns every upstream in id order, secrets included.
-func (m *Manager) List() []Upstream { return m.st.list() }
+func (m *Manager) List(ctx context.Context) ([]Upstream, error) { return m.st.List(ctx) }
 
 // Callback returns the callback URL of the upstream id.
 func (m *Manager) Callback(id string) string { return m.o.PublicURL + "/upstream/" + id }
@@ -230,12 +235,14 @@ func (m *Manager) Add(ctx context.Context, s Spec) (Upstream, error) {
 		return Upstream{}, event.Invalid("upstream: hubbub needs --public-url for remote hubs to reach its callbacks")
 	}
 	id := ID(s.Hub, s.Topic, s.Into)
-	if u, ok := m.st.get(id); ok && (u.State == StatePending || u.State == StateActive) {
+	if u, ok, err := m.st.Get(ctx, id); err != nil {
+		return Upstream{}, err
+	} else if ok && (u.State == StatePending || u.State == StateActive) {
 		return u, nil
 	}
 	u := Upstream{ID: id, Hub: s.Hub, Topic: s.Topic, Into: s.Into, Secret: newSecret(),
 		LeaseSeconds: int64(m.o.Lease / time.Second), State: StatePending, Created: m.o.Now()}
-	if err := m.st.put(u); err != nil {
+	if err := m.st.Put(ctx, u); err != nil {
 		return Upstream{}, err
 	}
 	if err := m.enqueue(ctx, KindSubscribe, id, time.Time{}); err != nil {
@@ -260,14 +267,14 @@ func (m *Manager) Ensure(ctx context.Context, specs []Spec) error {
 // upstream that was failed or denied is deleted at once. It reports
 // whether the upstream existed.
 func (m *Manager) Remove(ctx context.Context, id string) (bool, error) {
-	u, ok := m.st.get(id)
-	if !ok {
-		return false, nil
+	u, ok, err := m.st.Get(ctx, id)
+	if err != nil || !ok {
+		return false, err
 	}
 	if u.State == StateFailed || u.State == StateDenied {
-		return true, m.st.delete(id)
+		return true, m.st.Delete(ctx, id)
 	}
-	if _, _, err := m.st.update(ctx, id, func(u *Upstream) error { u.State = StateUnsubscribing; return nil }); err != nil {
+	if _, _, err := m.st.Update(ctx, id, func(u *Upstream) error { u.State = StateUnsubscribing; return nil }); err != nil {
 		return true, err
 	}
 	return true, m.enqueue(ctx, KindUnsubscribe, id, time.Time{})

@@ -191,7 +191,7 @@ func TestConduit(t *testing.T) {
 	if code != http.StatusOK || body != "ch4ll" {
 		t.Fatalf("verification: %d %q", code, body)
 	}
-	got, _ := e.m.Get(u.ID)
+	got, _, _ := e.m.Get(t.Context(), u.ID)
 	if got.State != upstream.StateActive || got.LeaseSeconds != 1000 || got.Expires.Sub(verifiedAt) < 1000*time.Second || got.Expires.Sub(verifiedAt) > 1001*time.Second {
 		t.Fatalf("after verification: %+v", got)
 	}
@@ -256,7 +256,7 @@ func TestDeniedAndRefused(t *testing.T) {
 	if code, _ := e.verify(cb, url.Values{"hub.mode": {"denied"}, "hub.topic": {topic}, "hub.reason": {"not allowed"}}); code != http.StatusOK {
 		t.Fatalf("denial: %d", code)
 	}
-	got, _ := e.m.Get(u.ID)
+	got, _, _ := e.m.Get(t.Context(), u.ID)
 	if got.State != upstream.StateDenied || got.LastError != "denied: not allowed" {
 		t.Fatalf("after denial %+v", got)
 	}
@@ -304,7 +304,7 @@ func TestAPI(t *testing.T) {
 	if code, body := e.verify(cb, url.Values{"hub.mode": {"unsubscribe"}, "hub.topic": {topic}, "hub.challenge": {"bye"}}); code != http.StatusOK || body != "bye" {
 		t.Fatalf("unsubscribe verification: %d %q", code, body)
 	}
-	if _, ok := e.m.Get(id); ok {
+	if _, ok, _ := e.m.Get(t.Context(), id); ok {
 		t.Fatal("upstream still there after unsubscription")
 	}
 }

@@ -31,41 +31,37 @@ const (
 // subscribed again) while a delivery ran; the run stops.
 var errStale = errors.New("websub: subscription replaced during delivery")
 
-// OnCommit notes that the subscriptions of the events' topics have new
-// events. Call it from the store's commit listener. It never blocks and
-// does no I/O: it adds subscription ids to an in-memory set (bounded by
-// the number of subscriptions, however many events arrive) that a
-// goroutine turns into deliver tasks. If the process dies before that,
-// Run's reconciliation finds the subscriptions behind their topic's head
-// and enqueues them, so no event is lost.
+// OnCommit notes that the events' topics have new events. Call it from the
+// store's commit listener (of this process's appends: with a shared store,
+// each node notes its own commits). It never blocks and does no I/O: it
+// adds topic names to an in-memory set (bounded by the number of topics
+// written between two rounds of the enqueuer, however many events arrive)
+// that a goroutine turns into deliver tasks for the topics'
+// subscriptions, looking them up in Records there (which may do I/O). If
+// the process dies before that, Run's reconciliation finds the
+// subscriptions behind their topic's head and enqueues them, so no event
+// is lost.
 func (h *Hub) OnCommit(events []*event.Event) {
-	added := false
+	if len(events) == 0 {
+		return
+	}
 	last := ""
+	h.pendMu.Lock()
 	for _, e := range events {
 		if e.Topic == last {
 			continue
 		}
 		last = e.Topic
-		if h.o.Records.Count(e.Topic) == 0 {
-			continue
-		}
-		subs := h.o.Records.ListByTopic(e.Topic)
-		h.pendMu.Lock()
-		for i := range subs {
-			h.pending[subs[i].ID] = struct{}{}
-		}
-		h.pendMu.Unlock()
-		added = added || len(subs) > 0
+		h.pending[e.Topic] = struct{}{}
 	}
-	if added {
-		select {
-		case h.wake <- struct{}{}:
-		default:
-		}
+	h.pendMu.Unlock()
+	select {
+	case h.wake <- struct{}{}:
+	default:
 	}
 }
 
-// enqueueLoop turns pending notifications into deliver tasks until Close.
+// enqueueLoop turns pending topics into deliver tasks until Close.
 func (h *Hub) enqueueLoop() {
 	defer close(h.done)
 	for {
@@ -76,35 +72,28 @@ func (h *Hub) enqueueLoop() {
 		}
 		for range 1 << 20 { // bounded; each round empties what was there
 			h.pendMu.Lock()
-			ids := make([]string, 0, min(len(h.pending), 256))
-			for id := range h.pending {
-				ids = append(ids, id)
-				delete(h.pending, id)
-				if len(ids) == cap(ids) {
+			topics := make([]string, 0, min(len(h.pending), 256))
+			for topic := range h.pending {
+				topics = append(topics, topic)
+				delete(h.pending, topic)
+				if len(topics) == cap(topics) {
 					break
 				}
 			}
 			h.pendMu.Unlock()
-			if len(ids) == 0 {
+			if len(topics) == 0 {
 				break
 			}
-			// Enqueue concurrently so the queue's fsyncs are shared
-			// (group commit): one at a time, a fan-out to thousands of
-			// subscriptions would wait for thousands of fsyncs.
-			ctx, cancel := bg(time.Minute)
-			var wg sync.WaitGroup
-			sem := make(chan struct{}, enqueueWorkers)
-			for _, id := range ids {
-				sem <- struct{}{}
-				wg.Go(func() {
-					defer func() { <-sem }()
-					if err := h.enqueueDeliver(ctx, id); err != nil {
-						h.log.Error("websub: enqueue delivery failed; reconciliation will retry", "subscription", id, "err", err)
-					}
-				})
+			var ids []string
+			for _, topic := range topics {
+				if h.o.Records.Count(topic) == 0 {
+					continue
+				}
+				for _, s := range h.o.Records.ListByTopic(topic) {
+					ids = append(ids, s.ID)
+				}
 			}
-			wg.Wait()
-			cancel()
+			h.enqueueAll(ids)
 			select {
 			case <-h.quit:
 				return
@@ -112,6 +101,29 @@ func (h *Hub) enqueueLoop() {
 			}
 		}
 	}
+}
+
+// enqueueAll enqueues the deliveries of ids concurrently, so the queue's
+// fsyncs are shared (group commit): one at a time, a fan-out to thousands
+// of subscriptions would wait for thousands of fsyncs.
+func (h *Hub) enqueueAll(ids []string) {
+	if len(ids) == 0 {
+		return
+	}
+	ctx, cancel := bg(time.Minute)
+	defer cancel()
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, enqueueWorkers)
+	for _, id := range ids {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			if err := h.enqueueDeliver(ctx, id); err != nil {
+				h.log.Error("websub: enqueue delivery failed; reconciliation will retry", "subscription", id, "err", err)
+			}
+		})
+	}
+	wg.Wait()
 }
 
 // errCoalescing is what a delivery waiting out a publish's coalescing

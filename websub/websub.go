@@ -130,9 +130,9 @@ type Hub struct {
 	client *http.Client
 	hosts  *hostLimiter
 
-	// pending holds the ids of subscriptions OnCommit found with new
-	// events and the enqueuer has not enqueued yet. It is a set, so it is
-	// bounded by the number of subscriptions whatever the event rate.
+	// pending holds the topics OnCommit saw events of that the enqueuer
+	// has not looked at yet. It is a set, so it is bounded by the number
+	// of topics written to whatever the event rate.
 	pendMu  sync.Mutex
 	pending map[string]struct{}
 	wake    chan struct{} // 1-buffered
@@ -224,8 +224,7 @@ func (h *Hub) Register(r *tasks.Runner) {
 		Backoff: tasks.Backoff{Base: h.o.RetryBase, Max: h.o.RetryMax}})
 	// Unlimited attempts: a subscription is never dropped before its lease
 	// ends; the handler picks its own delays (RetryAfter).
-	r.Handle(KindDeliver, h.handleDeliver, tasks.KindOptions{Concurrency: h.o.DeliverConcurrency, MaxAttempts: -1,
-		Lease: 2 * time.Minute})
+	r.Handle(KindDeliver, h.handleDeliver, tasks.KindOptions{Concurrency: h.o.DeliverConcurrency, MaxAttempts: -1})
 	r.Handle(KindFetch, h.handleFetch, tasks.KindOptions{Concurrency: 4, MaxAttempts: 5,
 		Backoff: tasks.Backoff{Base: h.o.RetryBase, Max: h.o.RetryMax}})
 }
