@@ -85,9 +85,10 @@ var ErrNoChange = errors.New("websub: no change")
 
 // Records stores subscriptions durably. Every method is safe for concurrent
 // use; every mutation is atomic and durable (synced) when it returns
-// without error, and survives restarts. Reads of single records and of a
-// topic's subscriptions are served from memory: ListByTopic is on the
-// delivery hot path and must not do I/O.
+// without error, and survives restarts. Count is asked for every topic
+// written to (by the enqueuer, off the publish path) and must be cheap:
+// from memory, or from a cache kept true. ListByTopic is asked only for
+// topics whose Count is not zero and may do I/O.
 type Records interface {
 	// Put stores s (keyed by s.ID, which must equal SubscriptionID(s.Topic,
 	// s.Callback)), replacing any record of that (topic, callback).
@@ -107,10 +108,12 @@ type Records interface {
 	// ("" for the first page), in id order.
 	List(ctx context.Context, after string, limit int) ([]Subscription, error)
 	// ListByTopic returns the subscriptions whose LogTopic is topic (in no
-	// given order), from memory.
+	// given order).
 	ListByTopic(topic string) []Subscription
-	// Count returns the number of subscriptions whose LogTopic is topic,
-	// from memory.
+	// Count returns the number of subscriptions whose LogTopic is topic.
+	// With records shared by several processes, a change made elsewhere
+	// may be counted a moment late (see the subscribe path's delivery
+	// check).
 	Count(topic string) int
 	// FetchState returns what was remembered about fetching topic.
 	FetchState(ctx context.Context, topic string) (FetchState, bool, error)

@@ -202,5 +202,17 @@ func (h *Hub) apply(ctx context.Context, j verifyJob) error {
 	if err := h.o.Records.Put(ctx, s); err != nil {
 		return fmt.Errorf("websub: store subscription: %w", err)
 	}
+	// The cursor is the head read above. An event committed between that
+	// read and the moment every enqueuer counts the new subscription
+	// (with shared records, a Pub/Sub notice away) would wait for
+	// reconciliation; one delivery check a little later finds it.
+	t := tasks.Task{Kind: KindDeliver, Key: id, Payload: []byte(id), RunAt: now.Add(settleDelay)}
+	if _, _, err := h.o.Tasks.Enqueue(ctx, t); err != nil {
+		h.log.Warn("websub: scheduling the first delivery check failed; reconciliation will do it", "subscription", id, "err", err)
+	}
 	return nil
 }
+
+// settleDelay is how long after storing a new subscription its first
+// delivery check runs.
+const settleDelay = time.Second

@@ -95,24 +95,31 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	var next atomic.Int64
 	acks := make([][]time.Duration, *publishers)
 	var pubErr atomic.Value
-	var tick <-chan time.Time
-	if *rate > 0 {
-		t := time.NewTicker(time.Second / time.Duration(*rate))
-		defer t.Stop()
-		tick = t.C
-	}
+	// With --rate, event n is due at start + n/rate, whichever publisher
+	// takes it: a slow acknowledgement delays only its own publisher, and
+	// the others keep the schedule (a shared ticker would drop ticks while
+	// every publisher waits, and fall short of the rate).
 	start := time.Now()
 	var pwg sync.WaitGroup
 	for p := range *publishers {
 		pwg.Add(1)
 		go func() {
 			defer pwg.Done()
-			for next.Add(1) <= int64(*events) {
-				if tick != nil {
-					select {
-					case <-tick:
-					case <-ctx.Done():
-						return
+			for {
+				n := next.Add(1)
+				if n > int64(*events) {
+					return
+				}
+				if *rate > 0 {
+					due := start.Add(time.Duration(n-1) * time.Second / time.Duration(*rate))
+					if d := time.Until(due); d > 0 {
+						t := time.NewTimer(d)
+						select {
+						case <-t.C:
+						case <-ctx.Done():
+							t.Stop()
+							return
+						}
 					}
 				}
 				t0 := time.Now()

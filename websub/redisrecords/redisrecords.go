@@ -34,17 +34,24 @@
 // more than once, as websub.Records allows. List and ListByTopic read the
 // index and the records in one script, so a page is a consistent snapshot.
 //
-// # Cost, and where this differs from websub.Records' doc
+// # Cost
 //
-// websub.Records says ListByTopic and Count are served from memory without
-// I/O. Here they are not: to stay correct across nodes without an
-// invalidation protocol, each call is one Redis round trip (Count: SCARD;
-// ListByTopic: one script doing SMEMBERS and an HGET per member, O(number
-// of the topic's subscriptions) on the server). Both are on the delivery
-// hot path (per committed event per topic on every node), so each event
-// costs every node one round trip per call. They have no context and no
-// error result: each call is bounded by an internal timeout (5 s), and a
-// failure is logged and reported as no subscriptions (nil, 0).
+// ListByTopic is one round trip (a script doing SMEMBERS and an HGET per
+// member, O(number of the topic's subscriptions) on the server). Count
+// answers from a per-node cache of earlier SCARDs, kept true by the
+// channel <P>:websub:changed: the write and delete scripts PUBLISH each
+// topic whose set of subscriptions changed, and every Records drops that
+// topic's cached count when the notice arrives (everything, when its
+// subscription to the channel breaks; it then asks Redis each time until
+// the subscription is back). So the websub hub's enqueuer, which asks
+// Count for every topic written to, costs nothing for topics without
+// webhook subscriptions. A subscription made on another node is counted
+// here once its notice arrives (well under a millisecond on a LAN); the
+// websub hub schedules a delivery check a second after each new
+// subscription, so an event committed in that window is not left waiting
+// for reconciliation. Neither method has a context or an error result:
+// each call is bounded by an internal timeout (5 s), and a failure is
+// logged and reported as no subscriptions (nil, 0).
 //
 // # Durability
 //
@@ -78,6 +85,8 @@ const (
 	hotTimeout = 5 * time.Second
 	// maxUpdateAttempts bounds Update's optimistic retries.
 	maxUpdateAttempts = 1000
+	// maxCachedCounts bounds the Count cache; it starts over when full.
+	maxCachedCounts = 100_000
 )
 
 // ErrClosed is returned by every method after Close.
@@ -93,8 +102,20 @@ type Records struct {
 	topP  string // "<P>:websub:{subs}:t:"
 	idsK  string // "<P>:websub:{subs}:ids"
 	fetch string // "<P>:websub:fetch:"
+	// changes is the Pub/Sub channel "<P>:websub:changed": the scripts
+	// publish each LogTopic whose set of subscriptions changed.
+	changes string
 
 	write, del, list, byTopic *goredis.Script
+
+	// counts caches Count while watching is true (see watch).
+	cmu      sync.Mutex
+	counts   map[string]int
+	gen      uint64          // bumped by every invalidation
+	watching bool            // subscribed to changes: the cache may be used
+	ps       *goredis.PubSub // the changes subscription; Close closes it
+	stop     context.CancelFunc
+	watched  chan struct{} // closed when watch has returned
 
 	// mu is held for reading by every call that uses rdb, and for writing
 	// by Close.
@@ -104,10 +125,11 @@ type Records struct {
 
 var _ websub.Records = (*Records)(nil)
 
-// writeLua stores a record and re-indexes it.
+// writeLua stores a record and re-indexes it, and publishes on the changes
+// channel each LogTopic whose set of subscriptions changed.
 // KEYS: record, ids, topic set of the new LogTopic.
 // ARGV: topic-set key prefix, id, JSON, LogTopic, mode ("put" or "cas"),
-// expected JSON (cas only).
+// expected JSON (cas only), changes channel.
 // Returns 1 when written, 0 when cas found another JSON, -1 when cas found
 // no record.
 const writeLua = `
@@ -118,15 +140,19 @@ if ARGV[5] == 'cas' then
 end
 if old[2] and old[2] ~= ARGV[4] then
   redis.call('SREM', ARGV[1] .. old[2], ARGV[2])
+  redis.call('PUBLISH', ARGV[7], old[2])
 end
 redis.call('HSET', KEYS[1], 'j', ARGV[3], 't', ARGV[4])
 redis.call('ZADD', KEYS[2], 0, ARGV[2])
-redis.call('SADD', KEYS[3], ARGV[2])
+if redis.call('SADD', KEYS[3], ARGV[2]) == 1 then
+  redis.call('PUBLISH', ARGV[7], ARGV[4])
+end
 return 1
 `
 
-// delLua removes a record and its index entries.
-// KEYS: record, ids. ARGV: topic-set key prefix, id.
+// delLua removes a record and its index entries, and publishes its
+// LogTopic on the changes channel.
+// KEYS: record, ids. ARGV: topic-set key prefix, id, changes channel.
 // Returns 1 when it existed, else 0.
 const delLua = `
 local t = redis.call('HGET', KEYS[1], 't')
@@ -134,6 +160,7 @@ if not t then return 0 end
 redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2], ARGV[2])
 redis.call('SREM', ARGV[1] .. t, ARGV[2])
+redis.call('PUBLISH', ARGV[3], t)
 return 1
 `
 
@@ -191,6 +218,9 @@ func Open(ctx context.Context, url string, prefix string, logger *slog.Logger) (
 		topP:    base + "t:",
 		idsK:    base + "ids",
 		fetch:   prefix + ":websub:fetch:",
+		changes: prefix + ":websub:changed",
+		counts:  make(map[string]int),
+		watched: make(chan struct{}),
 		write:   goredis.NewScript(writeLua),
 		del:     goredis.NewScript(delLua),
 		list:    goredis.NewScript(listLua),
@@ -206,6 +236,10 @@ func Open(ctx context.Context, url string, prefix string, logger *slog.Logger) (
 			return nil, fmt.Errorf("redisrecords: load script: %w", err)
 		}
 	}
+	wctx, stop := context.WithCancel(context.Background())
+	r.stop = stop
+	r.ps = rdb.Subscribe(wctx, r.changes)
+	go r.watch(wctx)
 	return r, nil
 }
 
@@ -218,6 +252,9 @@ func (r *Records) Close() error {
 		return nil
 	}
 	r.closed = true
+	r.stop()
+	_ = r.ps.Close() // unblocks watch's Receive
+	<-r.watched
 	if err := r.rdb.Close(); err != nil {
 		return fmt.Errorf("redisrecords: close: %w", err)
 	}
@@ -255,7 +292,7 @@ func (r *Records) store(ctx context.Context, s websub.Subscription, cas bool, ex
 	}
 	n, err := r.write.Run(ctx, r.rdb,
 		[]string{r.subP + s.ID, r.idsK, r.topP + s.LogTopic},
-		r.topP, s.ID, v, s.LogTopic, mode, expected).Int64()
+		r.topP, s.ID, v, s.LogTopic, mode, expected, r.changes).Int64()
 	if err != nil {
 		return 0, fmt.Errorf("redisrecords: put %s: %w", s.ID, err)
 	}
@@ -272,7 +309,22 @@ func (r *Records) Put(ctx context.Context, s websub.Subscription) error {
 	}
 	defer r.release()
 	_, err := r.store(ctx, s, false, "")
+	r.invalidate() // this node counts its own change at once
 	return err
+}
+
+// invalidate drops the cached counts of topics, or every one when none is
+// given (after a change this node made; others learn of it by the notice).
+func (r *Records) invalidate(topics ...string) {
+	r.cmu.Lock()
+	r.gen++
+	if len(topics) == 0 {
+		clear(r.counts)
+	}
+	for _, t := range topics {
+		delete(r.counts, t)
+	}
+	r.cmu.Unlock()
 }
 
 // getRaw returns the stored JSON of id ("" and false when there is none).
@@ -354,6 +406,9 @@ func (r *Records) Update(ctx context.Context, id string, fn func(s *websub.Subsc
 		}
 		switch n {
 		case 1:
+			if s.LogTopic != old.LogTopic {
+				r.invalidate(old.LogTopic, s.LogTopic)
+			}
 			return s, nil
 		case -1: // deleted since we read it
 			return websub.Subscription{}, fmt.Errorf("redisrecords: update %s: %w", id, websub.ErrNotFound)
@@ -369,7 +424,8 @@ func (r *Records) Delete(ctx context.Context, id string) (bool, error) {
 		return false, err
 	}
 	defer r.release()
-	n, err := r.del.Run(ctx, r.rdb, []string{r.subP + id, r.idsK}, r.topP, id).Int64()
+	n, err := r.del.Run(ctx, r.rdb, []string{r.subP + id, r.idsK}, r.topP, id, r.changes).Int64()
+	r.invalidate()
 	if err != nil {
 		return false, fmt.Errorf("redisrecords: delete %s: %w", id, err)
 	}
@@ -438,14 +494,22 @@ func (r *Records) ListByTopic(topic string) []websub.Subscription {
 	return nil
 }
 
-// Count implements websub.Records. Unlike the interface's doc says, it
-// does I/O: one SCARD per call (see the package doc). On an error it logs
-// and returns 0.
+// Count implements websub.Records. It answers from a cache of this
+// node's earlier answers, which the changes channel keeps true (see
+// watch); on a miss, or while the channel is not subscribed, it costs one
+// SCARD. On an error it logs and returns 0.
 func (r *Records) Count(topic string) int {
 	if r.acquire() != nil {
 		return 0
 	}
 	defer r.release()
+	r.cmu.Lock()
+	if n, ok := r.counts[topic]; ok && r.watching {
+		r.cmu.Unlock()
+		return n
+	}
+	gen, cache := r.gen, r.watching
+	r.cmu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), hotTimeout)
 	defer cancel()
 	n, err := r.rdb.SCard(ctx, r.topP+topic).Result()
@@ -453,7 +517,52 @@ func (r *Records) Count(topic string) int {
 		r.log.Error("redisrecords: count failed", "topic", topic, "err", err)
 		return 0
 	}
+	if cache {
+		r.cmu.Lock()
+		// Only if nothing was invalidated meanwhile: the SCARD may have
+		// read the set before a change whose notice came in since.
+		if r.watching && r.gen == gen {
+			if len(r.counts) >= maxCachedCounts {
+				clear(r.counts)
+			}
+			r.counts[topic] = int(n)
+		}
+		r.cmu.Unlock()
+	}
 	return int(n)
+}
+
+// watch subscribes to the changes channel until ctx ends, and keeps the
+// Count cache true: a notice drops its topic's entry; a broken connection
+// turns the cache off (Count asks Redis) until the subscription is back,
+// and then starts it empty. A change made on another node is seen here
+// within the Pub/Sub delivery time; until then Count may answer the old
+// number (websub covers that window; see its subscribe path).
+func (r *Records) watch(ctx context.Context) {
+	defer close(r.watched)
+	for ctx.Err() == nil {
+		msg, err := r.ps.Receive(ctx)
+		r.cmu.Lock()
+		r.gen++
+		switch m := msg.(type) {
+		case *goredis.Message:
+			delete(r.counts, m.Payload)
+		case *goredis.Subscription:
+			clear(r.counts)
+			r.watching = m.Kind == "subscribe"
+		default:
+			clear(r.counts)
+			r.watching = false
+		}
+		r.cmu.Unlock()
+		if err != nil && ctx.Err() == nil {
+			r.log.Warn("redisrecords: changes channel broken; counting from Redis until it is back", "err", err)
+			select { // go-redis reconnects on the next Receive; do not spin
+			case <-ctx.Done():
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}
 }
 
 // Len returns the number of subscriptions.

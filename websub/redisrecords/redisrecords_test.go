@@ -276,9 +276,11 @@ func TestTwoNodes(t *testing.T) {
 	if ok, err := a.Delete(ctx, s.ID); !ok || err != nil {
 		t.Fatal(err)
 	}
-	if _, ok, _ := b.Get(ctx, s.ID); ok || b.Count("t") != 0 {
+	if _, ok, _ := b.Get(ctx, s.ID); ok {
 		t.Fatal("b still sees a deleted record")
 	}
+	// b's cached count follows once the change notice arrives.
+	waitCount(t, b, "t", 0)
 	if _, err := b.Update(ctx, s.ID, func(*websub.Subscription) error { return nil }); !errors.Is(err, websub.ErrNotFound) {
 		t.Fatalf("Update after the other node's Delete: %v", err)
 	}
@@ -321,4 +323,52 @@ func TestConcurrentPutsListByTopic(t *testing.T) {
 			}
 		}
 	}
+}
+
+// waitCount waits (2 s at most) until r counts n subscriptions of topic:
+// another node's change is counted once its notice arrives.
+func waitCount(t *testing.T, r *redisrecords.Records, topic string, n int) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Second)
+	for r.Count(topic) != n {
+		if time.Now().After(deadline) {
+			t.Fatalf("Count(%q) = %d, want %d, 2s after the change", topic, r.Count(topic), n)
+		}
+		time.Sleep(time.Millisecond) // polling for a Pub/Sub notice, with a deadline
+	}
+}
+
+// TestCountFollowsOtherNodes: a count cached on one node follows Puts,
+// topic moves and Deletes made on another.
+func TestCountFollowsOtherNodes(t *testing.T) {
+	prefix := newPrefix(t)
+	ctx := t.Context()
+	a, b := open(t, prefix), open(t, prefix)
+	if n := b.Count("ct"); n != 0 { // cached: 0
+		t.Fatalf("Count of an empty topic = %d", n)
+	}
+	s1, s2 := sub("ct", "http://x/1"), sub("ct", "http://x/2")
+	for _, s := range []websub.Subscription{s1, s2} {
+		if err := a.Put(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitCount(t, b, "ct", 2)
+	// Re-putting the same subscription changes no set: still 2.
+	if err := a.Put(ctx, s1); err != nil {
+		t.Fatal(err)
+	}
+	if n := b.Count("ct"); n != 2 {
+		t.Fatalf("Count after a re-put = %d", n)
+	}
+	// Moving s2 to another log topic changes both counts.
+	if _, err := a.Update(ctx, s2.ID, func(s *websub.Subscription) error { s.LogTopic = "ct2"; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	waitCount(t, b, "ct", 1)
+	waitCount(t, b, "ct2", 1)
+	if _, err := a.Delete(ctx, s1.ID); err != nil {
+		t.Fatal(err)
+	}
+	waitCount(t, b, "ct", 0)
 }
