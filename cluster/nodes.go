@@ -33,8 +33,8 @@ type Node struct {
 
 // Registry keeps node records in Redis:
 //
-//	<P>:node:<id>  string: the node's JSON, expiring HeartbeatTTL after its write
-//	<P>:nodes      sorted set: id -> expiry (unix ms), to list without SCAN
+//	<P>:{nodes}:node:<id>  string: the node's JSON, expiring HeartbeatTTL after its write
+//	<P>:{nodes}:all        sorted set: id -> expiry (unix ms), to list without SCAN
 //
 // It is safe for concurrent use.
 type Registry struct {
@@ -51,8 +51,10 @@ func NewRegistry(rdb goredis.UniversalClient, prefix string, logger *slog.Logger
 	return &Registry{rdb: rdb, prefix: prefix, logger: logger}
 }
 
-func (r *Registry) key(id string) string { return r.prefix + ":node:" + id }
-func (r *Registry) index() string        { return r.prefix + ":nodes" }
+// Every key carries the hash tag {nodes}, so the heartbeat's transaction and
+// List's MGET stay in one hash slot on Redis Cluster.
+func (r *Registry) key(id string) string { return r.prefix + ":{nodes}:node:" + id }
+func (r *Registry) index() string        { return r.prefix + ":{nodes}:all" }
 
 // Beat writes n's record (n.Heartbeat is set to now).
 func (r *Registry) Beat(ctx context.Context, n Node) error {

@@ -33,7 +33,7 @@ import (
 // logged.
 type Config struct {
 	Listen                string        `flag:"listen" env:"HUBBUB_LISTEN" yaml:"listen" help:"address (host:port) the HTTP server listens on"`
-	Store                 string        `flag:"store" env:"HUBBUB_STORE" yaml:"store" help:"where events live: empty for the embedded store in --data, or redis://HOST:PORT/DB to share one Redis between nodes"`
+	Store                 string        `flag:"store" env:"HUBBUB_STORE" yaml:"store" help:"where events live: empty for the embedded store in --data; redis://HOST:PORT/DB (rediss:// for TLS) to share one Redis between nodes; redis+cluster://HOST:PORT?addr=HOST2:PORT2 for a Redis Cluster"`
 	RedisPrefix           string        `flag:"redis-prefix" env:"HUBBUB_REDIS_PREFIX" yaml:"redis_prefix" help:"prefix of every Redis key and channel (with --store redis://...); nodes sharing a deployment use the same one"`
 	NodeID                string        `flag:"node-id" env:"HUBBUB_NODE_ID" yaml:"node_id" help:"this node's name in logs, metrics and /api/nodes; empty = hostname:port of --listen (hostname:pid when the port is 0)"`
 	Data                  string        `flag:"data" env:"HUBBUB_DATA" yaml:"data" help:"directory of the embedded store"`
@@ -366,8 +366,8 @@ func (c Config) Validate() error {
 		return bad("WebhookConcurrency", "must be at least 1")
 	case c.TaskLease < time.Second:
 		return bad("TaskLease", "must be at least 1s (it is renewed every half)")
-	case c.Store != "" && !strings.HasPrefix(c.Store, "redis://") && !strings.HasPrefix(c.Store, "rediss://"):
-		return bad("Store", "%q: give redis://HOST:PORT/DB, or leave it empty for the embedded store", c.Store)
+	case c.Store != "" && !hasAnyPrefix(c.Store, "redis://", "rediss://", "redis+cluster://", "rediss+cluster://"):
+		return bad("Store", "%q: give redis://HOST:PORT/DB, redis+cluster://HOST:PORT, or leave it empty for the embedded store", c.Store)
 	case c.Data == "":
 		return bad("Data", "must not be empty")
 	case c.RedisPrefix == "" || strings.ContainsAny(c.RedisPrefix, "{}"):
@@ -463,4 +463,13 @@ func (c Config) Logger(w io.Writer) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func hasAnyPrefix(s string, prefixes ...string) bool {
+	for _, p := range prefixes {
+		if strings.HasPrefix(s, p) {
+			return true
+		}
+	}
+	return false
 }

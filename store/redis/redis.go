@@ -3,7 +3,9 @@
 // share it.
 //
 // It needs Redis 6.2 or later (XTRIM MINID, ZADD GT); from Redis 7 on,
-// events are published with sharded Pub/Sub (SPUBLISH).
+// events are published with sharded Pub/Sub (SPUBLISH). It runs on one
+// Redis server or on a Redis Cluster (a redis+cluster:// URL; see
+// internal/redisconn).
 //
 // # Key layout
 //
@@ -30,9 +32,11 @@
 // New events are published on one of FanoutChannels fixed channels,
 // "<P>:events:<i>" with i = FNV-1a(T) mod FanoutChannels (see Channel), so a
 // node learns of every topic's events by subscribing to a fixed set of
-// channels (Subscribe), pattern subscriptions included. On Redis Cluster the
-// publish would cross hash slots inside the script; the store uses a
-// single-node client today, and a Cluster deployment needs per-slot channels.
+// channels (Subscribe), pattern subscriptions included. On Redis Cluster a
+// sharded channel has a hash slot of its own, which the append script (on
+// its topic's slot) may not publish on; there the store publishes with
+// plain PUBLISH, which the cluster bus carries to every node, so a
+// subscriber connected to any node hears every topic.
 //
 // The topics index is the one key outside a topic's slot: it is updated by a
 // separate command in the same pipeline as the append script, not by the
@@ -97,9 +101,9 @@ import (
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
-	"github.com/redis/go-redis/v9/maintnotifications"
 
 	"github.com/hubbub/hubbub/event"
+	"github.com/hubbub/hubbub/internal/redisconn"
 	"github.com/hubbub/hubbub/store"
 )
 
@@ -108,7 +112,6 @@ const (
 	DefaultPrefix        = "hubbub"
 	defaultTrimInterval  = time.Minute
 	defaultAppendTimeout = 5 * time.Second
-	defaultDialTimeout   = 2 * time.Second
 	defaultPipelines     = 16
 )
 
@@ -198,16 +201,10 @@ func Open(ctx context.Context, url string, cfg store.Config, opts ...Option) (*S
 	if o.pipelines < 1 {
 		o.pipelines = 1
 	}
-	ro, err := goredis.ParseURL(url)
+	rdb, err := redisconn.New(url, 0) // never retries: a retried script could append twice
 	if err != nil {
 		return nil, fmt.Errorf("redis store: %w", err)
 	}
-	if ro.DialTimeout == 0 {
-		ro.DialTimeout = defaultDialTimeout
-	}
-	ro.MaxRetries = -1 // a retried script could append twice
-	ro.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
-	rdb := goredis.NewClient(ro)
 	chans := make([]string, FanoutChannels)
 	for i := range chans {
 		chans[i] = o.prefix + ":events:" + strconv.Itoa(i)
@@ -257,6 +254,13 @@ func (s *Store) prepare(ctx context.Context) error {
 		}
 	}
 	s.pubCmd = "PUBLISH"
+	if _, cluster := s.rdb.(*goredis.ClusterClient); cluster {
+		// A sharded channel is in a hash slot, and the append script may
+		// only publish on one in its topic's slot; the fixed channels are
+		// not. PUBLISH reaches every node of a cluster (over the cluster
+		// bus), whichever node a subscriber is connected to.
+		return nil
+	}
 	info, err := s.rdb.Do(ctx, "COMMAND", "INFO", "SPUBLISH").Slice()
 	if err != nil {
 		return fmt.Errorf("redis store: command info: %w", err)

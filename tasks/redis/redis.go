@@ -114,8 +114,8 @@ import (
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
-	"github.com/redis/go-redis/v9/maintnotifications"
 
+	"github.com/hubbub/hubbub/internal/redisconn"
 	"github.com/hubbub/hubbub/tasks"
 )
 
@@ -123,8 +123,7 @@ import (
 const DefaultPrefix = "hubbub"
 
 const (
-	defaultDialTimeout = 2 * time.Second
-	subscribeTimeout   = 2 * time.Second
+	subscribeTimeout = 2 * time.Second
 )
 
 // Limits on what a key can hold (as in tasks/embedded).
@@ -158,7 +157,7 @@ func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l 
 // safe for concurrent use; any number of Queues, in any number of
 // processes, may share one Redis and prefix.
 type Queue struct {
-	rdb     *goredis.Client
+	rdb     goredis.UniversalClient
 	now     func() time.Time
 	log     *slog.Logger
 	prefix  string // "<P>:tasks:"
@@ -202,16 +201,10 @@ func Open(ctx context.Context, url string, opts ...Option) (*Queue, error) {
 	if o.prefix == "" || strings.ContainsAny(o.prefix, "{}") {
 		return nil, fmt.Errorf("redis tasks: bad key prefix %q: must be non-empty, without '{' or '}'", o.prefix)
 	}
-	ro, err := goredis.ParseURL(url)
+	rdb, err := redisconn.New(url, 0) // never retries: a retried script could enqueue or claim twice
 	if err != nil {
 		return nil, fmt.Errorf("redis tasks: %w", err)
 	}
-	if ro.DialTimeout == 0 {
-		ro.DialTimeout = defaultDialTimeout
-	}
-	ro.MaxRetries = -1 // a retried script could enqueue or claim twice
-	ro.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
-	rdb := goredis.NewClient(ro)
 	p := o.prefix + ":tasks:"
 	q := &Queue{
 		rdb:       rdb,

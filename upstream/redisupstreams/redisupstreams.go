@@ -31,11 +31,10 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"time"
 
 	goredis "github.com/redis/go-redis/v9"
-	"github.com/redis/go-redis/v9/maintnotifications"
 
+	"github.com/hubbub/hubbub/internal/redisconn"
 	"github.com/hubbub/hubbub/upstream"
 )
 
@@ -54,7 +53,7 @@ return 1
 
 // Store is an upstream.Store in Redis. It is safe for concurrent use.
 type Store struct {
-	rdb    *goredis.Client
+	rdb    goredis.UniversalClient
 	key    string
 	cas    *goredis.Script
 	mu     sync.RWMutex // held for reading by calls, for writing by Close
@@ -71,17 +70,10 @@ func Open(ctx context.Context, url, prefix string) (*Store, error) {
 	if prefix == "" || strings.ContainsAny(prefix, "{}") {
 		return nil, fmt.Errorf("redisupstreams: bad key prefix %q: must be non-empty, without '{' or '}'", prefix)
 	}
-	ro, err := goredis.ParseURL(url)
+	rdb, err := redisconn.New(url, 4) // few, rare operations
 	if err != nil {
 		return nil, fmt.Errorf("redisupstreams: %w", err)
 	}
-	if ro.DialTimeout == 0 {
-		ro.DialTimeout = 2 * time.Second
-	}
-	ro.MaxRetries = -1
-	ro.PoolSize = 4 // few, rare operations
-	ro.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
-	rdb := goredis.NewClient(ro)
 	s := &Store{rdb: rdb, key: prefix + ":upstream:{up}:u", cas: goredis.NewScript(casLua)}
 	if err := rdb.Ping(ctx).Err(); err != nil {
 		_ = rdb.Close()

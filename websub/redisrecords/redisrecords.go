@@ -12,8 +12,8 @@
 // "hubbub"). Every subscription key carries the hash tag {subs}, so all of
 // them live in one hash slot and the scripts below, which touch a record,
 // the id index and topic sets together, stay on one slot (on Redis Cluster
-// every subscription is then on one node; hubbub uses a single-node client
-// today).
+// every subscription is then on one node). The changes channel is a plain
+// Pub/Sub channel, which a cluster carries to every node.
 //
 //	<P>:websub:{subs}:s:<id>     hash: j (the JSON of a websub.Subscription)
 //	                             and t (its LogTopic, for re-indexing)
@@ -73,13 +73,12 @@ import (
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
-	"github.com/redis/go-redis/v9/maintnotifications"
 
+	"github.com/hubbub/hubbub/internal/redisconn"
 	"github.com/hubbub/hubbub/websub"
 )
 
 const (
-	defaultDialTimeout = 2 * time.Second
 	// hotTimeout bounds each ListByTopic and Count call, which get no
 	// context from their caller.
 	hotTimeout = 5 * time.Second
@@ -96,7 +95,7 @@ var ErrClosed = errors.New("redisrecords: closed")
 // concurrent use, and several Records (on several nodes) may share one
 // Redis and prefix.
 type Records struct {
-	rdb   *goredis.Client
+	rdb   goredis.UniversalClient
 	log   *slog.Logger
 	subP  string // "<P>:websub:{subs}:s:"
 	topP  string // "<P>:websub:{subs}:t:"
@@ -200,16 +199,10 @@ func Open(ctx context.Context, url string, prefix string, logger *slog.Logger) (
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	ro, err := goredis.ParseURL(url)
+	rdb, err := redisconn.New(url, 0) // never retries: a retried Delete could misreport whether it existed
 	if err != nil {
 		return nil, fmt.Errorf("redisrecords: %w", err)
 	}
-	if ro.DialTimeout == 0 {
-		ro.DialTimeout = defaultDialTimeout
-	}
-	ro.MaxRetries = -1 // a retried Delete could misreport whether it existed
-	ro.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
-	rdb := goredis.NewClient(ro)
 	base := prefix + ":websub:{subs}:"
 	r := &Records{
 		rdb:     rdb,

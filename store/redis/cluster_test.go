@@ -1,0 +1,94 @@
+package redis_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/hubbub/hubbub/internal/redistest"
+	"github.com/hubbub/hubbub/store"
+	"github.com/hubbub/hubbub/store/redis"
+	"github.com/hubbub/hubbub/store/storetest"
+)
+
+func openCluster(tb testing.TB, url, prefix string, cfg store.Config) *redis.Store {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := redis.Open(ctx, url, cfg, redis.WithPrefix(prefix), quiet())
+	if err != nil {
+		tb.Fatalf("Open on the cluster: %v", err)
+	}
+	return s
+}
+
+// TestClusterConformance runs the store suite on a three-master Redis
+// Cluster: every topic's keys are in one slot, so every script runs there.
+func TestClusterConformance(t *testing.T) {
+	url := redistest.Cluster(t)
+	var mu sync.Mutex
+	prefixes := map[string]string{}
+	storetest.Run(t, storetest.Backend{
+		Open: func(t *testing.T, dir string, cfg store.Config) store.Log {
+			mu.Lock()
+			p, ok := prefixes[dir]
+			if !ok {
+				p = fmt.Sprintf("c%d", len(prefixes))
+				prefixes[dir] = p
+			}
+			mu.Unlock()
+			return openCluster(t, url, p, cfg)
+		},
+		Crash: func(t *testing.T, l store.Log) { redis.Crash(l.(*redis.Store)) },
+	})
+}
+
+// TestClusterFanout: on a cluster, events appended to topics in many
+// slots by one node reach another node's subscription to the fixed
+// channels, whichever cluster node each is connected to.
+func TestClusterFanout(t *testing.T) {
+	url := redistest.Cluster(t)
+	a := openCluster(t, url, "f", store.Config{})
+	defer a.Close()
+	b := openCluster(t, url, "f", store.Config{})
+	defer b.Close()
+	if a.Sharded() {
+		t.Fatal("a cluster store publishes with SPUBLISH, which cannot leave the topic's slot")
+	}
+	ctx := ctxT(t)
+	ps := b.Subscribe(ctx)
+	defer ps.Close()
+	for range redis.FanoutChannels {
+		if _, err := ps.Receive(ctx); err != nil {
+			t.Fatalf("subscribe: %v", err)
+		}
+	}
+	const topics = 40
+	want := map[string]bool{}
+	for i := range topics {
+		topic := fmt.Sprintf("slot/%d", i)
+		want[topic] = true
+		appendOK(t, a, msg(`{"n":1}`, topic))
+	}
+	for len(want) > 0 {
+		msg, err := ps.Receive(ctx)
+		if err != nil {
+			t.Fatalf("receive with %d topics missing: %v", len(want), err)
+		}
+		m, ok := msg.(*goredis.Message)
+		if !ok {
+			continue
+		}
+		evs, err := redis.DecodeMessage([]byte(m.Payload))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range evs {
+			delete(want, e.Topic)
+		}
+	}
+}
