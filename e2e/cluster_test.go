@@ -243,7 +243,13 @@ func wsLoop(ctx context.Context, ns *nodeSet, node int, topics []string, p *prog
 // until each received every event of its topic, whichever node it was
 // published on: at least once and in order (a retried batch may repeat
 // events; repeats are counted).
-func clusterWebhookHook(t *testing.T, ns *nodeSet, topics []string) func(want map[string]uint64) {
+//
+// Deliveries are told apart by node through the User-Agent, which carries
+// each node's --public-url (victimUA). Once armed is closed, the first
+// POST from the victim is held, unanswered, and holding is closed: the
+// test kills the victim then, so a delivery is in flight on the dead node
+// and must be taken over by another when its lease ends.
+func clusterWebhookHook(t *testing.T, ns *nodeSet, topics []string, victimUA string, armed <-chan struct{}) (holding <-chan struct{}, check func(want map[string]uint64)) {
 	t.Helper()
 	type hook struct {
 		mu      sync.Mutex
@@ -255,10 +261,28 @@ func clusterWebhookHook(t *testing.T, ns *nodeSet, topics []string) func(want ma
 	hooks := map[string]*hook{}
 	var mu sync.Mutex
 	changed := make(chan struct{}, 1)
+	held := make(chan struct{})
+	var holdOnce sync.Once
 	cb := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodGet {
 			_, _ = io.WriteString(w, r.URL.Query().Get("hub.challenge"))
 			return
+		}
+		select {
+		case <-armed:
+			if strings.Contains(r.UserAgent(), victimUA) {
+				hold := false
+				holdOnce.Do(func() { hold = true })
+				if hold {
+					// Read the body first: only then does the server watch
+					// the connection and end r's context when it closes.
+					_, _ = io.Copy(io.Discard, r.Body)
+					close(held)
+					<-r.Context().Done() // the victim dies with this delivery unanswered
+					return
+				}
+			}
+		default:
 		}
 		mu.Lock()
 		h := hooks[r.URL.Path]
@@ -304,7 +328,7 @@ func clusterWebhookHook(t *testing.T, ns *nodeSet, topics []string) func(want ma
 	for _, h := range ns.hubs {
 		waitSubscriptions(t, h, len(ns.hubs)*len(topics))
 	}
-	return func(want map[string]uint64) {
+	return held, func(want map[string]uint64) {
 		deadline := time.NewTimer(60 * time.Second)
 		defer deadline.Stop()
 		expired := false
@@ -356,7 +380,7 @@ func TestThreeNodes(t *testing.T) {
 	for i := range 3 {
 		ns.hubs = append(ns.hubs, startHub(t, "", "--store", store, "--redis-prefix", prefix,
 			"--node-id", fmt.Sprintf("node-%d", i), "--subscriber-buffer", "100000", "--allow-private-callbacks",
-			"--task-lease", "2s"))
+			"--task-lease", "2s", "--public-url", fmt.Sprintf("http://node-%d.test", i)))
 	}
 	// Every node lists the three.
 	for _, h := range ns.hubs {
@@ -382,12 +406,11 @@ func TestThreeNodes(t *testing.T) {
 		wg.Add(1)
 		go func() { defer wg.Done(); wsLoop(ctx, ns, i, topics, pw) }()
 	}
-	webhooks := clusterWebhookHook(t, ns, topics)
-
 	// Publishers: one per node, perTopic events to each topic, in turn.
 	// The one on the node to be killed stops at its first failure.
 	const perTopic, victim = 60, 2
 	half := make(chan struct{})
+	holding, webhooks := clusterWebhookHook(t, ns, topics, fmt.Sprintf("http://node-%d.test", victim), half)
 	var pubs sync.WaitGroup
 	var acked atomic.Int64
 	pubErrs := make(chan error, 3)
@@ -416,6 +439,12 @@ func TestThreeNodes(t *testing.T) {
 	case <-half:
 	case <-time.After(60 * time.Second):
 		t.Fatal("publishers did not get halfway within 60s")
+	}
+	// Kill the victim while one of its webhook deliveries is in flight.
+	select {
+	case <-holding:
+	case <-time.After(60 * time.Second):
+		t.Fatal("the node to be killed did not start a webhook delivery within 60s")
 	}
 	ns.dead[victim].Store(true)
 	ns.hubs[victim].Kill()
@@ -484,9 +513,7 @@ func TestThreeNodes(t *testing.T) {
 	if moved == 0 {
 		t.Error("no subscriber of the killed node moved to another node")
 	}
-	if webhooks != nil {
-		webhooks(want)
-	}
+	webhooks(want)
 	t.Logf("events per topic %v; %d acknowledged; %d subscribers", want, acked.Load(), len(subs))
 }
 

@@ -288,23 +288,35 @@ func TestWSSlowClientClosed(t *testing.T) {
 	slow.expect("subscribed", nil)
 	fast.send(`{"op":"subscribe","sub":"f","topic":"big"}`)
 	fast.expect("subscribed", nil)
-	// 600 events of 64 KiB: far more than the socket buffers and the queue
-	// of 32 can hold for a client that never reads.
+	// Events of 64 KiB until the slow client is cut off: the socket buffers
+	// (with receive autotuning, up to tens of MiB) and the queue of 32 fill
+	// up for a client that never reads. Bounded at 2,400 events (150 MiB).
 	data := []byte(strings.Repeat("x", 64<<10))
-	const n, batch = 600, 8
-	got := make(chan int, n)
+	const maxEvents, batch = 2400, 8
+	got := make(chan int, maxEvents)
+	readCtx, stopReading := context.WithCancel(context.Background())
+	readerDone := make(chan struct{})
+	defer func() { stopReading(); <-readerDone }()
 	go func() {
-		for i := 1; i <= n; i++ {
-			m := fast.recv()
-			if m["seq"] != float64(i) {
-				t.Errorf("fast got %v at %d", m["seq"], i)
+		defer close(readerDone)
+		for i := 1; i <= maxEvents; i++ {
+			_, b, err := fast.c.Read(readCtx)
+			if err != nil {
+				if readCtx.Err() == nil {
+					t.Errorf("fast: read: %v", err)
+				}
+				return
+			}
+			var m map[string]any
+			if err := json.Unmarshal(b, &m); err != nil || m["seq"] != float64(i) {
+				t.Errorf("fast got %s at %d", b, i)
 				return
 			}
 			got <- i
 		}
 	}()
 	deadline := time.After(60 * time.Second)
-	for i := 0; i < n; i += batch {
+	for i := 0; i < maxEvents && th.hub.Broker().Stats.CutOff.Load() == 0; i += batch {
 		drafts := make([]event.Draft, batch)
 		for j := range drafts {
 			drafts[j] = event.Draft{Topics: []string{"big"}, ContentType: "text/plain", Data: data}
