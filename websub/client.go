@@ -21,7 +21,10 @@ const maxRedirects = 5
 // DNS rebinding cannot get around it) and refuses loopback, private,
 // link-local, multicast and other non-public addresses, on any port.
 // Proxies from the environment are not used: they would hide the address.
-func newClient(allowPrivate bool, timeout time.Duration) *http.Client {
+// It keeps up to perHost idle connections per host, so that as many
+// concurrent requests to one host as the per-host limit lets through
+// reuse their connections instead of dialing anew.
+func newClient(allowPrivate bool, timeout time.Duration, perHost int) *http.Client {
 	d := &net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}
 	if !allowPrivate {
 		d.Control = ssrf.New(ssrf.WithAnyPort()).Safe
@@ -30,7 +33,7 @@ func newClient(allowPrivate bool, timeout time.Duration) *http.Client {
 		Proxy:                 nil,
 		DialContext:           d.DialContext,
 		MaxIdleConns:          1024,
-		MaxIdleConnsPerHost:   DefaultPerHostConcurrency * 2,
+		MaxIdleConnsPerHost:   max(perHost, DefaultPerHostConcurrency),
 		IdleConnTimeout:       90 * time.Second,
 		TLSHandshakeTimeout:   10 * time.Second,
 		ResponseHeaderTimeout: timeout,

@@ -45,5 +45,5 @@ func PublishFeed(ctx context.Context, h *hub.Hub, topic, hubURL string, body []b
 // (so DNS rebinding cannot get around it); environment proxies are not
 // used, and redirects are not followed. timeout bounds each request.
 func NewClient(allowPrivate bool, timeout time.Duration) *http.Client {
-	return newClient(allowPrivate, timeout)
+	return newClient(allowPrivate, timeout, DefaultPerHostConcurrency)
 }

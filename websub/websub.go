@@ -206,7 +206,7 @@ func New(o Options) (*Hub, error) {
 		o:       o,
 		log:     o.Logger.With("component", "websub"),
 		obs:     o.Observer,
-		client:  newClient(o.AllowPrivate, o.HTTPTimeout),
+		client:  newClient(o.AllowPrivate, o.HTTPTimeout, o.PerHostConcurrency),
 		hosts:   newHostLimiter(o.PerHostConcurrency),
 		pending: make(map[string]struct{}),
 		wake:    make(chan struct{}, 1),
