@@ -84,16 +84,14 @@ func (h *Hub) enqueueLoop() {
 			if len(topics) == 0 {
 				break
 			}
-			var ids []string
+			var subs []Subscription
 			for _, topic := range topics {
 				if h.o.Records.Count(topic) == 0 {
 					continue
 				}
-				for _, s := range h.o.Records.ListByTopic(topic) {
-					ids = append(ids, s.ID)
-				}
+				subs = append(subs, h.o.Records.ListByTopic(topic)...)
 			}
-			h.enqueueAll(ids)
+			h.enqueueAll(subs)
 			select {
 			case <-h.quit:
 				return
@@ -103,23 +101,23 @@ func (h *Hub) enqueueLoop() {
 	}
 }
 
-// enqueueAll enqueues the deliveries of ids concurrently, so the queue's
+// enqueueAll enqueues the deliveries of subs concurrently, so the queue's
 // fsyncs are shared (group commit): one at a time, a fan-out to thousands
 // of subscriptions would wait for thousands of fsyncs.
-func (h *Hub) enqueueAll(ids []string) {
-	if len(ids) == 0 {
+func (h *Hub) enqueueAll(subs []Subscription) {
+	if len(subs) == 0 {
 		return
 	}
 	ctx, cancel := bg(time.Minute)
 	defer cancel()
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, enqueueWorkers)
-	for _, id := range ids {
+	for i := range subs {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			if err := h.enqueueDeliver(ctx, id); err != nil {
-				h.log.Error("websub: enqueue delivery failed; reconciliation will retry", "subscription", id, "err", err)
+			if err := h.enqueueDeliver(ctx, &subs[i]); err != nil {
+				h.log.Error("websub: enqueue delivery failed; reconciliation will retry", "subscription", subs[i].ID, "err", err)
 			}
 		})
 	}
@@ -141,14 +139,11 @@ func firstWindowed(events []*event.Event) *event.Event {
 	return nil
 }
 
-// enqueueDeliver queues the delivery task of subscription id, not before
-// its retry time.
-func (h *Hub) enqueueDeliver(ctx context.Context, id string) error {
-	s, ok, err := h.o.Records.Get(ctx, id)
-	if err != nil || !ok {
-		return err
-	}
-	t := tasks.Task{Kind: KindDeliver, Key: id, Payload: []byte(id)}
+// enqueueDeliver queues the delivery task of subscription s (as recently
+// read), not before its retry time. A stale s is harmless: the task reads
+// the record again when it runs, and waits for NextAttempt then.
+func (h *Hub) enqueueDeliver(ctx context.Context, s *Subscription) error {
+	t := tasks.Task{Kind: KindDeliver, Key: s.ID, Payload: []byte(s.ID)}
 	if s.NextAttempt.After(h.now()) {
 		t.RunAt = s.NextAttempt
 	} else if w := h.o.Hub.CoalesceWindow([]string{s.LogTopic}); w > 0 {
@@ -274,10 +269,7 @@ func (h *Hub) handleDeliver(ctx context.Context, t tasks.Task) error {
 		return h.failed(ctx, s, retryAfter, err)
 	}
 	// More to deliver: a follow-up run (it waits for this one to end).
-	if err := h.enqueueDeliver(ctx, s.ID); err != nil {
-		return err
-	}
-	return nil
+	return h.enqueueDeliver(ctx, &s)
 }
 
 // stop ends a run without retrying when the subscription went away.

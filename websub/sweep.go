@@ -56,7 +56,7 @@ func (h *Hub) Reconcile(ctx context.Context) int {
 			if !behind {
 				continue
 			}
-			if err := h.enqueueDeliver(ctx, s.ID); err != nil {
+			if err := h.enqueueDeliver(ctx, &s); err != nil {
 				h.log.Error("websub: reconcile: enqueue failed", "subscription", s.ID, "err", err)
 				continue
 			}
