@@ -112,6 +112,11 @@ type Queue struct {
 	// applies it; it guards counts, which always match the applied state.
 	mu     sync.Mutex
 	counts map[string]tasks.Counts
+	// dueLow[kind], when present, is a time no due entry of kind is
+	// earlier than: scans of the due index start there, instead of
+	// stepping over the deleted entries of every task claimed since the
+	// last compaction. Guarded by mu; absent after Open (a full scan).
+	dueLow map[string]int64
 
 	failMu  sync.Mutex
 	failErr error // sticky: a batch was applied but could not be synced
@@ -150,6 +155,7 @@ func Open(dir string, opts ...Option) (*Queue, error) {
 		now:       o.now,
 		log:       o.logger,
 		counts:    make(map[string]tasks.Counts),
+		dueLow:    make(map[string]int64),
 		listeners: make(map[int]func(string)),
 	}
 	if err := q.load(); err != nil {
@@ -325,6 +331,33 @@ type txn struct {
 	now   int64
 	delta map[string]tasks.Counts
 	ready map[string]bool // kinds to notify once durable
+	// dueScan and dueIns feed Queue.dueLow once the txn is applied: the
+	// bound each due scan found, and the earliest due entry written.
+	dueScan map[string]int64
+	dueIns  map[string]int64
+}
+
+// noteDue records a due entry of kind at t written by this txn.
+func (tx *txn) noteDue(kind string, t int64) {
+	if tx.dueIns == nil {
+		tx.dueIns = make(map[string]int64)
+	}
+	if cur, ok := tx.dueIns[kind]; !ok || t < cur {
+		tx.dueIns[kind] = t
+	}
+}
+
+// keepDueLow updates q.dueLow from a txn whose changes are applied (or
+// that changed nothing). q.mu must be held.
+func (q *Queue) keepDueLow(tx *txn) {
+	for kind, t := range tx.dueScan {
+		q.dueLow[kind] = t
+	}
+	for kind, t := range tx.dueIns {
+		if cur, ok := q.dueLow[kind]; ok && t < cur {
+			q.dueLow[kind] = t
+		}
+	}
 }
 
 // update runs fn under q.mu with a fresh txn, applies the batch it built
@@ -348,9 +381,13 @@ func (q *Queue) update(ctx context.Context, fn func(tx *txn) error) error {
 	defer tx.b.Close()
 	err := fn(tx)
 	applied := false
+	if err == nil && tx.b.Empty() {
+		q.keepDueLow(tx)
+	}
 	if err == nil && !tx.b.Empty() {
 		if err = q.db.ApplyNoSyncWait(tx.b, pebble.Sync); err == nil {
 			applied = true
+			q.keepDueLow(tx)
 			for kind, d := range tx.delta {
 				c := q.counts[kind]
 				c.Pending += d.Pending

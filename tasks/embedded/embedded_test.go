@@ -84,3 +84,67 @@ func TestCrash(t *testing.T) {
 		t.Fatalf("retried task after crash: %+v", g)
 	}
 }
+
+// TestDueLowBound: claims start their scan of the due index past what was
+// already consumed; a task enqueued due earlier than that, moved earlier,
+// or retried to an earlier time is still claimed, in due order.
+func TestDueLowBound(t *testing.T) {
+	clk := taskstest.NewClock()
+	ctx := t.Context()
+	q, err := embedded.Open(t.TempDir(), embedded.WithClock(clk.Now), quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	enqueue := func(key string, at time.Time) string {
+		t.Helper()
+		id, _, err := q.Enqueue(ctx, tasks.Task{Kind: "k", Key: key, RunAt: at})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	claim := func(n int) []string {
+		t.Helper()
+		ts, err := q.Claim(ctx, "k", n, time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, tk := range ts {
+			ids = append(ids, tk.ID)
+		}
+		return ids
+	}
+	now := clk.Now()
+	for i := range 20 {
+		enqueue(fmt.Sprint("a", i), now.Add(-time.Duration(20-i)*time.Second))
+	}
+	if got := claim(20); len(got) != 20 {
+		t.Fatalf("claimed %d of 20", len(got))
+	}
+	// Due before everything consumed so far.
+	early := enqueue("early", now.Add(-time.Hour))
+	if got := claim(5); len(got) != 1 || got[0] != early {
+		t.Fatalf("claim after an earlier enqueue = %v, want [%s]", got, early)
+	}
+	// A future task moved earlier by a second Enqueue of its key.
+	moved := enqueue("moved", now.Add(time.Hour))
+	if got := claim(5); len(got) != 0 {
+		t.Fatalf("claimed a task not yet due: %v", got)
+	}
+	if again := enqueue("moved", now.Add(-2*time.Hour)); again != moved {
+		t.Fatalf("the second Enqueue made a new task %s", again)
+	}
+	if got := claim(5); len(got) != 1 || got[0] != moved {
+		t.Fatalf("claim after moving a task earlier = %v, want [%s]", got, moved)
+	}
+	// A retried task due in the past, behind later pending ones.
+	later := enqueue("later", now.Add(-time.Minute))
+	if err := q.Retry(ctx, early, now.Add(-3*time.Hour), "boom"); err != nil {
+		t.Fatal(err)
+	}
+	if got := claim(5); len(got) != 2 || got[0] != early || got[1] != later {
+		t.Fatalf("claim after a retry = %v, want [%s %s]", got, early, later)
+	}
+}

@@ -100,6 +100,7 @@ func (tx *txn) addPending(r *record) error {
 	if err := tx.b.Set(timedKey(prefixDue, r.Kind, r.runAt, r.ID), nil, nil); err != nil {
 		return err
 	}
+	tx.noteDue(r.Kind, r.runAt)
 	if r.Key != "" {
 		if err := tx.b.Set(dedupKey(r.Kind, r.Key), []byte(r.ID), nil); err != nil {
 			return err
@@ -119,6 +120,7 @@ func (tx *txn) move(r *record, runAt int64) error {
 	if err := tx.b.Set(timedKey(prefixDue, r.Kind, r.runAt, r.ID), nil, nil); err != nil {
 		return err
 	}
+	tx.noteDue(r.Kind, r.runAt)
 	tx.ready[r.Kind] = true
 	return tx.put(r)
 }
@@ -180,12 +182,12 @@ func (q *Queue) Claim(ctx context.Context, kind string, n int, lease time.Durati
 		}
 		clear(tx.ready) // the caller is the one who would be told
 		until := tx.now + int64(lease)
-		return tx.scanDue(kind, tx.now, func(r *record) (bool, error) {
+		return tx.scanDue(kind, tx.now, func(r *record) (bool, bool, error) {
 			if err := tx.claim(r, until); err != nil {
-				return false, err
+				return false, false, err
 			}
 			out = append(out, r.task())
-			return len(out) < n, nil
+			return len(out) < n, true, nil
 		})
 	})
 	if err != nil {
@@ -208,10 +210,19 @@ func (tx *txn) releaseLease(k []byte) error {
 }
 
 // scanDue calls fn, in due order, with the pending tasks of kind due at
-// upTo that may run: those whose key no running task holds. It stops when
-// fn returns false. fn may change the batch; the scan does not see it.
-func (tx *txn) scanDue(kind string, upTo int64, fn func(r *record) (bool, error)) error {
+// or before upTo whose key no running task holds, until fn returns more
+// false. fn reports whether it consumed the task's due entry (claimed it).
+// The scan starts at Queue.dueLow and leaves the bound it found in
+// tx.dueScan: the time of the first entry it left in place, the time it
+// stopped at, or upTo+1 when it consumed every entry up to upTo.
+func (tx *txn) scanDue(kind string, upTo int64, fn func(r *record) (more, consumed bool, err error)) error {
 	lo := kindKey(prefixDue, kind, 0)
+	if low, ok := tx.q.dueLow[kind]; ok {
+		if ins, ok := tx.dueIns[kind]; ok && ins < low {
+			low = ins // written earlier in this txn (a released lease, say)
+		}
+		lo = appendTime(kindKey(prefixDue, kind, 8), low)
+	}
 	it, err := tx.b.NewIter(&pebble.IterOptions{
 		LowerBound: lo,
 		UpperBound: appendTime(kindKey(prefixDue, kind, 8), upTo+1),
@@ -219,8 +230,14 @@ func (tx *txn) scanDue(kind string, upTo int64, fn func(r *record) (bool, error)
 	if err != nil {
 		return err
 	}
+	bound, known := upTo+1, false
+	keep := func(t int64) {
+		if !known {
+			bound, known = t, true
+		}
+	}
 	for ok := it.First(); ok; ok = it.Next() {
-		_, _, id, err := splitTimed(it.Key())
+		_, t, id, err := splitTimed(it.Key())
 		if err != nil {
 			_ = it.Close()
 			return err
@@ -230,22 +247,33 @@ func (tx *txn) scanDue(kind string, upTo int64, fn func(r *record) (bool, error)
 			var busy bool
 			busy, err = tx.exists(runKey(kind, r.Key))
 			if err == nil && busy {
+				keep(t)
 				continue // runs of one key never overlap
 			}
 		}
-		more := false
+		more, consumed := false, false
 		if err == nil {
-			more, err = fn(r)
+			more, consumed, err = fn(r)
 		}
 		if err != nil {
 			_ = it.Close()
 			return err
 		}
+		if !consumed || !more {
+			keep(t) // left in place, or where the scan stopped
+		}
 		if !more {
 			break
 		}
 	}
-	return it.Close()
+	if err := it.Close(); err != nil {
+		return err
+	}
+	if tx.dueScan == nil {
+		tx.dueScan = make(map[string]int64)
+	}
+	tx.dueScan[kind] = bound
+	return nil
 }
 
 func (tx *txn) exists(k []byte) (bool, error) {
@@ -512,9 +540,9 @@ func (q *Queue) NextDue(ctx context.Context, kind string) (time.Time, bool, erro
 			}
 			see(t)
 		}
-		return tx.scanDue(kind, math.MaxInt64-1, func(r *record) (bool, error) {
+		return tx.scanDue(kind, math.MaxInt64-1, func(r *record) (bool, bool, error) {
 			see(r.runAt)
-			return false, nil
+			return false, false, nil
 		})
 	})
 	if err != nil {
