@@ -253,7 +253,9 @@ func (h *Hub) handleDeliver(ctx context.Context, t tasks.Task) error {
 			posts++
 			continue
 		case status == http.StatusGone:
-			if _, err := h.o.Records.Delete(ctx, s.ID); err != nil {
+			// Only the subscription that got the 410: one made again
+			// meanwhile (a new Created) stays.
+			if _, err := h.o.Records.DeleteIf(ctx, s.ID, func(c Subscription) bool { return c.Created.Equal(s.Created) }); err != nil {
 				return fmt.Errorf("websub: remove gone subscription: %w", err)
 			}
 			h.obs.Removed(&s, "gone")
@@ -474,7 +476,9 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 
 // expire removes a subscription whose lease ended.
 func (h *Hub) expire(ctx context.Context, s Subscription) {
-	ok, err := h.o.Records.Delete(ctx, s.ID)
+	// Only if it is still expired: a re-subscription stored since s was
+	// read has a new lease and stays.
+	ok, err := h.o.Records.DeleteIf(ctx, s.ID, func(c Subscription) bool { return c.Expired(h.now()) })
 	if err != nil {
 		h.log.Error("websub: remove expired subscription failed", "subscription", s.ID, "err", err)
 		return

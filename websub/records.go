@@ -104,6 +104,11 @@ type Records interface {
 	// Delete removes the subscription with id and reports whether it
 	// existed.
 	Delete(ctx context.Context, id string) (bool, error)
+	// DeleteIf atomically removes the subscription with id if cond holds
+	// for it, and reports whether it did. cond may be called more than
+	// once by backends that retry optimistically, and must not have side
+	// effects.
+	DeleteIf(ctx context.Context, id string, cond func(s Subscription) bool) (bool, error)
 	// List returns up to limit subscriptions with an id greater than after
 	// ("" for the first page), in id order.
 	List(ctx context.Context, after string, limit int) ([]Subscription, error)

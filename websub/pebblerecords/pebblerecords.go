@@ -222,6 +222,11 @@ func (r *Records) update(id string, fn func(s *websub.Subscription) error) (webs
 
 // Delete implements websub.Records.
 func (r *Records) Delete(ctx context.Context, id string) (bool, error) {
+	return r.DeleteIf(ctx, id, nil)
+}
+
+// DeleteIf implements websub.Records; a nil cond always holds.
+func (r *Records) DeleteIf(ctx context.Context, id string, cond func(websub.Subscription) bool) (bool, error) {
 	if err := ctx.Err(); err != nil {
 		return false, err
 	}
@@ -231,7 +236,7 @@ func (r *Records) Delete(ctx context.Context, id string) (bool, error) {
 		return false, ErrClosed
 	}
 	s, ok := r.byID[id]
-	if !ok {
+	if !ok || (cond != nil && !cond(s)) {
 		return false, nil
 	}
 	if err := r.db.Delete(subKey(id), pebble.Sync); err != nil {

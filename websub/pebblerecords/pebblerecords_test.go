@@ -96,3 +96,34 @@ func TestRecords(t *testing.T) {
 		t.Fatalf("fetch state: %+v %v %v", st, ok, err)
 	}
 }
+
+// TestDeleteIf: the subscription goes only when the condition holds for
+// the stored record.
+func TestDeleteIf(t *testing.T) {
+	ctx := t.Context()
+	r, err := pebblerecords.Open(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	s := sub("t", "http://x/1")
+	if err := r.Put(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	expired := func(c websub.Subscription) bool { return c.Expired(time.Unix(3e9, 0)) }
+	if ok, err := r.DeleteIf(ctx, s.ID, func(websub.Subscription) bool { return false }); ok || err != nil {
+		t.Fatalf("DeleteIf(false) = %v, %v", ok, err)
+	}
+	if _, ok, _ := r.Get(ctx, s.ID); !ok {
+		t.Fatal("a false condition deleted the subscription")
+	}
+	if ok, err := r.DeleteIf(ctx, s.ID, expired); !ok || err != nil {
+		t.Fatalf("DeleteIf(expired) = %v, %v", ok, err)
+	}
+	if _, ok, _ := r.Get(ctx, s.ID); ok || r.Count("t") != 0 {
+		t.Fatal("DeleteIf left the subscription")
+	}
+	if ok, err := r.DeleteIf(ctx, s.ID, expired); ok || err != nil {
+		t.Fatalf("DeleteIf of a missing subscription = %v, %v", ok, err)
+	}
+}

@@ -151,11 +151,14 @@ return 1
 
 // delLua removes a record and its index entries, and publishes its
 // LogTopic on the changes channel.
-// KEYS: record, ids. ARGV: topic-set key prefix, id, changes channel.
-// Returns 1 when it existed, else 0.
+// KEYS: record, ids. ARGV: topic-set key prefix, id, changes channel,
+// expected JSON ("" for any).
+// Returns 1 when it existed, 0 when it did not, -1 when its JSON was not
+// the expected one (nothing deleted).
 const delLua = `
 local t = redis.call('HGET', KEYS[1], 't')
 if not t then return 0 end
+if ARGV[4] ~= '' and redis.call('HGET', KEYS[1], 'j') ~= ARGV[4] then return -1 end
 redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2], ARGV[2])
 redis.call('SREM', ARGV[1] .. t, ARGV[2])
@@ -417,12 +420,44 @@ func (r *Records) Delete(ctx context.Context, id string) (bool, error) {
 		return false, err
 	}
 	defer r.release()
-	n, err := r.del.Run(ctx, r.rdb, []string{r.subP + id, r.idsK}, r.topP, id, r.changes).Int64()
+	n, err := r.del.Run(ctx, r.rdb, []string{r.subP + id, r.idsK}, r.topP, id, r.changes, "").Int64()
 	r.invalidate()
 	if err != nil {
 		return false, fmt.Errorf("redisrecords: delete %s: %w", id, err)
 	}
 	return n == 1, nil
+}
+
+// DeleteIf implements websub.Records: read, cond, and a delete that
+// compares the stored JSON with the JSON read, retried (calling cond
+// again) while another writer got in between.
+func (r *Records) DeleteIf(ctx context.Context, id string, cond func(websub.Subscription) bool) (bool, error) {
+	if err := r.acquire(); err != nil {
+		return false, err
+	}
+	defer r.release()
+	for range maxUpdateAttempts {
+		raw, ok, err := r.getRaw(ctx, id)
+		if err != nil || !ok {
+			return false, err
+		}
+		s, err := decode(raw)
+		if err != nil {
+			return false, err
+		}
+		if !cond(s) {
+			return false, nil
+		}
+		n, err := r.del.Run(ctx, r.rdb, []string{r.subP + id, r.idsK}, r.topP, id, r.changes, raw).Int64()
+		if err != nil {
+			return false, fmt.Errorf("redisrecords: delete %s: %w", id, err)
+		}
+		if n != -1 {
+			r.invalidate()
+			return n == 1, nil
+		}
+	}
+	return false, fmt.Errorf("redisrecords: delete %s: gave up after %d conflicting attempts", id, maxUpdateAttempts)
 }
 
 // decodeAll decodes the JSON strings a script returned.

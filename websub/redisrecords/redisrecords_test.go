@@ -372,3 +372,50 @@ func TestCountFollowsOtherNodes(t *testing.T) {
 	}
 	waitCount(t, b, "ct", 0)
 }
+
+// TestDeleteIf: the subscription goes only when the condition holds for
+// the stored record, judged again when another node changed it between
+// the read and the delete.
+func TestDeleteIf(t *testing.T) {
+	prefix := newPrefix(t)
+	ctx := t.Context()
+	a, b := open(t, prefix), open(t, prefix)
+	s := sub("t", "http://x/1")
+	s.Expires = time.Unix(1e9, 0).UTC() // expired
+	if err := a.Put(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	expired := func(c websub.Subscription) bool { return c.Expired(time.Unix(1.5e9, 0)) }
+	// The first time the condition is asked, another node renews the
+	// lease: the delete must notice, ask again, and keep it.
+	calls := 0
+	renewing := func(c websub.Subscription) bool {
+		calls++
+		if calls == 1 {
+			renewed := s
+			renewed.Expires = time.Unix(2e9, 0).UTC()
+			if err := b.Put(ctx, renewed); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return expired(c)
+	}
+	if ok, err := a.DeleteIf(ctx, s.ID, renewing); ok || err != nil || calls != 2 {
+		t.Fatalf("DeleteIf with a renewal in between = %v, %v after %d calls", ok, err, calls)
+	}
+	if _, ok, _ := a.Get(ctx, s.ID); !ok {
+		t.Fatal("the renewed subscription was deleted")
+	}
+	if err := b.Put(ctx, s); err != nil { // expired again
+		t.Fatal(err)
+	}
+	if ok, err := a.DeleteIf(ctx, s.ID, expired); !ok || err != nil {
+		t.Fatalf("DeleteIf(expired) = %v, %v", ok, err)
+	}
+	if _, ok, _ := b.Get(ctx, s.ID); ok {
+		t.Fatal("DeleteIf left the subscription")
+	}
+	if ok, err := a.DeleteIf(ctx, s.ID, expired); ok || err != nil {
+		t.Fatalf("DeleteIf of a missing subscription = %v, %v", ok, err)
+	}
+}
