@@ -30,6 +30,9 @@ type Store interface {
 	List(ctx context.Context) ([]Upstream, error)
 	// Put stores u, replacing any upstream with its id.
 	Put(ctx context.Context, u Upstream) error
+	// Create stores u unless an upstream with its id exists, atomically;
+	// it returns the upstream stored under the id and whether it is u.
+	Create(ctx context.Context, u Upstream) (Upstream, bool, error)
 	// Update atomically reads the upstream id, lets fn change it and
 	// stores the result; it reports false (and calls nothing) when there
 	// is no such upstream. An error from fn is returned and nothing
@@ -130,6 +133,21 @@ func (s *pebbleStore) putLocked(u Upstream) error {
 	}
 	s.byID[u.ID] = u
 	return nil
+}
+
+func (s *pebbleStore) Create(_ context.Context, u Upstream) (Upstream, bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return Upstream{}, false, ErrClosed
+	}
+	if cur, ok := s.byID[u.ID]; ok {
+		return cur, false, nil
+	}
+	if err := s.putLocked(u); err != nil {
+		return Upstream{}, false, err
+	}
+	return u, true, nil
 }
 
 func (s *pebbleStore) Update(_ context.Context, id string, fn func(u *Upstream) error) (Upstream, bool, error) {

@@ -235,21 +235,47 @@ func (m *Manager) Add(ctx context.Context, s Spec) (Upstream, error) {
 		return Upstream{}, event.Invalid("upstream: hubbub needs --public-url for remote hubs to reach its callbacks")
 	}
 	id := ID(s.Hub, s.Topic, s.Into)
-	if u, ok, err := m.st.Get(ctx, id); err != nil {
-		return Upstream{}, err
-	} else if ok && (u.State == StatePending || u.State == StateActive) {
-		return u, nil
-	}
-	u := Upstream{ID: id, Hub: s.Hub, Topic: s.Topic, Into: s.Into, Secret: newSecret(),
+	fresh := Upstream{ID: id, Hub: s.Hub, Topic: s.Topic, Into: s.Into, Secret: newSecret(),
 		LeaseSeconds: int64(m.o.Lease / time.Second), State: StatePending, Created: m.o.Now()}
-	if err := m.st.Put(ctx, u); err != nil {
-		return Upstream{}, err
+	// Atomic against other nodes adding the same upstream (every node of a
+	// deployment may name it in its configuration): one record, one secret.
+	for range 16 { // bounded: each round loses a race to a concurrent Remove or Add
+		u, created, err := m.st.Create(ctx, fresh)
+		if err != nil {
+			return Upstream{}, err
+		}
+		if !created {
+			if u.State == StatePending || u.State == StateActive {
+				return u, nil
+			}
+			// Failed, denied or unsubscribing: subscribe again, unless
+			// another node did first.
+			u, ok, err := m.st.Update(ctx, id, func(cur *Upstream) error {
+				if cur.State == StatePending || cur.State == StateActive {
+					return errRestarted
+				}
+				*cur = fresh
+				return nil
+			})
+			switch {
+			case errors.Is(err, errRestarted):
+				return u, nil
+			case err != nil:
+				return Upstream{}, err
+			case !ok:
+				continue // removed meanwhile; create it
+			}
+		}
+		if err := m.enqueue(ctx, KindSubscribe, id, time.Time{}); err != nil {
+			return fresh, err
+		}
+		return fresh, nil
 	}
-	if err := m.enqueue(ctx, KindSubscribe, id, time.Time{}); err != nil {
-		return u, err
-	}
-	return u, nil
+	return Upstream{}, fmt.Errorf("upstream %s: changed by others while adding it; try again", id)
 }
+
+// errRestarted: another node made the upstream pending or active first.
+var errRestarted = errors.New("upstream: restarted by another node")
 
 // Ensure adds every spec (see Add), for upstreams named by configuration
 // at start-up. It stops at the first error.

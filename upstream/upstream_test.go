@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -306,5 +307,37 @@ func TestAPI(t *testing.T) {
 	}
 	if _, ok, _ := e.m.Get(t.Context(), id); ok {
 		t.Fatal("upstream still there after unsubscription")
+	}
+}
+
+// TestConcurrentAdd: the same upstream added at once (every node naming
+// it in its configuration) is one record with one secret, whatever each
+// caller got back first.
+func TestConcurrentAdd(t *testing.T) {
+	e := newEnv(t)
+	spec := upstream.Spec{Hub: e.remote.URL, Topic: "http://feed.example/x", Into: "in/x"}
+	const n = 8
+	secrets := make(chan string, n)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			u, err := e.m.Add(t.Context(), spec)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			secrets <- u.Secret
+		})
+	}
+	wg.Wait()
+	close(secrets)
+	stored, ok, err := e.m.Get(t.Context(), upstream.ID(spec.Hub, spec.Topic, spec.Into))
+	if err != nil || !ok {
+		t.Fatalf("Get = %v, %v", ok, err)
+	}
+	for s := range secrets {
+		if s != stored.Secret {
+			t.Fatal("an Add returned a secret that is not the stored one")
+		}
 	}
 }

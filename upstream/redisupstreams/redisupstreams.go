@@ -162,6 +162,34 @@ func (s *Store) Put(ctx context.Context, u upstream.Upstream) error {
 	return nil
 }
 
+// Create implements upstream.Store with HSETNX.
+func (s *Store) Create(ctx context.Context, u upstream.Upstream) (upstream.Upstream, bool, error) {
+	if err := s.acquire(); err != nil {
+		return upstream.Upstream{}, false, err
+	}
+	defer s.mu.RUnlock()
+	v, err := json.Marshal(u)
+	if err != nil {
+		return upstream.Upstream{}, false, fmt.Errorf("redisupstreams: encode: %w", err)
+	}
+	created, err := s.rdb.HSetNX(ctx, s.key, u.ID, v).Result()
+	if err != nil {
+		return upstream.Upstream{}, false, fmt.Errorf("redisupstreams: create %s: %w", u.ID, err)
+	}
+	if created {
+		return u, true, nil
+	}
+	raw, ok, err := s.getRaw(ctx, u.ID)
+	if err != nil {
+		return upstream.Upstream{}, false, err
+	}
+	if !ok { // deleted in between: as if created and deleted at once
+		return u, false, nil
+	}
+	cur, err := decode(raw)
+	return cur, false, err
+}
+
 // Update implements upstream.Store with compare-and-set, retried while
 // another writer got in between (up to maxUpdateAttempts times).
 func (s *Store) Update(ctx context.Context, id string, fn func(u *upstream.Upstream) error) (upstream.Upstream, bool, error) {

@@ -115,3 +115,21 @@ func TestConcurrentUpdates(t *testing.T) {
 		t.Fatalf("after %d increments LeaseSeconds = %d (%v)", 4*per, got.LeaseSeconds, err)
 	}
 }
+
+// TestCreate: Create stores only when the id is free, and returns what is
+// stored either way.
+func TestCreate(t *testing.T) {
+	prefix := redistest.Prefix(t, redistest.Client(t, "Redis upstreams"))
+	a, b := open(t, prefix), open(t, prefix)
+	ctx := t.Context()
+	first, second := up(1), up(1)
+	first.Secret, second.Secret = "first", "second"
+	got, created, err := a.Create(ctx, first)
+	if err != nil || !created || got.Secret != "first" {
+		t.Fatalf("Create = %+v %v %v", got, created, err)
+	}
+	got, created, err = b.Create(ctx, second)
+	if err != nil || created || got.Secret != "first" {
+		t.Fatalf("second Create = %+v %v %v; want the first one, not created", got, created, err)
+	}
+}
