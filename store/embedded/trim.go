@@ -297,36 +297,5 @@ func (c *committer) deleteIfExpired(b *pebble.Batch, k []byte, expired func(v []
 // sweepLoop runs TrimExpired every interval until Close.
 func (s *Store) sweepLoop(interval time.Duration) {
 	defer close(s.swept)
-	if interval <= 0 {
-		<-s.closing
-		return
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() {
-		select {
-		case <-s.closing:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
-	tick := time.NewTicker(interval)
-	defer tick.Stop()
-	for {
-		select {
-		case <-s.closing:
-			return
-		case <-tick.C:
-			start := time.Now()
-			err := s.TrimExpired(ctx)
-			switch {
-			case err == nil:
-				s.log.Debug("store: trimmed expired records", "took", time.Since(start))
-			case errors.Is(err, store.ErrClosed) || errors.Is(err, context.Canceled):
-				return
-			default:
-				s.log.Warn("store: trimming expired records failed", "err", err)
-			}
-		}
-	}
+	store.Sweep(s.closing, interval, s.TrimExpired, s.log)
 }
