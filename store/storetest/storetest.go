@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/hubbub/hubbub/event"
+	"github.com/hubbub/hubbub/internal/fakeclock"
 	"github.com/hubbub/hubbub/store"
 )
 
@@ -70,31 +71,12 @@ func (s *suite) open(t *testing.T, dir string, cfg store.Config) store.Log {
 	return l
 }
 
-// Clock is a fake clock for store.Config.Now, safe for concurrent use.
-type Clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
+// Clock is a fake clock, safe for concurrent use (internal/fakeclock).
+type Clock = fakeclock.Clock
 
 // NewClock returns a clock set to a fixed time with a sub-microsecond part,
 // to catch backends that lose precision below what they promise.
-func NewClock() *Clock {
-	return &Clock{now: time.Date(2030, 1, 2, 3, 4, 5, 123456789, time.UTC)}
-}
-
-// Now returns the clock's time.
-func (c *Clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-// Advance moves the clock forward by d.
-func (c *Clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
+func NewClock() *Clock { return fakeclock.New() }
 
 func ctxT(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)

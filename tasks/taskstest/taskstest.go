@@ -9,10 +9,10 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/hubbub/hubbub/internal/fakeclock"
 	"github.com/hubbub/hubbub/tasks"
 )
 
@@ -52,31 +52,12 @@ type suite struct{ b Backend }
 // waitTimeout bounds every call in the suite.
 const waitTimeout = 30 * time.Second
 
-// Clock is a fake clock, safe for concurrent use.
-type Clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
+// Clock is a fake clock, safe for concurrent use (internal/fakeclock).
+type Clock = fakeclock.Clock
 
 // NewClock returns a clock set to a fixed time with a sub-microsecond part,
-// to catch backends that lose precision.
-func NewClock() *Clock {
-	return &Clock{now: time.Date(2030, 1, 2, 3, 4, 5, 123456789, time.UTC)}
-}
-
-// Now returns the clock's time.
-func (c *Clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-// Advance moves the clock forward by d.
-func (c *Clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
+// to catch backends that lose precision below what they promise.
+func NewClock() *Clock { return fakeclock.New() }
 
 // env is one subtest's directory, clock and open queue.
 type env struct {
