@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"path/filepath"
 	"strconv"
@@ -57,39 +58,15 @@ func (s *Server) openWebhooks(cfg config.Config) (w *webhooks, err error) {
 			}
 		}
 	}()
-	var upStore upstream.Store
-	if cfg.Store != "" {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		q, err := tredis.Open(ctx, cfg.Store, tredis.WithPrefix(cfg.RedisPrefix), tredis.WithLogger(s.log))
-		if err != nil {
-			return nil, fmt.Errorf("open task queue: %w", err)
-		}
-		w.queue = q
-		closers = append(closers, q.Close)
-		rr, err := redisrecords.Open(ctx, cfg.Store, cfg.RedisPrefix, s.log)
-		if err != nil {
-			return nil, fmt.Errorf("open webhook subscriptions: %w", err)
-		}
-		w.records = rr
-		closers = append(closers, rr.Close)
-		if upStore, err = redisupstreams.Open(ctx, cfg.Store, cfg.RedisPrefix); err != nil {
-			return nil, fmt.Errorf("open upstreams: %w", err)
-		}
-	} else {
-		q, err := tembedded.Open(filepath.Join(cfg.Data, "tasks"))
-		if err != nil {
-			return nil, fmt.Errorf("open task queue: %w", err)
-		}
-		w.queue = q
-		closers = append(closers, q.Close)
-		pr, err := pebblerecords.Open(filepath.Join(cfg.Data, "websub"), s.log)
-		if err != nil {
-			return nil, fmt.Errorf("open webhook subscriptions: %w", err)
-		}
-		w.records = pr
-		closers = append(closers, pr.Close)
+	if w.queue, w.records, err = s.openWebhookStores(cfg); err != nil {
+		return nil, err
 	}
+	closers = append(closers, w.queue.Close, w.records.Close)
+	upStore, err := openUpstreamStore(cfg, s.log)
+	if err != nil {
+		return nil, err
+	}
+	closers = append(closers, upStore.Close) // idempotent: the Manager closes it too
 	w.runner = tasks.NewRunner(w.queue, tasks.Options{Logger: s.log, Lease: cfg.TaskLease})
 	w.hub, err = websub.New(websub.Options{
 		Hub: s.hub, Log: s.hub.Log(), Records: w.records, Tasks: w.runner,
@@ -100,20 +77,14 @@ func (s *Server) openWebhooks(cfg config.Config) (w *webhooks, err error) {
 		Logger:             s.log, Observer: newWebhookMetrics(s.metrics.reg),
 	})
 	if err != nil {
-		if upStore != nil {
-			_ = upStore.Close()
-		}
 		return nil, fmt.Errorf("websub: %w", err)
 	}
 	closers = append(closers, w.hub.Close)
 	w.hub.Register(w.runner)
 	if w.upstream, err = upstream.New(upstream.Options{
-		Hub: s.hub, Runner: w.runner, Store: upStore, Dir: filepath.Join(cfg.Data, "upstream"),
+		Hub: s.hub, Runner: w.runner, Store: upStore,
 		PublicURL: cfg.PublicURL, AllowPrivate: cfg.AllowPrivateCallbacks, Logger: s.log,
 	}); err != nil {
-		if upStore != nil {
-			_ = upStore.Close()
-		}
 		return nil, err
 	}
 	closers = append(closers, w.upstream.Close)
@@ -127,6 +98,51 @@ func (s *Server) openWebhooks(cfg config.Config) (w *webhooks, err error) {
 	// died before its notes became tasks.
 	s.commits.set(w.hub.OnCommit)
 	return w, nil
+}
+
+// openWebhookStores opens the task queue and the subscription records:
+// in Redis for --store redis, else in DATA/tasks and DATA/websub. On an
+// error nothing stays open.
+func (s *Server) openWebhookStores(cfg config.Config) (tasks.Queue, webhookRecords, error) {
+	if cfg.Store == "" {
+		q, err := tembedded.Open(filepath.Join(cfg.Data, "tasks"))
+		if err != nil {
+			return nil, nil, fmt.Errorf("open task queue: %w", err)
+		}
+		r, err := pebblerecords.Open(filepath.Join(cfg.Data, "websub"), s.log)
+		if err != nil {
+			_ = q.Close()
+			return nil, nil, fmt.Errorf("open webhook subscriptions: %w", err)
+		}
+		return q, r, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	q, err := tredis.Open(ctx, cfg.Store, tredis.WithPrefix(cfg.RedisPrefix), tredis.WithLogger(s.log))
+	if err != nil {
+		return nil, nil, fmt.Errorf("open task queue: %w", err)
+	}
+	r, err := redisrecords.Open(ctx, cfg.Store, cfg.RedisPrefix, s.log)
+	if err != nil {
+		_ = q.Close()
+		return nil, nil, fmt.Errorf("open webhook subscriptions: %w", err)
+	}
+	return q, r, nil
+}
+
+// openUpstreamStore opens the conduit's upstreams: in Redis for --store
+// redis, else in DATA/upstream.
+func openUpstreamStore(cfg config.Config, log *slog.Logger) (upstream.Store, error) {
+	if cfg.Store == "" {
+		return upstream.OpenPebble(filepath.Join(cfg.Data, "upstream"), log)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	st, err := redisupstreams.Open(ctx, cfg.Store, cfg.RedisPrefix)
+	if err != nil {
+		return nil, fmt.Errorf("open upstreams: %w", err)
+	}
+	return st, nil
 }
 
 // start runs the task runner and the hub's sweeps until ctx ends.
