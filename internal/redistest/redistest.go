@@ -11,6 +11,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
@@ -84,5 +85,23 @@ func DeletePrefix(tb testing.TB, c *goredis.Client, p string) {
 			return
 		}
 		keys = keys[n:]
+	}
+}
+
+// PerDir gives each directory of a conformance suite its own key prefix,
+// the same one every time the suite reopens that directory: newPrefix
+// makes the prefix of a directory not seen before. Safe for concurrent use.
+func PerDir(newPrefix func() string) func(dir string) string {
+	var mu sync.Mutex
+	prefixes := map[string]string{}
+	return func(dir string) string {
+		mu.Lock()
+		defer mu.Unlock()
+		p, ok := prefixes[dir]
+		if !ok {
+			p = newPrefix()
+			prefixes[dir] = p
+		}
+		return p
 	}
 }

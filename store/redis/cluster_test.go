@@ -1,11 +1,8 @@
 package redis_test
 
 import (
-	"context"
 	"fmt"
-	"sync"
 	"testing"
-	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 
@@ -15,33 +12,15 @@ import (
 	"github.com/hubbub/hubbub/store/storetest"
 )
 
-func openCluster(tb testing.TB, url, prefix string, cfg store.Config) *redis.Store {
-	tb.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	s, err := redis.Open(ctx, url, cfg, redis.WithPrefix(prefix), quiet())
-	if err != nil {
-		tb.Fatalf("Open on the cluster: %v", err)
-	}
-	return s
-}
-
 // TestClusterConformance runs the store suite on a three-master Redis
 // Cluster: every topic's keys are in one slot, so every script runs there.
 func TestClusterConformance(t *testing.T) {
 	url := redistest.Cluster(t)
-	var mu sync.Mutex
-	prefixes := map[string]string{}
+	n := 0
+	prefixFor := redistest.PerDir(func() string { n++; return fmt.Sprintf("c%d", n) })
 	storetest.Run(t, storetest.Backend{
 		Open: func(t *testing.T, dir string, cfg store.Config) store.Log {
-			mu.Lock()
-			p, ok := prefixes[dir]
-			if !ok {
-				p = fmt.Sprintf("c%d", len(prefixes))
-				prefixes[dir] = p
-			}
-			mu.Unlock()
-			return openCluster(t, url, p, cfg)
+			return openStoreAt(t, url, prefixFor(dir), cfg)
 		},
 		Crash: func(t *testing.T, l store.Log) { redis.Crash(l.(*redis.Store)) },
 	})
@@ -52,9 +31,9 @@ func TestClusterConformance(t *testing.T) {
 // channels, whichever cluster node each is connected to.
 func TestClusterFanout(t *testing.T) {
 	url := redistest.Cluster(t)
-	a := openCluster(t, url, "f", store.Config{})
+	a := openStoreAt(t, url, "f", store.Config{})
 	defer a.Close()
-	b := openCluster(t, url, "f", store.Config{})
+	b := openStoreAt(t, url, "f", store.Config{})
 	defer b.Close()
 	if a.Sharded() {
 		t.Fatal("a cluster store publishes with SPUBLISH, which cannot leave the topic's slot")

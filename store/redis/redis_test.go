@@ -37,9 +37,15 @@ func quiet() redis.Option { return redis.WithLogger(slog.New(slog.DiscardHandler
 
 func openStore(tb testing.TB, prefix string, cfg store.Config, opts ...redis.Option) *redis.Store {
 	tb.Helper()
+	return openStoreAt(tb, redisURL(), prefix, cfg, opts...)
+}
+
+// openStoreAt is openStore on the Redis (or Redis Cluster) at url.
+func openStoreAt(tb testing.TB, url, prefix string, cfg store.Config, opts ...redis.Option) *redis.Store {
+	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	s, err := redis.Open(ctx, redisURL(), cfg, append([]redis.Option{redis.WithPrefix(prefix), quiet()}, opts...)...)
+	s, err := redis.Open(ctx, url, cfg, append([]redis.Option{redis.WithPrefix(prefix), quiet()}, opts...)...)
 	if err != nil {
 		tb.Fatalf("Open: %v", err)
 	}
@@ -50,18 +56,10 @@ func openStore(tb testing.TB, prefix string, cfg store.Config, opts ...redis.Opt
 // key prefix, so reopening a directory reopens the same data.
 func TestConformance(t *testing.T) {
 	c := rawClient(t)
-	var mu sync.Mutex
-	prefixes := map[string]string{}
+	prefixFor := redistest.PerDir(func() string { return newPrefix(t, c) })
 	storetest.Run(t, storetest.Backend{
 		Open: func(t *testing.T, dir string, cfg store.Config) store.Log {
-			mu.Lock()
-			p, ok := prefixes[dir]
-			if !ok {
-				p = newPrefix(t, c)
-				prefixes[dir] = p
-			}
-			mu.Unlock()
-			return openStore(t, p, cfg)
+			return openStore(t, prefixFor(dir), cfg)
 		},
 		// For Redis a crash is a client that goes away without Close: what
 		// the scripts stored is in Redis.

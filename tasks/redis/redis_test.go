@@ -3,7 +3,6 @@ package redis_test
 import (
 	"context"
 	"log/slog"
-	"sync"
 	"testing"
 	"time"
 
@@ -29,13 +28,19 @@ func quiet() redis.Option { return redis.WithLogger(slog.New(slog.DiscardHandler
 // openQueue opens a queue on prefix; the caller closes it.
 func openQueue(tb testing.TB, prefix string, now func() time.Time) *redis.Queue {
 	tb.Helper()
+	return openQueueAt(tb, redisURL(), prefix, now)
+}
+
+// openQueueAt is openQueue on the Redis (or Redis Cluster) at url.
+func openQueueAt(tb testing.TB, url, prefix string, now func() time.Time) *redis.Queue {
+	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	opts := []redis.Option{redis.WithPrefix(prefix), quiet()}
 	if now != nil {
 		opts = append(opts, redis.WithClock(now))
 	}
-	q, err := redis.Open(ctx, redisURL(), opts...)
+	q, err := redis.Open(ctx, url, opts...)
 	if err != nil {
 		tb.Fatalf("Open: %v", err)
 	}
@@ -46,18 +51,10 @@ func openQueue(tb testing.TB, prefix string, now func() time.Time) *redis.Queue 
 // its own key prefix, so reopening a directory reopens the same queue.
 func TestConformance(t *testing.T) {
 	c := rawClient(t)
-	var mu sync.Mutex
-	prefixes := map[string]string{}
+	prefixFor := redistest.PerDir(func() string { return newPrefix(t, c) })
 	taskstest.Run(t, taskstest.Backend{
 		Open: func(t *testing.T, dir string, now func() time.Time) tasks.Queue {
-			mu.Lock()
-			p, ok := prefixes[dir]
-			if !ok {
-				p = newPrefix(t, c)
-				prefixes[dir] = p
-			}
-			mu.Unlock()
-			return openQueue(t, p, now)
+			return openQueue(t, prefixFor(dir), now)
 		},
 		ReleasesLeasesOnOpen: false, // leases may belong to other live nodes
 	})
