@@ -517,45 +517,37 @@ func TestThreeNodes(t *testing.T) {
 	t.Logf("events per topic %v; %d acknowledged; %d subscribers", want, acked.Load(), len(subs))
 }
 
-// waitSubscriptions polls GET /api/subscriptions until it lists n active
-// subscriptions.
+// waitSubscriptions waits until GET /api/subscriptions lists n
+// subscriptions (records hold only verified ones).
 func waitSubscriptions(t *testing.T, h *hubProc, n int) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	waitListed(t, h, "/api/subscriptions?limit=1000", "subscriptions", n, 30*time.Second)
+}
+
+// waitNodes waits until GET /api/nodes lists n nodes (heartbeats are
+// written at start, so this is quick).
+func waitNodes(t *testing.T, h *hubProc, n int) {
+	t.Helper()
+	waitListed(t, h, "/api/nodes", "nodes", n, 15*time.Second)
+}
+
+// waitListed polls GET path until the JSON array under key in its answer
+// has n elements, failing the test after d.
+func waitListed(t *testing.T, h *hubProc, path, key string, n int, d time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(d)
 	var last answer
 	for time.Now().Before(deadline) {
-		last = h.do(t, http.MethodGet, "/api/subscriptions?limit=1000", nil, nil)
-		var r struct {
-			Subscriptions []struct {
-				State string `json:"state"`
-			} `json:"subscriptions"`
-		}
-		if last.Status == http.StatusOK && json.Unmarshal(last.Body, &r) == nil && len(r.Subscriptions) == n {
+		last = h.do(t, http.MethodGet, path, nil, nil)
+		var r map[string]json.RawMessage
+		var list []json.RawMessage
+		if last.Status == http.StatusOK && json.Unmarshal(last.Body, &r) == nil &&
+			json.Unmarshal(r[key], &list) == nil && len(list) == n {
 			return
 		}
 		time.Sleep(50 * time.Millisecond) // polling an API with a deadline, not synchronising
 	}
-	t.Fatalf("/api/subscriptions did not list %d subscriptions within 30s; last answer %s", n, last)
-}
-
-// waitNodes polls GET /api/nodes until it lists n nodes (heartbeats are
-// written at start, so this is quick).
-func waitNodes(t *testing.T, h *hubProc, n int) []map[string]any {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	var last answer
-	for time.Now().Before(deadline) {
-		last = h.do(t, http.MethodGet, "/api/nodes", nil, nil)
-		var r struct {
-			Nodes []map[string]any `json:"nodes"`
-		}
-		if last.Status == http.StatusOK && json.Unmarshal(last.Body, &r) == nil && len(r.Nodes) == n {
-			return r.Nodes
-		}
-		time.Sleep(50 * time.Millisecond) // polling interval, not synchronisation
-	}
-	t.Fatalf("GET /api/nodes never listed %d nodes: %s", n, last)
-	return nil
+	t.Fatalf("GET %s did not list %d %s within %v; last answer %s", path, n, key, d, last)
 }
 
 // ownRedis is a redis-server the test starts on a free loopback port,
