@@ -37,7 +37,7 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	rate := fs.Int("rate", 0, "total events per second (0: as fast as the hub acknowledges)")
 	size := fs.Int("size", 256, "approximate payload size in bytes")
 	topic := fs.String("topic", "", "topic (default: a fresh bench/... topic)")
-	auth := fs.String("auth", getenv("HUBBUB_PUBLISH_KEY"), "publish key (env HUBBUB_PUBLISH_KEY)")
+	auth := authFlag(fs, getenv)
 	timeout := fs.Duration("timeout", 2*time.Minute, "give up after this long")
 	var subServers stringList
 	fs.Var(&subServers, "subscribe-server", "base URL of a hub the subscribers connect to (repeatable; spread round robin; default: --server)")

@@ -28,6 +28,18 @@ func serverFlag(fs *flag.FlagSet, getenv func(string) string) *string {
 	return fs.String("server", def, "hub base URL (env HUBBUB_URL)")
 }
 
+// authFlag is the publish credential the CLI sends: HUBBUB_PUBLISH_KEY, else
+// the first of the server's own HUBBUB_PUBLISH_KEYS, so a shell set up for
+// the server can publish too.
+func authFlag(fs *flag.FlagSet, getenv func(string) string) *string {
+	def := getenv("HUBBUB_PUBLISH_KEY")
+	if def == "" {
+		def, _, _ = strings.Cut(getenv("HUBBUB_PUBLISH_KEYS"), ",")
+		def = strings.TrimSpace(def)
+	}
+	return fs.String("auth", def, "publish key or token sent as a bearer token (env HUBBUB_PUBLISH_KEY, else the first of HUBBUB_PUBLISH_KEYS)")
+}
+
 func publish(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) error {
 	fs := flag.NewFlagSet("hubbub publish", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -37,7 +49,7 @@ func publish(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	typ := fs.String("type", "", "event type (default message)")
 	idem := fs.String("idempotency-key", "", "idempotency key: a repeat within 24 h stores nothing new")
 	contentType := fs.String("content-type", "", "publish DATA as a raw body of this type instead of JSON")
-	auth := fs.String("auth", getenv("HUBBUB_PUBLISH_KEY"), "publish key sent as a bearer token (env HUBBUB_PUBLISH_KEY)")
+	auth := authFlag(fs, getenv)
 	base := serverFlag(fs, getenv)
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: hubbub publish -t TOPIC [-k KEY] [flags] DATA|-\n\nDATA is sent as the event's JSON data when it is valid JSON, else as a JSON string;\n'-' reads it from standard input. Prints the server's answer.")

@@ -52,6 +52,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -166,6 +167,10 @@ func Open(dir string, cfg store.Config, opts ...Option) (*Store, error) {
 		Logger:             pebblelog.New(o.logger),
 	}
 	db, err := pebble.Open(dir, po)
+	if errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EWOULDBLOCK) {
+		// Pebble's directory lock: say what it means, not EAGAIN.
+		return nil, fmt.Errorf("embedded: %s is in use by another process (is another hubbub running on the same --data?): %w", dir, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("embedded: open %s: %w", dir, err)
 	}

@@ -1,7 +1,13 @@
 package embedded_test
 
 import (
+	"bufio"
+	"fmt"
+	"io"
 	"log/slog"
+	"os"
+	"os/exec"
+	"strings"
 	"sync"
 	"testing"
 
@@ -73,4 +79,50 @@ func (m *memFS) crash(t *testing.T, l store.Log) {
 func TestConformanceCrash(t *testing.T) {
 	m := &memFS{byDir: map[string]*vfs.MemFS{}, open: map[store.Log]string{}}
 	storetest.Run(t, storetest.Backend{Open: m.openStore, Crash: m.crash})
+}
+
+// A second hubbub on the same directory is told plainly that the directory
+// is in use, not "resource temporarily unavailable". The lock is held by a
+// child process (this test binary, re-run as TestHoldLockHelper), as it is
+// in real life; within one process Pebble answers differently.
+func TestOpenTwiceSaysInUse(t *testing.T) {
+	dir := t.TempDir()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHoldLockHelper$")
+	cmd.Env = append(os.Environ(), "HUBBUB_HOLD_LOCK_DIR="+dir)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = stdin.Close(); _ = cmd.Wait() }()
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "holding") {
+		t.Fatalf("helper did not take the lock: %q, %v", line, err)
+	}
+	_, err = embedded.Open(dir, store.Config{})
+	if err == nil || !strings.Contains(err.Error(), "in use by another process") {
+		t.Fatalf("second Open: %v, want an 'in use' error", err)
+	}
+}
+
+// TestHoldLockHelper opens the store named by HUBBUB_HOLD_LOCK_DIR and holds
+// it until its standard input closes; it does nothing in a normal run.
+func TestHoldLockHelper(t *testing.T) {
+	dir := os.Getenv("HUBBUB_HOLD_LOCK_DIR")
+	if dir == "" {
+		t.Skip("helper process for TestOpenTwiceSaysInUse")
+	}
+	s, err := embedded.Open(dir, store.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	fmt.Println("holding")
+	_, _ = io.Copy(io.Discard, os.Stdin)
 }
