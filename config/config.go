@@ -136,7 +136,7 @@ func setValue(v reflect.Value, s string) error {
 	case v.Type() == durationType:
 		d, err := time.ParseDuration(strings.TrimSpace(s))
 		if err != nil {
-			return fmt.Errorf("want a duration such as 25s or 1h30m: %w", err)
+			return fmt.Errorf("want a duration such as 25s, 1h30m or 168h (no days), not %q", s)
 		}
 		v.SetInt(int64(d))
 	case v.Kind() == reflect.String:
@@ -144,13 +144,13 @@ func setValue(v reflect.Value, s string) error {
 	case v.Kind() == reflect.Int || v.Kind() == reflect.Int64:
 		n, err := strconv.ParseInt(strings.TrimSpace(s), 10, v.Type().Bits())
 		if err != nil {
-			return fmt.Errorf("want an integer: %w", err)
+			return fmt.Errorf("want a whole number, not %q", s)
 		}
 		v.SetInt(n)
 	case v.Kind() == reflect.Bool:
 		b, err := strconv.ParseBool(strings.TrimSpace(s))
 		if err != nil {
-			return fmt.Errorf("want true or false: %w", err)
+			return fmt.Errorf("want true or false, not %q", s)
 		}
 		v.SetBool(b)
 	case v.Kind() == reflect.Slice && v.Type().Elem().Kind() == reflect.String:
@@ -287,19 +287,104 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (Config, 
 	return cfg, nil
 }
 
-// loadFile overlays the YAML file at path onto cfg. Unknown keys are errors.
+// loadFile overlays the YAML file at path onto cfg. Keys are the yaml tags;
+// values are read by setValue, as flags and variables are, so a file and a
+// flag take the same spellings and fail with the same messages. Unknown
+// keys are errors, with the nearest known key suggested.
 func loadFile(cfg *Config, path string) error {
-	f, err := os.Open(path)
+	raw, err := os.ReadFile(path)
 	if err != nil {
 		return fmt.Errorf("config file: %w", err)
 	}
-	defer f.Close()
-	dec := yaml.NewDecoder(f)
-	dec.KnownFields(true)
-	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(raw, &doc); err != nil {
 		return fmt.Errorf("config file %s: %w", path, err)
 	}
+	if len(doc.Content) == 0 {
+		return nil // an empty file
+	}
+	root := doc.Content[0]
+	if root.Kind != yaml.MappingNode {
+		return fmt.Errorf("config file %s: line %d: want key: value pairs", path, root.Line)
+	}
+	cv := reflect.ValueOf(cfg).Elem()
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		k, v := root.Content[i], root.Content[i+1]
+		s, ok := settingByYAML(k.Value)
+		if !ok {
+			return fmt.Errorf("config file %s: line %d: unknown key %q%s", path, k.Line, k.Value, suggest(k.Value))
+		}
+		var text string
+		switch {
+		case v.Kind == yaml.SequenceNode && s.field.Type.Kind() == reflect.Slice:
+			items := make([]string, 0, len(v.Content))
+			for _, it := range v.Content {
+				if it.Kind != yaml.ScalarNode {
+					return fmt.Errorf("config file %s: line %d: %s: want a list of plain values", path, it.Line, k.Value)
+				}
+				if strings.Contains(it.Value, ",") {
+					return fmt.Errorf("config file %s: line %d: %s: an item may not contain a comma", path, it.Line, k.Value)
+				}
+				items = append(items, it.Value)
+			}
+			text = strings.Join(items, ",")
+		case v.Kind == yaml.ScalarNode:
+			text = v.Value
+		default:
+			return fmt.Errorf("config file %s: line %d: %s: want a single value%s", path, v.Line, k.Value,
+				map[bool]string{true: " or a list", false: ""}[s.field.Type.Kind() == reflect.Slice])
+		}
+		if err := setValue(cv.FieldByIndex(s.field.Index), text); err != nil {
+			return fmt.Errorf("config file %s: line %d: %s: %w", path, v.Line, k.Value, err)
+		}
+	}
 	return nil
+}
+
+// settingByYAML finds the setting whose YAML key is key.
+func settingByYAML(key string) (setting, bool) {
+	for _, s := range settings {
+		if s.yaml == key {
+			return s, true
+		}
+	}
+	return setting{}, false
+}
+
+// suggest names the known YAML key closest to an unknown one, if any is
+// close (a typo or a singular/plural slip).
+func suggest(key string) string {
+	best, bestD := "", 3
+	for _, s := range settings {
+		if d := editDistance(key, s.yaml); d < bestD {
+			best, bestD = s.yaml, d
+		}
+	}
+	if best == "" {
+		return " (hubbub config-reference lists the keys)"
+	}
+	return fmt.Sprintf(" (did you mean %s?)", best)
+}
+
+// editDistance is the Levenshtein distance of two short strings.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
 }
 
 // usage writes the --help text: every flag, its variable and its default.
@@ -350,7 +435,7 @@ func (c Config) Validate() error {
 	bad := func(field, format string, a ...any) error {
 		for _, s := range settings {
 			if s.field.Name == field {
-				return fmt.Errorf("invalid --%s (%s): %s", s.flag, s.env, fmt.Sprintf(format, a...))
+				return fmt.Errorf("invalid %s (--%s, %s, YAML %s): %s", s.yaml, s.flag, s.env, s.yaml, fmt.Sprintf(format, a...))
 			}
 		}
 		panic("config: no setting " + field)

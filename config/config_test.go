@@ -235,7 +235,12 @@ func TestBadValues(t *testing.T) {
 func TestYAMLErrors(t *testing.T) {
 	tests := []struct{ name, body, want string }{
 		{"unknown key", "listen: :1\nheartbeet: 5s\n", "heartbeet"},
-		{"duration as int", "heartbeat: 25\n", "time.Duration"},
+		{"unknown key suggests", "publish_key: k\n", "did you mean publish_keys?"},
+		{"duration as int", "heartbeat: 25\n", "heartbeat: want a duration"},
+		{"days", "history_max_age: 7d\n", "line 1: history_max_age: want a duration such as 25s, 1h30m or 168h (no days)"},
+		{"bool", "allow_private_callbacks: maybe\n", "want true or false"},
+		{"map for a value", "listen: {a: 1}\n", "want a single value"},
+		{"not a mapping", "- listen\n", "want key: value pairs"},
 		{"bad duration", "poll_timeout: soon\n", "soon"},
 		{"wrong type", "max_body: big\n", "big"},
 	}
@@ -325,3 +330,4 @@ func TestLogger(t *testing.T) {
 		t.Fatalf("unexpected log output %q", out)
 	}
 }
+
