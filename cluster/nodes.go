@@ -29,6 +29,11 @@ type Node struct {
 	Started     time.Time `json:"started"`
 	Connections int64     `json:"connections"` // live subscriber connections
 	Heartbeat   time.Time `json:"heartbeat"`   // when this record was written
+	// Watching names the other nodes whose $sys/stats/NODE topic a live
+	// subscriber of this node watches, so that they publish their stats
+	// although nobody on their own node watches (the dashboard of a
+	// several-node deployment).
+	Watching []string `json:"watching,omitempty"`
 }
 
 // Registry keeps node records in Redis:

@@ -128,11 +128,15 @@ func writeAPI(w http.ResponseWriter, v any) {
 }
 
 // statsTopic is where this node publishes its statistics.
-func (s *Server) statsTopic() string { return event.SysPrefix + "stats/" + s.node }
+func (s *Server) statsTopic() string { return statsTopicOf(s.node) }
+
+// statsTopicOf is the stats topic of the node named id.
+func statsTopicOf(id string) string { return event.SysPrefix + "stats/" + id }
 
 // publishStats publishes a stats snapshot to $sys/stats/NODE every
 // interval while anyone watches it (a live subscription names it, or a
-// $sys/ pattern is open), so an unwatched hub writes nothing. It returns
+// $sys/ pattern is open, on this node or, in Redis mode, on another: see
+// statsWatched), so an unwatched hub writes nothing. It returns
 // when ctx ends.
 func (s *Server) publishStats(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
@@ -143,7 +147,7 @@ func (s *Server) publishStats(ctx context.Context, interval time.Duration) {
 			return
 		case <-t.C:
 		}
-		if !s.broker.Watched(s.statsTopic()) {
+		if !s.statsWatched(ctx) {
 			continue
 		}
 		data, err := json.Marshal(s.snapshot(ctx))

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -29,6 +30,9 @@ type clusterState struct {
 	registry *cluster.Registry // nil in embedded mode
 	addr     atomic.Value      // string: the address served on
 	wg       sync.WaitGroup    // the bridge and heartbeat goroutines
+	// peers are the live nodes as last listed by statsWatched (Redis
+	// mode); self() says which of their stats topics this node watches.
+	peers atomic.Pointer[[]cluster.Node]
 }
 
 // nodeName is --node-id, or hostname:port of --listen (hostname:pid when the
@@ -123,7 +127,41 @@ func (s *Server) startHeartbeat(addr string) {
 func (s *Server) self() cluster.Node {
 	c := s.cluster
 	addr, _ := c.addr.Load().(string)
-	return cluster.Node{ID: c.id, Address: addr, Version: Version, Started: c.started, Connections: s.metrics.live.Load()}
+	n := cluster.Node{ID: c.id, Address: addr, Version: Version, Started: c.started, Connections: s.metrics.live.Load()}
+	if peers := c.peers.Load(); peers != nil {
+		for _, p := range *peers {
+			if p.ID != c.id && s.broker.Watched(statsTopicOf(p.ID)) {
+				n.Watching = append(n.Watching, p.ID)
+			}
+		}
+	}
+	return n
+}
+
+// statsWatched reports whether anyone watches this node's stats topic: a
+// live subscriber on this node, or (Redis mode) one on another node, as
+// that node's heartbeat says (cluster.Node.Watching). It refreshes the
+// list of peers on the way, so it costs one Redis read per call in Redis
+// mode; a failed read counts as nobody watching elsewhere.
+func (s *Server) statsWatched(ctx context.Context) bool {
+	watched := s.broker.Watched(s.statsTopic())
+	reg := s.cluster.registry
+	if reg == nil {
+		return watched
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	nodes, err := reg.List(ctx)
+	if err != nil {
+		return watched
+	}
+	s.cluster.peers.Store(&nodes)
+	for _, n := range nodes {
+		if n.ID != s.cluster.id && slices.Contains(n.Watching, s.cluster.id) {
+			return true
+		}
+	}
+	return watched
 }
 
 // apiNodes answers GET /api/nodes: {"self": ID, "nodes": [...]}, the nodes

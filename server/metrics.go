@@ -114,9 +114,13 @@ func (l meteredLog) Append(ctx context.Context, drafts []event.Draft) ([]store.R
 		return res, err
 	}
 	for _, r := range res {
-		if r.Duplicate {
+		switch {
+		case event.IsReserved(r.Topic):
+			// The hub's own $sys/ events (dashboard stats) are not
+			// publishers' traffic.
+		case r.Duplicate:
 			l.m.duplicates.Inc()
-		} else {
+		default:
 			l.m.published.Inc()
 		}
 	}
