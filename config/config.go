@@ -221,6 +221,10 @@ func (f *flagValue) Set(s string) error {
 // IsBoolFlag lets a bool setting be given as a bare --name.
 func (f *flagValue) IsBoolFlag() bool { return f.v.Kind() == reflect.Bool }
 
+// ErrFlags wraps an error in the command-line flags, which Load has already
+// explained on stderr.
+var ErrFlags = errors.New("bad flags")
+
 // Load builds the configuration: defaults, then the YAML file named by
 // --config or HUBBUB_CONFIG (if any), then HUBBUB_* environment variables
 // (empty counts as unset), then flags from args (without the program name).
@@ -246,10 +250,10 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (Config, 
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			io.WriteString(stderr, help.String())
-		} else {
-			fmt.Fprintln(stderr, "Run with --help for the list of settings.")
+			return Config{}, err
 		}
-		return Config{}, err
+		fmt.Fprintln(stderr, "Run with --help for the list of settings.")
+		return Config{}, fmt.Errorf("%w: %w", ErrFlags, err)
 	}
 	if fs.NArg() > 0 {
 		return Config{}, fmt.Errorf("unexpected argument %q (settings are given as --name value)", fs.Arg(0))
@@ -389,7 +393,7 @@ func editDistance(a, b string) int {
 
 // usage writes the --help text: every flag, its variable and its default.
 func usage(w io.Writer) {
-	fmt.Fprintf(w, "Usage: hubbub [flags]\n\nEach flag may also be set by its environment variable or config file key;\nflags override the environment, which overrides the file.\n\n")
+	fmt.Fprintf(w, "Usage: hubbub serve [flags]\n\nEach flag may also be set by its environment variable or config file key;\nflags override the environment, which overrides the file.\n\n")
 	fmt.Fprintf(w, "  --%s FILE\n    \t%s (env %s)\n", configFlag, configHelp, configEnv)
 	def := reflect.ValueOf(Default())
 	for _, s := range settings {

@@ -330,4 +330,3 @@ func TestLogger(t *testing.T) {
 		t.Fatalf("unexpected log output %q", out)
 	}
 }
-

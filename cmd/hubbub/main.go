@@ -19,13 +19,13 @@ import (
 const usage = `hubbub: a realtime push hub
 
 Usage:
-  hubbub serve   [flags]                 run the hub (embedded store in ./hubbub-data)
-  hubbub publish -t TOPIC [-k KEY] DATA|- publish an event and print where it was stored
-  hubbub tail    -t TOPIC [--after ID]    print a topic's events as they come (SSE), resuming after drops
-  hubbub upstream add|list|remove        subscribe to another hub's topic and republish it here
-  hubbub bench   [flags]                 load a running hub; report throughput and latency
-  hubbub config-reference                 print every setting (flag, env, YAML key, default) as Markdown
-  hubbub version                          print the version
+  hubbub serve [flags]                      run the hub (embedded store in ./hubbub-data)
+  hubbub publish -t TOPIC [-k KEY] DATA|-   publish an event and print where it was stored
+  hubbub tail -t TOPIC [--after ID]         print a topic's events as they come (SSE), resuming after drops
+  hubbub upstream add|list|remove           subscribe to another hub's topic and republish it here
+  hubbub bench [flags]                      load a running hub; report throughput and latency
+  hubbub config-reference                   print every setting (flag, env, YAML key, default) as Markdown
+  hubbub version                            print the version
 
 Run 'hubbub COMMAND --help' for a command's flags.
 `
@@ -57,8 +57,16 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	case "bench":
 		err = bench(ctx, args[1:], stdout, stderr, getenv)
 	case "config-reference":
+		if len(args) > 1 && isHelp(args[1]) {
+			fmt.Fprintln(stdout, "Usage: hubbub config-reference\n\nPrints every setting of 'hubbub serve' (flag, environment variable, YAML key, default, meaning) as a Markdown table.")
+			break
+		}
 		config.Reference(stdout)
 	case "version", "--version":
+		if len(args) > 1 && isHelp(args[1]) {
+			fmt.Fprintln(stdout, "Usage: hubbub version\n\nPrints the version of this binary.")
+			break
+		}
 		fmt.Fprintln(stdout, "hubbub", server.Version)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
@@ -79,6 +87,11 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 }
 
+// isHelp reports whether arg asks for help.
+func isHelp(arg string) bool {
+	return arg == "-h" || arg == "--help" || arg == "-help" || arg == "help"
+}
+
 // errUsage marks errors already explained to the user by a FlagSet.
 var errUsage = errors.New("usage")
 
@@ -87,6 +100,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer, getenv func(str
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
+		}
+		if errors.Is(err, config.ErrFlags) {
+			return errUsage // Load has said what is wrong
 		}
 		return fmt.Errorf("configuration: %w", err)
 	}

@@ -61,7 +61,12 @@ func publish(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		}
 		return errUsage
 	}
-	if len(topics) == 0 || fs.NArg() != 1 {
+	if len(topics) == 0 {
+		fmt.Fprintln(stderr, "hubbub publish: name a topic with -t TOPIC")
+		fs.Usage()
+		return errUsage
+	}
+	if fs.NArg() != 1 {
 		fs.Usage()
 		return errUsage
 	}

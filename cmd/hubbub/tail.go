@@ -36,7 +36,12 @@ func tail(ctx context.Context, args []string, stdout, stderr io.Writer, getenv f
 		}
 		return errUsage
 	}
-	if len(topics) == 0 || fs.NArg() != 0 {
+	if len(topics) == 0 {
+		fmt.Fprintln(stderr, "hubbub tail: name a topic with -t TOPIC")
+		fs.Usage()
+		return errUsage
+	}
+	if fs.NArg() != 0 {
 		fs.Usage()
 		return errUsage
 	}

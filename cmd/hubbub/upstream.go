@@ -19,7 +19,7 @@ const upstreamUsage = `Usage:
   hubbub upstream remove ID [--server URL] [--admin-key K]
 
 Manages the hub's subscriptions to other WebSub hubs (conduit) through
-/api/upstreams. Prints the server's JSON answer.
+/api/upstreams. Prints the server's JSON answer (remove: the status).
 `
 
 // upstreamCmd runs "hubbub upstream SUBCOMMAND".
@@ -27,6 +27,10 @@ func upstreamCmd(ctx context.Context, args []string, stdout, stderr io.Writer, g
 	if len(args) == 0 {
 		fmt.Fprint(stderr, upstreamUsage)
 		return errUsage
+	}
+	if isHelp(args[0]) {
+		fmt.Fprint(stdout, upstreamUsage)
+		return nil
 	}
 	fs := flag.NewFlagSet("hubbub upstream "+args[0], flag.ContinueOnError)
 	fs.SetOutput(stderr)
