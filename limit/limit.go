@@ -198,7 +198,7 @@ func (l *Limiter) serveBody(w http.ResponseWriter, r *http.Request, next http.Ha
 		next.ServeHTTP(w, r) // the writer has no deadlines (httptest)
 		return
 	}
-	body := &deadlineBody{ReadCloser: r.Body, rc: rc}
+	body := &deadlineBody{ReadCloser: r.Body, rc: rc, timeout: l.opts.ReadTimeout}
 	tw := &trackingWriter{ResponseWriter: w}
 	r2 := new(http.Request)
 	*r2 = *r
@@ -208,7 +208,7 @@ func (l *Limiter) serveBody(w http.ResponseWriter, r *http.Request, next http.Ha
 		l.opts.OnReject(ReadTimeout)
 		if !tw.wrote {
 			w.Header().Set("Connection", "close")
-			plain(w, http.StatusRequestTimeout, fmt.Sprintf("the request body did not arrive within %s", l.opts.ReadTimeout))
+			plain(w, http.StatusRequestTimeout, BodyTimeoutError{l.opts.ReadTimeout}.Error())
 		}
 	}
 }
@@ -219,6 +219,7 @@ func (l *Limiter) serveBody(w http.ResponseWriter, r *http.Request, next http.Ha
 type deadlineBody struct {
 	io.ReadCloser
 	rc       *http.ResponseController
+	timeout  time.Duration
 	done     bool
 	timedOut bool
 }
@@ -229,12 +230,23 @@ func (b *deadlineBody) Read(p []byte) (int, error) {
 	case err == nil:
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		b.timedOut = true
+		err = BodyTimeoutError{b.timeout}
 	case errors.Is(err, io.EOF) && !b.done:
 		b.done = true
 		_ = b.rc.SetReadDeadline(time.Time{})
 	}
 	return n, err
 }
+
+// BodyTimeoutError is the error a request body's Read returns once the
+// read timeout has passed. It is an os.ErrDeadlineExceeded.
+type BodyTimeoutError struct{ Timeout time.Duration }
+
+func (e BodyTimeoutError) Error() string {
+	return fmt.Sprintf("the request body did not arrive within %s", e.Timeout)
+}
+
+func (BodyTimeoutError) Unwrap() error { return os.ErrDeadlineExceeded }
 
 // trackingWriter notes whether the handler has answered.
 type trackingWriter struct {
