@@ -215,7 +215,9 @@ func (l *Limiter) serveBody(w http.ResponseWriter, r *http.Request, next http.Ha
 
 // deadlineBody lifts the read deadline once the body has been read to its
 // end, so that the server's background read (which watches for the client
-// going away) does not time out while a handler is still working.
+// going away) does not time out while a handler is still working. (Go
+// 1.26's net/http clears it too when that read starts; this does not rely
+// on it.)
 type deadlineBody struct {
 	io.ReadCloser
 	rc       *http.ResponseController

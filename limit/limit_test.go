@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -378,5 +379,31 @@ func TestDefaultRateKey(t *testing.T) {
 		if got := DefaultRateKey(r, addr); got != tc.want {
 			t.Errorf("Authorization %q: %q, want %q", tc.auth, got, tc.want)
 		}
+	}
+}
+
+// BenchmarkWrap measures the door's cost on a request with every limit on.
+func BenchmarkWrap(b *testing.B) {
+	l := New(Options{MaxConnsPerIP: 100, ReadTimeout: time.Second, PublishRate: 1e9})
+	h := l.Wrap(l.Publish(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})))
+	r := httptest.NewRequest(http.MethodGet, "/events", nil)
+	r.RemoteAddr = "10.1.2.3:4567"
+	w := httptest.NewRecorder()
+	b.ReportAllocs()
+	for b.Loop() {
+		h.ServeHTTP(w, r)
+	}
+}
+
+// BenchmarkBucketsChurn measures takes by ever-new keys against a full map
+// (the eviction path).
+func BenchmarkBucketsChurn(b *testing.B) {
+	bk := newBuckets(10, 10, 10000)
+	now := time.Unix(1000, 0)
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		bk.take(strconv.Itoa(i), now)
+		i++
 	}
 }
