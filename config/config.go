@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/url"
 	"os"
 	"reflect"
@@ -28,7 +29,7 @@ import (
 )
 
 // Config is the server configuration. Supported field kinds are string,
-// []string, int, int64, time.Duration and bool. Tags: flag (name without
+// []string, int, int64, float64, time.Duration and bool. Tags: flag (name without
 // dashes), env, yaml, help, and secret:"true" for values that must never be
 // logged.
 type Config struct {
@@ -41,6 +42,10 @@ type Config struct {
 	PublishKeys           []string      `flag:"publish-key" env:"HUBBUB_PUBLISH_KEYS" yaml:"publish_keys" secret:"true" help:"key that authorizes publishing (flag repeatable, env comma-separated); none = publishing only from loopback"`
 	AdminKey              string        `flag:"admin-key" env:"HUBBUB_ADMIN_KEY" yaml:"admin_key" secret:"true" help:"key for the admin API (/api/...) and the hub's own $sys/ topics, sent as Authorization: Bearer KEY; empty = loopback clients only"`
 	MaxBody               int64         `flag:"max-body" env:"HUBBUB_MAX_BODY" yaml:"max_body" help:"publish request body limit, in bytes"`
+	ReadTimeout           time.Duration `flag:"read-timeout" env:"HUBBUB_READ_TIMEOUT" yaml:"read_timeout" help:"how long a request body (publish, WebSub, admin API, upstream callbacks) may take to arrive; a slower one gets 408 and its connection is closed; streams and WebSockets are not affected; 0 = no limit"`
+	IdleTimeout           time.Duration `flag:"idle-timeout" env:"HUBBUB_IDLE_TIMEOUT" yaml:"idle_timeout" help:"how long an idle keep-alive connection is kept open between requests"`
+	MaxConnsPerIP         int           `flag:"max-conns-per-ip" env:"HUBBUB_MAX_CONNS_PER_IP" yaml:"max_conns_per_ip" help:"requests one client address may have open at once, streams and WebSockets included; beyond it HTTP gets 429 with Retry-After and a WebSocket is closed at once with code 1008; 0 = no limit"`
+	PublishRate           float64       `flag:"publish-rate" env:"HUBBUB_PUBLISH_RATE" yaml:"publish_rate" help:"publish requests (POST /publish, WebSocket publish ops) per second per publisher (bearer key, else client address), bursts of one second's worth allowed; beyond it 429 with Retry-After, or a rate_limited error op; 0 = no limit"`
 	HistoryMaxEvents      int           `flag:"history-max-events" env:"HUBBUB_HISTORY_MAX_EVENTS" yaml:"history_max_events" help:"events of history kept per topic; 0 = no count limit"`
 	HistoryMaxAge         time.Duration `flag:"history-max-age" env:"HUBBUB_HISTORY_MAX_AGE" yaml:"history_max_age" help:"how long history is kept; 0 = no age limit"`
 	Heartbeat             time.Duration `flag:"heartbeat" env:"HUBBUB_HEARTBEAT" yaml:"heartbeat" help:"interval of SSE comment / NDJSON heartbeats on idle streams (at least 1s)"`
@@ -70,6 +75,8 @@ func Default() Config {
 		Data:               "./hubbub-data",
 		RedisPrefix:        "hubbub",
 		MaxBody:            1 << 20,
+		ReadTimeout:        30 * time.Second,
+		IdleTimeout:        2 * time.Minute,
 		HistoryMaxEvents:   10000,
 		HistoryMaxAge:      7 * 24 * time.Hour,
 		Heartbeat:          25 * time.Second,
@@ -147,6 +154,12 @@ func setValue(v reflect.Value, s string) error {
 			return fmt.Errorf("want a whole number, not %q", s)
 		}
 		v.SetInt(n)
+	case v.Kind() == reflect.Float64:
+		f, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
+		if err != nil {
+			return fmt.Errorf("want a number: %w", err)
+		}
+		v.SetFloat(f)
 	case v.Kind() == reflect.Bool:
 		b, err := strconv.ParseBool(strings.TrimSpace(s))
 		if err != nil {
@@ -409,6 +422,8 @@ func typeName(t reflect.Type) string {
 		return "DURATION"
 	case t.Kind() == reflect.Slice:
 		return "STRING"
+	case t.Kind() == reflect.Float64:
+		return "NUMBER"
 	default:
 		return strings.ToUpper(t.Kind().String())
 	}
@@ -494,6 +509,14 @@ func (c Config) Validate() error {
 		return bad("SSERetry", "must not be negative, got %s", c.SSERetry)
 	case c.ShutdownTimeout < 0:
 		return bad("ShutdownTimeout", "must not be negative, got %s", c.ShutdownTimeout)
+	case c.ReadTimeout < 0:
+		return bad("ReadTimeout", "must not be negative, got %s", c.ReadTimeout)
+	case c.IdleTimeout <= 0:
+		return bad("IdleTimeout", "must be positive, got %s", c.IdleTimeout)
+	case c.MaxConnsPerIP < 0:
+		return bad("MaxConnsPerIP", "must not be negative, got %d", c.MaxConnsPerIP)
+	case c.PublishRate < 0 || math.IsNaN(c.PublishRate) || math.IsInf(c.PublishRate, 0):
+		return bad("PublishRate", "must be a number of at least 0, got %v", c.PublishRate)
 	}
 	if _, err := parseLevel(c.LogLevel); err != nil {
 		return bad("LogLevel", "%q is not debug, info, warn or error", c.LogLevel)

@@ -89,14 +89,14 @@ func TestPrecedence(t *testing.T) {
 func TestEveryFieldFromEveryLayer(t *testing.T) {
 	values := map[string]string{
 		"Listen": ":9", "Store": "redis://127.0.0.1:6379/3", "RedisPrefix": "hp", "NodeID": "node-a", "Data": "/var/hub", "PublicURL": "https://hub.example.com",
-		"PublishKeys": "a", "AdminKey": "adm", "MaxBody": "2048", "HistoryMaxEvents": "5", "HistoryMaxAge": "1h",
+		"PublishKeys": "a", "AdminKey": "adm", "MaxBody": "2048", "ReadTimeout": "9s", "IdleTimeout": "3m", "MaxConnsPerIP": "12", "PublishRate": "2.5", "HistoryMaxEvents": "5", "HistoryMaxAge": "1h",
 		"Heartbeat": "3s", "SubscriberBuffer": "7", "PollTimeout": "40s", "PollMaxTimeout": "5m",
 		"SSERetry": "500ms", "LogLevel": "debug", "LogFormat": "json", "Coalesce": "docs/**=2s", "WSOrigins": "app.example.com",
 		"WebSubLease": "48h", "WebSubMinLease": "1h", "WebSubMaxLease": "96h", "WebSubSignature": "sha1",
 		"AllowPrivateCallbacks": "true", "WebhookConcurrency": "3", "TaskLease": "7s",
 		"Upstreams": "up", "ShutdownTimeout": "1m",
 	}
-	want := Config{":9", "redis://127.0.0.1:6379/3", "hp", "node-a", "/var/hub", "https://hub.example.com", []string{"a"}, "adm", 2048, 5, time.Hour,
+	want := Config{":9", "redis://127.0.0.1:6379/3", "hp", "node-a", "/var/hub", "https://hub.example.com", []string{"a"}, "adm", 2048, 9 * time.Second, 3 * time.Minute, 12, 2.5, 5, time.Hour,
 		3 * time.Second, 7, 40 * time.Second, 5 * time.Minute, 500 * time.Millisecond, "debug", "json", []string{"docs/**=2s"}, []string{"app.example.com"},
 		48 * time.Hour, time.Hour, 96 * time.Hour, "sha1", true, 3, 7 * time.Second,
 		[]string{"up"}, time.Minute}
@@ -111,7 +111,7 @@ func TestEveryFieldFromEveryLayer(t *testing.T) {
 		switch s.field.Type.Kind() {
 		case reflect.Slice:
 			yamlDoc.WriteString(s.yaml + ": [" + v + "]\n")
-		case reflect.Int, reflect.Int64, reflect.Bool: // durations too: 1h is a plain string
+		case reflect.Int, reflect.Int64, reflect.Float64, reflect.Bool: // durations too: 1h is a plain string
 			yamlDoc.WriteString(s.yaml + ": " + v + "\n")
 		default:
 			yamlDoc.WriteString(s.yaml + ": \"" + v + "\"\n")
@@ -145,6 +145,7 @@ func TestKinds(t *testing.T) {
 		L  []string
 		I  int
 		I6 int64
+		F  float64
 		D  time.Duration
 		B  bool
 	}
@@ -161,6 +162,8 @@ func TestKinds(t *testing.T) {
 		{"I", "1.5", nil, true},
 		{"I6", "9000000000", int64(9000000000), false},
 		{"I6", "x", nil, true},
+		{"F", " 0.25 ", 0.25, false},
+		{"F", "ten", nil, true},
 		{"D", "1h30m", 90 * time.Minute, false},
 		{"D", "30", nil, true},
 		{"B", "true", true, false},
@@ -213,6 +216,11 @@ func TestBadValues(t *testing.T) {
 		{"negative retry", []string{"--sse-retry", "-1s"}, nil, "--sse-retry"},
 		{"log level", []string{"--log-level", "verbose"}, nil, "--log-level"},
 		{"log format", []string{"--log-format", "xml"}, nil, "--log-format"},
+		{"negative read timeout", []string{"--read-timeout", "-1s"}, nil, "--read-timeout"},
+		{"zero idle timeout", []string{"--idle-timeout", "0s"}, nil, "--idle-timeout"},
+		{"negative conns", []string{"--max-conns-per-ip", "-1"}, nil, "--max-conns-per-ip"},
+		{"negative rate", []string{"--publish-rate", "-1"}, nil, "--publish-rate"},
+		{"NaN rate", nil, map[string]string{"HUBBUB_PUBLISH_RATE": "NaN"}, "HUBBUB_PUBLISH_RATE"},
 		{"negative shutdown", []string{"--shutdown-timeout", "-1s"}, nil, "--shutdown-timeout"},
 		{"public url", []string{"--public-url", "hub.example.com"}, nil, "--public-url"},
 		{"empty listen", []string{"--listen", ""}, nil, "--listen"},

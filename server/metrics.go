@@ -12,6 +12,7 @@ import (
 	"github.com/hubbub/hubbub/broker"
 	"github.com/hubbub/hubbub/event"
 	"github.com/hubbub/hubbub/hub"
+	"github.com/hubbub/hubbub/limit"
 	"github.com/hubbub/hubbub/store"
 	"github.com/hubbub/hubbub/transport"
 )
@@ -28,6 +29,10 @@ type metrics struct {
 	appendLatency prometheus.Histogram
 	appendErrors  prometheus.Counter
 	live          atomic.Int64 // open subscriber connections, all transports
+
+	// rejections counts requests refused by a limit (package limit and
+	// the WebSocket limits of package transport), by limit name.
+	rejections *prometheus.CounterVec
 }
 
 func newMetrics(b *broker.Broker) *metrics {
@@ -62,8 +67,12 @@ func newMetrics(b *broker.Broker) *metrics {
 			Name: "hubbub_store_append_errors_total",
 			Help: "Appends the store failed.",
 		}),
+		rejections: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hubbub_limit_rejections_total",
+			Help: "Requests, connections and WebSocket messages refused by a limit, by limit.",
+		}, []string{"limit"}),
 	}
-	m.reg.MustRegister(m.published, m.duplicates, m.delivered, m.connections, m.slow, m.appendLatency, m.appendErrors,
+	m.reg.MustRegister(m.published, m.duplicates, m.delivered, m.connections, m.slow, m.appendLatency, m.appendErrors, m.rejections,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "hubbub_broker_cutoffs_total",
@@ -81,6 +90,10 @@ func newMetrics(b *broker.Broker) *metrics {
 			m.connections.WithLabelValues(t)
 		}
 	}
+	for _, l := range []string{limit.ConnsPerIP, limit.PublishRate, limit.ReadTimeout,
+		transport.LimitWSFrameRate, transport.LimitWSTopics, transport.LimitWSSubscriptions, transport.LimitWSDocuments} {
+		m.rejections.WithLabelValues(l)
+	}
 	return m
 }
 
@@ -96,6 +109,9 @@ func (m *metrics) Delivered(t string, n int) {
 	}
 }
 func (m *metrics) SlowDisconnect(t string) { m.slow.WithLabelValues(t).Inc() }
+
+// Limited counts a refusal; it is also the limit package's OnReject.
+func (m *metrics) Limited(limit string) { m.rejections.WithLabelValues(limit).Inc() }
 
 // meteredLog times appends and counts what they store. It forwards the
 // store's optional capabilities (store.DocumentLister), since hiding them

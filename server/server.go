@@ -22,6 +22,7 @@ import (
 	"github.com/hubbub/hubbub/config"
 	"github.com/hubbub/hubbub/event"
 	"github.com/hubbub/hubbub/hub"
+	"github.com/hubbub/hubbub/limit"
 	"github.com/hubbub/hubbub/store"
 	"github.com/hubbub/hubbub/store/embedded"
 	redisstore "github.com/hubbub/hubbub/store/redis"
@@ -110,6 +111,10 @@ func New(cfg config.Config, logger *slog.Logger) (*Server, error) {
 	}
 	s.features = append(s.features, "websub")
 	auth := newPublishAuth(cfg.PublishKeys)
+	lim := limit.New(limit.Options{
+		ReadTimeout: cfg.ReadTimeout, MaxConnsPerIP: cfg.MaxConnsPerIP, PublishRate: cfg.PublishRate,
+		WSOriginPatterns: cfg.WSOrigins, OnReject: m.Limited,
+	})
 	s.handler = s.routes(transport.New(h, transport.Options{
 		MaxBody: cfg.MaxBody, Heartbeat: cfg.Heartbeat, SSERetry: cfg.SSERetry,
 		PollTimeout: cfg.PollTimeout, PollMaxTimeout: cfg.PollMaxTimeout,
@@ -117,7 +122,8 @@ func New(cfg config.Config, logger *slog.Logger) (*Server, error) {
 		CanPublish:       func(r *http.Request) bool { code, _ := auth.check(r); return code == 0 },
 		WSOriginPatterns: cfg.WSOrigins,
 		IsAdmin:          s.admin.allowed,
-	}), auth)
+		AllowPublish:     lim.AllowPublish,
+	}), auth, lim)
 	if err := s.startCluster(); err != nil {
 		_ = s.webhooks.close()
 		_ = st.Close()
@@ -161,9 +167,11 @@ func (s *Server) Hub() *hub.Hub { return s.hub }
 // Handler returns the HTTP handler with every route.
 func (s *Server) Handler() http.Handler { return s.handler }
 
-func (s *Server) routes(t *transport.Handlers, auth publishAuth) http.Handler {
+// routes serves every route behind lim's door; publishes draw on lim's
+// rate buckets once authorised.
+func (s *Server) routes(t *transport.Handlers, auth publishAuth, lim *limit.Limiter) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("/publish", auth.wrap(http.HandlerFunc(t.Publish)))
+	mux.Handle("/publish", auth.wrap(lim.Publish(http.HandlerFunc(t.Publish))))
 	mux.HandleFunc("/events", t.Events)
 	mux.HandleFunc("GET /ws", t.WebSocket)
 	mux.HandleFunc("GET /documents", t.Documents)
@@ -187,7 +195,7 @@ func (s *Server) routes(t *transport.Handlers, auth publishAuth) http.Handler {
 	mux.Handle("GET /api/stats", s.admin.wrap(s.apiStats))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
 	web.New(web.Options{Version: Version}).Register(mux)
-	return mux
+	return lim.Wrap(mux)
 }
 
 // ready answers 200 when the store answers a read within a second.
@@ -208,11 +216,17 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 // or later with their cursors), and waits up to ShutdownTimeout for
 // requests in flight, such as publishes, to finish. It does not close the
 // store; Close does.
+//
+// There is no ReadTimeout or WriteTimeout: both would end streams and
+// WebSockets (a read deadline makes the server's background read cancel
+// the request). Bodies get their deadline from the limit package instead;
+// slow stream readers are cut by the per-subscriber buffer and the
+// transports' write timeout.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	hs := &http.Server{
 		Handler:           s.handler,
 		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
+		IdleTimeout:       s.cfg.IdleTimeout,
 		BaseContext:       func(net.Listener) context.Context { return s.base },
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}

@@ -30,6 +30,9 @@ type Observer interface {
 	Connected(transport string, delta int)
 	Delivered(transport string, n int)
 	SlowDisconnect(transport string)
+	// Limited is told of a request refused by a limit (the Limit*
+	// names).
+	Limited(limit string)
 }
 
 type nopObserver struct{}
@@ -37,6 +40,7 @@ type nopObserver struct{}
 func (nopObserver) Connected(string, int) {}
 func (nopObserver) Delivered(string, int) {}
 func (nopObserver) SlowDisconnect(string) {}
+func (nopObserver) Limited(string)        {}
 
 // Options tune the transports. Zero values take the defaults shown.
 type Options struct {
@@ -59,6 +63,16 @@ type Options struct {
 	// WSOriginPatterns are the browser origins (host patterns) allowed to
 	// open WebSockets besides the hub's own host.
 	WSOriginPatterns []string
+	// AllowPublish is asked before each WebSocket publish op, with the
+	// upgrade request, after CanPublish: false (and the wait until the
+	// next is allowed) refuses it with a rate_limited error op. nil
+	// allows every one.
+	AllowPublish func(*http.Request) (time.Duration, bool)
+	// WSFrameRate and WSFrameBurst bound the messages per second one
+	// WebSocket client may send (50 and 100); over them it gets a
+	// rate_limited error op and the connection is closed with 1008.
+	WSFrameRate  float64
+	WSFrameBurst int
 }
 
 // Handlers serves the HTTP transports over one Hub.
@@ -88,6 +102,12 @@ func New(h *hub.Hub, opts Options) *Handlers {
 	}
 	if opts.Observer == nil {
 		opts.Observer = nopObserver{}
+	}
+	if opts.WSFrameRate <= 0 {
+		opts.WSFrameRate = defaultFrameRate
+	}
+	if opts.WSFrameBurst <= 0 {
+		opts.WSFrameBurst = defaultFrameBurst
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)

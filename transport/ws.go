@@ -6,11 +6,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"sync"
 	"time"
 
 	"github.com/coder/websocket"
+	"golang.org/x/time/rate"
 
 	"github.com/hubbub/hubbub/broker"
 	"github.com/hubbub/hubbub/event"
@@ -29,9 +31,29 @@ const (
 	CloseUnavailable websocket.StatusCode = 4002
 )
 
+// Limits of one WebSocket connection. A subscribe takes as many topics as
+// one HTTP request (maxTopicsPerRequest); the connection's subscriptions
+// together hold at most maxTopicsPerConn topics and patterns, since the
+// broker walks every pattern for every event published.
 const (
-	maxSubsPerConn = 256
-	maxSubIDLen    = 128
+	maxSubsPerConn   = 256
+	maxSubIDLen      = 128
+	maxTopicsPerConn = 1024
+	// maxHeldDocuments bounds the documents one document subscription
+	// says it holds: each costs a store read when it starts.
+	maxHeldDocuments = 1000
+	// Messages a client may send per second, and in a burst, before the
+	// connection is closed with code 1008 (Options.WSFrameRate/Burst).
+	defaultFrameRate  = 50
+	defaultFrameBurst = 100
+)
+
+// Names of the WebSocket limits, as passed to Observer.Limited.
+const (
+	LimitWSFrameRate     = "ws_frame_rate"
+	LimitWSTopics        = "ws_topics"
+	LimitWSSubscriptions = "ws_subscriptions"
+	LimitWSDocuments     = "ws_documents"
 )
 
 // wsIn is a client message. Fields are shared between ops.
@@ -72,6 +94,7 @@ const (
 	wsUnavailable = "unavailable"
 	wsNotFound    = "not_found"
 	wsConflict    = "conflict"
+	wsRateLimited = "rate_limited"
 )
 
 // WebSocket serves GET /ws: JSON text messages, one per frame. A client
@@ -97,6 +120,7 @@ func (h *Handlers) WebSocket(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithCancel(r.Context())
 	wc := &wsConn{
 		h: h, c: c, ctx: ctx, cancel: cancel,
+		frames:     rate.NewLimiter(rate.Limit(h.opts.WSFrameRate), h.opts.WSFrameBurst),
 		canPublish: h.opts.CanPublish != nil && h.opts.CanPublish(r),
 		r:          r,
 		subs:       make(map[string]*wsSub),
@@ -113,16 +137,20 @@ type wsConn struct {
 	cancel     context.CancelFunc
 	canPublish bool
 	r          *http.Request // the upgrade request, for read rights
+	frames     *rate.Limiter // messages the client may send
 
 	mu   sync.Mutex
 	subs map[string]*wsSub
 	wg   sync.WaitGroup
+	// topics counts the topics and patterns of subs, together (under mu).
+	topics int
 
 	closeOnce sync.Once
 }
 
 type wsSub struct {
 	sub    *hub.Subscription
+	topics int
 	cancel context.CancelFunc
 	done   chan struct{}
 }
@@ -145,6 +173,13 @@ func (wc *wsConn) readLoop() {
 	for {
 		typ, msg, err := wc.c.Read(wc.ctx)
 		if err != nil {
+			return
+		}
+		if !wc.frames.Allow() {
+			wc.h.obs.Limited(LimitWSFrameRate)
+			msg := fmt.Sprintf("more than %g messages a second (bursts of %d): closing", wc.h.opts.WSFrameRate, wc.h.opts.WSFrameBurst)
+			wc.sendError("", wsRateLimited, msg)
+			wc.closeWith(websocket.StatusPolicyViolation, "too many messages")
 			return
 		}
 		if typ != websocket.MessageText {
@@ -223,6 +258,16 @@ func (wc *wsConn) subscribe(in wsIn) {
 		wc.sendError(in.Sub, wsBadRequest, fmt.Sprintf("sub must be a non-empty id of at most %d bytes", maxSubIDLen))
 		return
 	}
+	if len(in.Topics) > maxTopicsPerRequest {
+		wc.h.obs.Limited(LimitWSTopics)
+		wc.sendError(in.Sub, wsBadRequest, fmt.Sprintf("more than %d topics in one subscribe", maxTopicsPerRequest))
+		return
+	}
+	if len(in.Documents) > maxHeldDocuments {
+		wc.h.obs.Limited(LimitWSDocuments)
+		wc.sendError(in.Sub, wsBadRequest, fmt.Sprintf("more than %d documents held in one subscription", maxHeldDocuments))
+		return
+	}
 	var req hub.SubscribeRequest
 	var err error
 	if in.CoalesceMS < 0 || in.CoalesceMS > 3600_000 {
@@ -270,13 +315,20 @@ func (wc *wsConn) subscribe(in wsIn) {
 	wc.mu.Lock()
 	_, taken := wc.subs[in.Sub]
 	full := len(wc.subs) >= maxSubsPerConn
+	tooMany := wc.topics+len(topics) > maxTopicsPerConn
 	wc.mu.Unlock()
 	if taken {
 		wc.sendError(in.Sub, wsConflict, "a subscription with this sub id is open; unsubscribe it first")
 		return
 	}
 	if full {
+		wc.h.obs.Limited(LimitWSSubscriptions)
 		wc.sendError(in.Sub, wsBadRequest, fmt.Sprintf("at most %d subscriptions per connection", maxSubsPerConn))
+		return
+	}
+	if tooMany {
+		wc.h.obs.Limited(LimitWSTopics)
+		wc.sendError(in.Sub, wsBadRequest, fmt.Sprintf("at most %d topics and patterns per connection, over all its subscriptions", maxTopicsPerConn))
 		return
 	}
 	sub, err := wc.h.hub.Subscribe(wc.ctx, req)
@@ -285,9 +337,10 @@ func (wc *wsConn) subscribe(in wsIn) {
 		return
 	}
 	ctx, cancel := context.WithCancel(wc.ctx)
-	s := &wsSub{sub: sub, cancel: cancel, done: make(chan struct{})}
+	s := &wsSub{sub: sub, topics: len(topics), cancel: cancel, done: make(chan struct{})}
 	wc.mu.Lock()
 	wc.subs[in.Sub] = s
+	wc.topics += s.topics
 	wc.mu.Unlock()
 	// "subscribed" goes out before any event of this subscription.
 	if !wc.sendJSON(map[string]string{"op": "subscribed", "sub": in.Sub, "cursor": sub.Cursor()}) {
@@ -312,6 +365,9 @@ func (wc *wsConn) unsubscribe(id string) {
 	wc.mu.Lock()
 	s := wc.subs[id]
 	delete(wc.subs, id)
+	if s != nil {
+		wc.topics -= s.topics
+	}
 	wc.mu.Unlock()
 	if s == nil {
 		wc.sendError(id, wsNotFound, "no subscription with this sub id")
@@ -379,6 +435,14 @@ func (wc *wsConn) publish(in wsIn) {
 			"message": "this connection may not publish: connect from loopback or with Authorization: Bearer KEY"})
 		return
 	}
+	if wc.h.opts.AllowPublish != nil {
+		if wait, ok := wc.h.opts.AllowPublish(wc.r); !ok {
+			secs := max(1, int(math.Ceil(wait.Seconds())))
+			wc.sendJSON(map[string]any{"op": "error", "client_id": in.ClientID, "code": wsRateLimited, "retry_after": secs,
+				"message": fmt.Sprintf("publish rate limit: try again in %ds", secs)})
+			return
+		}
+	}
 	topics, err := topicsOf(in)
 	if err != nil {
 		wc.sendErr(in.Sub, err)
@@ -420,8 +484,8 @@ func (wc *wsConn) publish(in wsIn) {
 
 // parseDocuments reads a subscribe's held documents.
 func parseDocuments(held map[string]json.RawMessage, initial bool) (*hub.DocumentsSpec, error) {
-	if len(held) > hub.MaxHeldDocuments {
-		return nil, event.Invalid("more than %d documents held", hub.MaxHeldDocuments)
+	if len(held) > maxHeldDocuments {
+		return nil, event.Invalid("more than %d documents held", maxHeldDocuments)
 	}
 	spec := &hub.DocumentsSpec{Held: make(map[string]time.Time, len(held)), Initial: initial}
 	for key, raw := range held {
