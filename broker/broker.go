@@ -33,7 +33,7 @@ var ErrClosed = errors.New("subscription closed")
 
 // Stats are running totals, safe to read at any time.
 type Stats struct {
-	Published   atomic.Uint64 // events handed to Publish
+	Published   atomic.Uint64 // events handed to Publish or OnCommit
 	Enqueued    atomic.Uint64 // (event, subscriber) deliveries queued
 	CutOff      atomic.Uint64 // subscribers cut off for being slow
 	Subscribers atomic.Int64  // live subscriptions now
@@ -85,9 +85,9 @@ type Spec struct {
 }
 
 // Subscribe registers a subscriber. Events published after Subscribe
-// returns are queued for it; so may be some published shortly before, that
-// the fan-out had not reached yet (callers drop those by seq). The caller
-// must Close the Sub.
+// returns are queued for it, and none published before, even those the
+// fan-out has not reached yet (they were in the log before Subscribe
+// returned). The caller must Close the Sub.
 func (b *Broker) Subscribe(spec Spec) *Sub {
 	limit := max(spec.Limit, 1)
 	topics := spec.Topics
@@ -110,6 +110,9 @@ func (b *Broker) Subscribe(spec Spec) *Sub {
 		b.patterns.add(p, s)
 	}
 	b.subs[s] = struct{}{}
+	b.fan.mu.Lock()
+	s.from = b.fan.queued
+	b.fan.mu.Unlock()
 	b.mu.Unlock()
 	b.Stats.Subscribers.Add(1)
 	return s
@@ -161,7 +164,7 @@ func (b *Broker) accept(events []*event.Event, wait bool) bool {
 // those with a matching pattern, each once per event however many of its
 // patterns match. It never blocks on a subscriber and allocates nothing per
 // subscriber beyond queue growth. Only the fan-out goroutine calls it.
-func (b *Broker) deliver(events []*event.Event) {
+func (b *Broker) deliver(events []*event.Event, seq uint64) {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
 	b.walkMu.Lock()
@@ -172,8 +175,8 @@ func (b *Broker) deliver(events []*event.Event) {
 		var it *event.Item
 		var res *filter.Result // evaluated on first need, once per event
 		offer := func(s *Sub) {
-			if s.stamp == b.stamp {
-				return // offered already, through another pattern
+			if s.stamp == b.stamp || s.from >= seq {
+				return // offered already, or queued before s subscribed
 			}
 			s.stamp = b.stamp
 			if s.filter != nil {
@@ -204,12 +207,15 @@ func (b *Broker) deliver(events []*event.Event) {
 	b.Stats.Enqueued.Add(n)
 }
 
-// cutAll cuts off every live subscriber (see OnCommit).
-func (b *Broker) cutAll() {
+// cutAll cuts off every live subscriber that subscribed before the drop
+// marked seq (see OnCommit and batch).
+func (b *Broker) cutAll(seq uint64) {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
 	for s := range b.subs {
-		s.cutOff()
+		if s.from < seq {
+			s.cutOff()
+		}
 	}
 }
 
@@ -292,6 +298,7 @@ type Sub struct {
 	patterns []*event.Pattern // as subscribed
 	filter   *filter.Handle   // nil: every event
 	stamp    uint64           // b.stamp when last offered an event; under b.walkMu
+	from     uint64           // the fan-out seq when s subscribed (see batch)
 
 	mu     sync.Mutex
 	q      []*event.Item

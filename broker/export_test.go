@@ -1,10 +1,18 @@
 package broker
 
-// StallFanout blocks the fan-out goroutine (and HasSubscribers) before it
-// offers the next event, until release is called.
+// StallFanout blocks the fan-out goroutine before it takes on the next
+// batch, holding no lock, until release is called.
 func StallFanout(b *Broker) (release func()) {
-	b.walkMu.Lock()
-	return b.walkMu.Unlock
+	stall := make(chan struct{})
+	b.fan.mu.Lock()
+	b.fan.hook = func() { <-stall }
+	b.fan.mu.Unlock()
+	return func() {
+		b.fan.mu.Lock()
+		b.fan.hook = nil
+		b.fan.mu.Unlock()
+		close(stall)
+	}
 }
 
 // SetQueueEvents sets the fan-out queue's bound in events.

@@ -25,16 +25,21 @@ type fanout struct {
 	events  int // events queued or being offered
 	bytes   int // their size
 	running bool
-	queued  uint64 // batches (and cut markers) accepted, ever
-	done    uint64 // of those, finished
+	queued  uint64 // the seq of the last batch (or drop) accepted
+	done    uint64 // the seq of the last batch finished
 
 	maxEvents, maxBytes int
+	hook                func() // tests: run before each batch, outside any lock
 }
 
 // batch is one Publish or OnCommit call's events, or, when cut is set, the
-// mark of dropped events: every subscriber live when the goroutine reaches
-// it is cut off, as it may have wanted one of them.
+// mark of dropped events: every subscriber that subscribed before the last
+// of them was dropped is cut off, as it may have wanted one of them. Each
+// batch and each drop takes the next seq; a subscriber gets only the
+// batches with seqs above the one current when it subscribed (Sub.from):
+// what was queued before is in the log before it subscribed.
 type batch struct {
+	seq    uint64
 	events []*event.Event
 	size   int
 	cut    bool
@@ -60,16 +65,18 @@ func (b *Broker) enqueue(events []*event.Event, wait bool) bool {
 		f.room.Wait()
 	}
 	if full() {
-		if n := len(f.q); n == 0 || !f.q[n-1].cut {
-			f.q = append(f.q, batch{cut: true})
-			f.queued++
+		f.queued++
+		if n := len(f.q); n > 0 && f.q[n-1].cut {
+			f.q[n-1].seq = f.queued // one mark covers a run of drops
+		} else {
+			f.q = append(f.q, batch{seq: f.queued, cut: true})
 		}
 		return false
 	}
-	f.q = append(f.q, batch{events: events, size: size})
+	f.queued++
+	f.q = append(f.q, batch{seq: f.queued, events: events, size: size})
 	f.events += len(events)
 	f.bytes += size
-	f.queued++
 	if !f.running {
 		f.running = true
 		go b.run()
@@ -92,16 +99,20 @@ func (b *Broker) run() {
 		bt := f.q[0]
 		f.q[0] = batch{}
 		f.q = f.q[1:]
+		hook := f.hook
 		f.mu.Unlock()
+		if hook != nil {
+			hook()
+		}
 		if bt.cut {
-			b.cutAll()
+			b.cutAll(bt.seq)
 		} else {
-			b.deliver(bt.events)
+			b.deliver(bt.events, bt.seq)
 		}
 		f.mu.Lock()
 		f.events -= len(bt.events)
 		f.bytes -= bt.size
-		f.done++
+		f.done = bt.seq
 		f.room.Broadcast()
 		f.mu.Unlock()
 	}
@@ -113,7 +124,7 @@ func (b *Broker) Flush() {
 	f := &b.fan
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	for target := f.queued; f.done < target; {
+	for target := f.queued; f.done < target && f.running; {
 		f.room.Wait()
 	}
 }

@@ -147,3 +147,22 @@ func TestPublishWaitsForRoom(t *testing.T) {
 		t.Fatalf("got %d events (%v), %d overflows", len(got), err, b.Stats.Overflows.Load())
 	}
 }
+
+// TestSubscribeSeesOnlyLaterEvents: an event queued before Subscribe (in the
+// log already, so in the subscriber's history) is not offered live, even
+// when the fan-out reaches it after Subscribe; one queued after is.
+func TestSubscribeSeesOnlyLaterEvents(t *testing.T) {
+	b := broker.New()
+	p, _ := event.CompilePattern("a/*")
+	release := broker.StallFanout(b)
+	b.OnCommit([]*event.Event{ev("a/x", 1)})
+	sub := b.Subscribe(broker.Spec{Patterns: []*event.Pattern{p}, Limit: 10})
+	defer sub.Close()
+	b.OnCommit([]*event.Event{ev("a/x", 2)})
+	release()
+	b.Flush()
+	got, err := sub.Take(nil)
+	if err != nil || len(got) != 1 || got[0].Seq != 2 {
+		t.Fatalf("got %d events (%v), want only seq 2", len(got), err)
+	}
+}
