@@ -20,6 +20,7 @@ func TestExactAndPattern(t *testing.T) {
 	pat := b.Subscribe(Spec{Patterns: []*event.Pattern{p}, Limit: 10})
 	other := b.Subscribe(Spec{Topics: []string{"chat"}, Limit: 10})
 	b.Publish([]*event.Event{ev("photos/tag/kitten", 1), ev("photos/tag/dog", 1), ev("photos/user/1", 1)})
+	b.Flush()
 	for name, c := range map[string]struct {
 		s    *Sub
 		want int
@@ -31,6 +32,7 @@ func TestExactAndPattern(t *testing.T) {
 	}
 	// Both subscribers share one Item (and so one encoding) per event.
 	b.Publish([]*event.Event{ev("photos/tag/kitten", 2)})
+	b.Flush()
 	a, _ := exact.Take(nil)
 	c, _ := pat.Take(nil)
 	if a[0] != c[0] {
@@ -45,6 +47,7 @@ func TestCutOffWhenFull(t *testing.T) {
 	for i := 1; i <= 4; i++ {
 		b.Publish([]*event.Event{ev("a", uint64(i))})
 	}
+	b.Flush()
 	select {
 	case <-s.Ready():
 	default:
@@ -64,6 +67,7 @@ func TestCloseUnregisters(t *testing.T) {
 	s.Close()
 	s.Close()
 	b.Publish([]*event.Event{ev("a", 1)})
+	b.Flush()
 	if _, err := s.Take(nil); !errors.Is(err, ErrClosed) {
 		t.Fatalf("err %v, want ErrClosed", err)
 	}
@@ -102,6 +106,7 @@ func BenchmarkFanout(b *testing.B) {
 			for i := 0; i < b.N; i++ {
 				e.Seq = uint64(i + 1)
 				br.Publish([]*event.Event{e})
+				br.Flush()
 				for j, s := range subs {
 					items[j], _ = s.Take(items[j][:0])
 					bufs[j] = bufs[j][:0]

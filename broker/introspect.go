@@ -2,12 +2,19 @@ package broker
 
 import "github.com/hubbub/hubbub/event"
 
-// Tap registers fn to see every batch handed to Publish, after the
-// subscribers have been offered it, on the publishing goroutine: it must
-// be quick and must not block. Register taps before the first Publish.
+// Tap registers fn to see every batch handed to Publish or OnCommit, in
+// order, on the caller's goroutine, before the batch is queued for the
+// subscribers (so it sees batches OnCommit drops too). It runs on the
+// store's commit path: it must be quick and must not block. Register taps
+// before the first Publish.
 func (b *Broker) Tap(fn func(events []*event.Event)) {
 	b.mu.Lock()
-	b.taps = append(b.taps, fn)
+	var taps []func([]*event.Event)
+	if old := b.taps.Load(); old != nil {
+		taps = append(taps, *old...)
+	}
+	taps = append(taps, fn)
+	b.taps.Store(&taps)
 	b.mu.Unlock()
 }
 
@@ -21,21 +28,7 @@ func (b *Broker) Subscribers(topic string) int {
 
 // Watched reports whether any live subscription would get an event of
 // topic: one naming it, or a pattern matching it.
-func (b *Broker) Watched(topic string) bool {
-	b.mu.RLock()
-	defer b.mu.RUnlock()
-	if len(b.exact[topic]) > 0 {
-		return true
-	}
-	for _, pats := range b.patterns {
-		for _, p := range pats {
-			if p.Match(topic) {
-				return true
-			}
-		}
-	}
-	return false
-}
+func (b *Broker) Watched(topic string) bool { return b.HasSubscribers(topic) }
 
 // SubscribersByLabel counts the live subscriptions naming topic exactly,
 // by their Spec.Label ("" for unlabelled ones).

@@ -469,6 +469,36 @@ func TestPatterns(t *testing.T) {
 	}
 }
 
+// TestPatternLimits (audit finding 1): a pattern with more than four '**'
+// or more than 32 segments is refused with 400 naming the limit, and the
+// costliest pattern allowed, against a 500-segment topic, neither stalls
+// the hub nor matches wrongly.
+func TestPatternLimits(t *testing.T) {
+	t.Parallel()
+	h := startHub(t, "")
+	for pattern, reason := range map[string]string{
+		"**/a/**/b/**/c/**/d/**":       "limit is 4",
+		strings.Repeat("x/", 32) + "*": "limit is 32",
+	} {
+		q := "topic=" + url.QueryEscape(pattern)
+		a := h.do(t, http.MethodGet, "/events?"+q+"&wait=poll&timeout=1", nil, nil)
+		if a.Status != http.StatusBadRequest || !strings.Contains(string(a.Body), reason) {
+			t.Errorf("poll %q: %s, want 400 with %q", pattern, a, reason)
+		}
+		if s, a := h.trySSE(t, q, "", false); s != nil || a.Status != http.StatusBadRequest {
+			t.Errorf("SSE %q: status %d, want 400", pattern, a.Status)
+		}
+	}
+	s := h.openSSE(t, "topic="+url.QueryEscape("**/a/**/a/**/a/**/b"), "", false)
+	defer s.Close()
+	long := strings.Repeat("a/", 499) + "a" // 500 segments, no b
+	h.publish(t, `{"topic":"`+long+`","data":"no"}`)
+	h.publish(t, `{"topic":"`+long+`/b","data":"yes"}`)
+	if w := decodeData(t, s.next(t, 10*time.Second)); w.Topic != long+"/b" {
+		t.Fatalf("adversarial pattern: got topic of %d bytes, want the one ending in /b", len(w.Topic))
+	}
+}
+
 // TestHeartbeat: idle SSE streams get a comment and NDJSON streams a
 // heartbeat line every --heartbeat.
 func TestHeartbeat(t *testing.T) {

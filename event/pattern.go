@@ -9,7 +9,15 @@ import "strings"
 //
 // A trailing "/**" needs at least one segment, so photos/** matches
 // everything below photos but not photos itself. Other characters match
-// themselves; a segment like "a*" is literal.
+// themselves; a segment like "a*" is literal. A pattern has at most
+// MaxPatternSegments segments and MaxPatternDoubleStars "**" segments, so
+// matching one costs at most a small constant per topic segment.
+
+// Pattern limits, checked by CompilePattern.
+const (
+	MaxPatternSegments    = 32 // segments of a pattern (a plain topic has no limit)
+	MaxPatternDoubleStars = 4  // "**" segments of a pattern
+)
 
 // IsPattern reports whether s has a wildcard segment.
 func IsPattern(s string) bool {
@@ -25,10 +33,12 @@ func IsPattern(s string) bool {
 type Pattern struct {
 	raw  string
 	segs []string
+	wild bool // has a wildcard segment; else it matches only raw
 }
 
 // CompilePattern checks and compiles a pattern (or a plain topic, which
-// then matches only itself).
+// then matches only itself). It is the one place the pattern limits are
+// enforced; errors are event.Invalid.
 func CompilePattern(s string) (*Pattern, error) {
 	if s == "" {
 		return nil, Invalid("topic is empty")
@@ -37,12 +47,26 @@ func CompilePattern(s string) (*Pattern, error) {
 		return nil, Invalid("topic is longer than %d bytes", MaxTopicLen)
 	}
 	segs := strings.Split(s, "/")
-	for i := 1; i < len(segs); i++ {
-		if segs[i] == "**" && segs[i-1] == "**" {
-			return nil, Invalid("pattern %q has two '**' in a row", s)
+	wild, stars := false, 0
+	for i, seg := range segs {
+		switch seg {
+		case "*":
+			wild = true
+		case "**":
+			wild = true
+			stars++
+			if i > 0 && segs[i-1] == "**" {
+				return nil, Invalid("pattern %q has two '**' in a row", s)
+			}
 		}
 	}
-	return &Pattern{raw: s, segs: segs}, nil
+	if wild && len(segs) > MaxPatternSegments {
+		return nil, Invalid("pattern has %d segments; the limit is %d", len(segs), MaxPatternSegments)
+	}
+	if stars > MaxPatternDoubleStars {
+		return nil, Invalid("pattern has %d '**' segments; the limit is %d", stars, MaxPatternDoubleStars)
+	}
+	return &Pattern{raw: s, segs: segs, wild: wild}, nil
 }
 
 // String returns the pattern as written.
@@ -59,57 +83,58 @@ func (p *Pattern) Prefix() string {
 	return p.raw
 }
 
-// Match reports whether topic matches. It does not allocate. Reserved
-// topics ($sys/...) match only patterns that start with "$sys/" themselves,
-// so a catch-all like "**" never shows the hub's own topics.
+// Match reports whether topic matches. It does not allocate, and it costs
+// O(topic segments × pattern segments) whatever the input: it runs the
+// pattern as a set of positions (a bit set, as the pattern has at most
+// MaxPatternSegments segments), advancing all of them one topic segment at a
+// time, never backtracking. Reserved topics ($sys/...) match only patterns
+// that start with "$sys/" themselves, so a catch-all like "**" never shows
+// the hub's own topics.
 func (p *Pattern) Match(topic string) bool {
 	if IsReserved(topic) && p.segs[0] != SysPrefix[:len(SysPrefix)-1] {
 		return false
 	}
-	return match(p.segs, topic, true)
-}
-
-// match reports whether segs match the rest of a topic: rem is what is left
-// of it and more says whether any segment is left at all (rem == "" with more
-// set is one empty segment, as in "a/").
-func match(segs []string, rem string, more bool) bool {
-	for i, s := range segs {
-		if s == "**" {
-			rest := segs[i+1:]
-			if len(rest) == 0 {
-				return more // a trailing ** needs at least one segment
-			}
-			for {
-				if match(rest, rem, more) {
-					return true
-				}
-				if !more {
-					return false
-				}
-				rem, more = next(rem)
-			}
-		}
-		if !more {
-			return false
-		}
+	if !p.wild {
+		return topic == p.raw
+	}
+	segs := p.segs
+	last := len(segs) - 1
+	// Bit j of at: the first j pattern segments match the topic so far.
+	at := p.close(1)
+	rem, more := topic, true
+	for more && at != 0 {
 		seg := rem
 		if j := strings.IndexByte(rem, '/'); j >= 0 {
-			seg = rem[:j]
+			seg, rem = rem[:j], rem[j+1:]
+		} else {
+			rem, more = "", false
 		}
-		rem, more = next(rem)
-		if s != "*" && s != seg {
-			return false
+		var to uint64
+		for j, s := range segs {
+			if at&(1<<j) == 0 {
+				continue
+			}
+			switch {
+			case s == "**":
+				to |= 1<<j | 1<<(j+1) // it takes seg, and may take more
+			case s == "*" || s == seg:
+				to |= 1 << (j + 1)
+			}
 		}
+		at = p.close(to)
 	}
-	return !more
+	return at&(1<<(last+1)) != 0
 }
 
-// next drops the first segment of rem.
-func next(rem string) (string, bool) {
-	if j := strings.IndexByte(rem, '/'); j >= 0 {
-		return rem[j+1:], true
+// close adds to at the positions reachable by letting a "**" take no
+// segment. A trailing "**" must take one, so it is not skipped.
+func (p *Pattern) close(at uint64) uint64 {
+	for j := 0; j < len(p.segs)-1; j++ {
+		if at&(1<<j) != 0 && p.segs[j] == "**" {
+			at |= 1 << (j + 1)
+		}
 	}
-	return "", false
+	return at
 }
 
 // SysPrefix starts the topics reserved for the hub's own use (statistics

@@ -82,7 +82,7 @@ type Hub struct {
 }
 
 // New returns a hub over a log and the broker that log's commit listener
-// feeds (store.Config.OnCommit = b.Publish). The caller keeps ownership of
+// feeds (store.Config.OnCommit = b.OnCommit). The caller keeps ownership of
 // both and closes them after the hub is no longer used.
 func New(log store.Log, b *broker.Broker, opts Options) *Hub {
 	if opts.SubscriberBuffer <= 0 {

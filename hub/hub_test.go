@@ -28,7 +28,7 @@ func newHub(t testing.TB, ret store.Retention, wire bool, opts hub.Options) fixt
 	b := broker.New()
 	cfg := store.Config{Retention: ret}
 	if wire {
-		cfg.OnCommit = b.Publish
+		cfg.OnCommit = b.OnCommit
 	}
 	st, err := embedded.Open(t.TempDir(), cfg)
 	if err != nil {

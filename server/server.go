@@ -83,7 +83,7 @@ func New(cfg config.Config, logger *slog.Logger) (*Server, error) {
 	b := broker.New()
 	m := newMetrics(b)
 	commits := &lateListener{}
-	onCommit := func(evs []*event.Event) { b.Publish(evs); commits.call(evs) }
+	onCommit := func(evs []*event.Event) { b.OnCommit(evs); commits.call(evs) }
 	if cfg.Store != "" {
 		// The cluster bridge feeds the broker from Redis (startCluster);
 		// the store's listener only tells the webhooks of this node's
