@@ -389,7 +389,7 @@ func (c Config) Validate() error {
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		return bad("TLSCert", "give both --tls-cert and --tls-key, or neither")
 	}
-	if c.AdminListen != "" && c.AdminListen == c.Listen {
+	if c.AdminListen != "" && c.AdminListen == c.Listen && !strings.HasSuffix(c.Listen, ":0") {
 		return bad("AdminListen", "%q is also --listen: give another address, or leave it empty", c.AdminListen)
 	}
 	for _, o := range c.CORSOrigins {
