@@ -23,8 +23,14 @@ type nginxProc struct {
 }
 
 // ErrorLog and AccessLog return nginx's logs so far.
-func (n *nginxProc) ErrorLog() string  { b, _ := os.ReadFile(filepath.Join(n.Dir, "error.log")); return string(b) }
-func (n *nginxProc) AccessLog() string { b, _ := os.ReadFile(filepath.Join(n.Dir, "access.log")); return string(b) }
+func (n *nginxProc) ErrorLog() string {
+	b, _ := os.ReadFile(filepath.Join(n.Dir, "error.log"))
+	return string(b)
+}
+func (n *nginxProc) AccessLog() string {
+	b, _ := os.ReadFile(filepath.Join(n.Dir, "access.log"))
+	return string(b)
+}
 
 // readmeNginxConf is the nginx site configuration the README shows under
 // "Behind a reverse proxy": the fenced block after the marker line.
