@@ -252,3 +252,27 @@ func TestCaddyfileValidates(t *testing.T) {
 		t.Fatalf("caddy validate: %v\n%s", err, out)
 	}
 }
+
+// TestNginxKeepsOwnOriginPublishing: through the README's nginx config a
+// page of the hub's own public origin may publish (nginx passes the Host
+// with its port, which the origin check compares), and a foreign origin
+// gets 403.
+func TestNginxKeepsOwnOriginPublishing(t *testing.T) {
+	_, proxied, ng := startProxiedHub(t, "--publish-key", "proxy-test-key")
+	for _, tt := range []struct {
+		origin string
+		want   int
+	}{
+		{ng.URL, http.StatusOK},
+		{"https://evil.example", http.StatusForbidden},
+	} {
+		a := proxied.do(t, http.MethodPost, "/publish", http.Header{
+			"Content-Type":  {"application/json"},
+			"Origin":        {tt.origin},
+			"Authorization": {"Bearer proxy-test-key"},
+		}, []byte(`{"topic":"proxy/origin","data":1}`))
+		if a.Status != tt.want {
+			t.Errorf("Origin %s through nginx: %s, want %d", tt.origin, a, tt.want)
+		}
+	}
+}
