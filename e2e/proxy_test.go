@@ -276,3 +276,76 @@ func TestNginxKeepsOwnOriginPublishing(t *testing.T) {
 		}
 	}
 }
+
+// TestCaddyStreamsSSE runs the README's Caddyfile (its site address
+// replaced by a free loopback port over plain HTTP, Caddy's admin endpoint
+// off) in front of the real binary: an SSE stream through it receives an
+// event published after it opened, and so does a WebSocket.
+func TestCaddyStreamsSSE(t *testing.T) {
+	bin := requireTool(t, "caddy", "HUBBUB_REQUIRE_CADDY", "apt-get install -y caddy")
+	hub := startHub(t, "")
+	dir := t.TempDir()
+	port := freePort(t)
+	site := readmeBlock(t, "<!-- tested: e2e/proxy_test.go caddy -->")
+	site = replaceOnce(t, site, "hub.example.com {", fmt.Sprintf("http://127.0.0.1:%d {", port))
+	site = replaceOnce(t, site, "reverse_proxy 127.0.0.1:8080", "reverse_proxy "+strings.TrimPrefix(hub.URL, "http://"))
+	file := filepath.Join(dir, "Caddyfile")
+	if err := os.WriteFile(file, []byte("{\n\tadmin off\n}\n\n"+site), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "run", "--adapter", "caddyfile", "--config", file)
+	cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir)
+	out := &lockedBuf{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-exited
+		if t.Failed() {
+			t.Logf("caddy output:\n%s", clipString(out.String(), 4000))
+		}
+	})
+	proxied := *hub
+	proxied.URL = fmt.Sprintf("http://127.0.0.1:%d", port)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if a, err := proxied.try(http.MethodGet, "/healthz", nil, nil); err == nil && a.Status == http.StatusOK {
+			break
+		}
+		select {
+		case <-exited:
+			t.Fatalf("caddy exited: %s", out.String())
+		case <-time.After(50 * time.Millisecond): // poll interval; the deadline bounds the loop
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("caddy did not proxy /healthz within 10s: %s", out.String())
+		}
+	}
+
+	s := proxied.openSSE(t, "topic=proxy/caddy", "", false)
+	hub.publish(t, `{"topic":"proxy/caddy","data":{"via":"caddy"}}`)
+	if w := decodeData(t, s.next(t, 10*time.Second)); w.Seq != 1 {
+		t.Fatalf("through caddy: seq %d, want 1", w.Seq)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(proxied.URL, "http")+"/ws", nil)
+	if err != nil {
+		t.Fatalf("websocket through caddy: %v", err)
+	}
+	defer c.CloseNow()
+	if err := c.Write(ctx, websocket.MessageText, []byte(`{"op":"subscribe","sub":"s","topic":"proxy/caddy","after":"0"}`)); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"subscribed"`, `"via":"caddy"`} {
+		_, msg, err := c.Read(ctx)
+		if err != nil || !strings.Contains(string(msg), want) {
+			t.Fatalf("websocket through caddy: got %s (%v), want %s", msg, err, want)
+		}
+	}
+}
