@@ -66,6 +66,11 @@ type Config struct {
 	TaskLease             time.Duration `flag:"task-lease" env:"HUBBUB_TASK_LEASE" yaml:"task_lease" help:"how long a node holds a claimed task (webhook delivery, verification, upstream renewal) without renewing it; with --store redis, how soon another node takes over the tasks of a node that died"`
 	Upstreams             []string      `flag:"upstream" env:"HUBBUB_UPSTREAMS" yaml:"upstreams" help:"another hub's topic to subscribe to and republish into a local topic, as HUB_URL,TOPIC_URL,INTO (flag repeatable; env: triples joined with commas); needs --public-url"`
 	ShutdownTimeout       time.Duration `flag:"shutdown-timeout" env:"HUBBUB_SHUTDOWN_TIMEOUT" yaml:"shutdown_timeout" help:"how long a graceful shutdown waits for connections to drain"`
+	TLSCert               string        `flag:"tls-cert" env:"HUBBUB_TLS_CERT" yaml:"tls_cert" help:"PEM certificate chain file; with --tls-key the hub serves HTTPS (HTTP/2 and HTTP/1.1) instead of HTTP, and re-reads both files when they change, keeping the old pair if the new one is bad; empty = plain HTTP"`
+	TLSKey                string        `flag:"tls-key" env:"HUBBUB_TLS_KEY" yaml:"tls_key" help:"PEM private key file of --tls-cert"`
+	AdminListen           string        `flag:"admin-listen" env:"HUBBUB_ADMIN_LISTEN" yaml:"admin_listen" help:"second address (host:port) that alone serves the dashboard (/), /api/... and /metrics, which the main listener then answers with 404; empty = all on --listen"`
+	MetricsKey            string        `flag:"metrics-key" env:"HUBBUB_METRICS_KEY" yaml:"metrics_key" secret:"true" help:"key that /metrics needs as Authorization: Bearer KEY (401 without it); empty = /metrics is open to anyone who reaches it"`
+	CORSOrigins           []string      `flag:"cors-origin" env:"HUBBUB_CORS_ORIGINS" yaml:"cors_origins" help:"web origin (scheme://host[:port], or * for any) whose pages may call the hub: answered with CORS headers (credentials only for listed origins), and allowed to POST /publish and /hub, which other foreign origins get 403 for (flag repeatable, env comma-separated); none = no CORS headers"`
 }
 
 // Default returns the built-in defaults.
@@ -485,6 +490,17 @@ func (c Config) Validate() error {
 			return bad("PublicURL", "%q is not an absolute http or https URL", c.PublicURL)
 		}
 	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return bad("TLSCert", "give both --tls-cert and --tls-key, or neither")
+	}
+	if c.AdminListen != "" && c.AdminListen == c.Listen && !strings.HasSuffix(c.Listen, ":0") {
+		return bad("AdminListen", "%q is also --listen: give another address, or leave it empty", c.AdminListen)
+	}
+	for _, o := range c.CORSOrigins {
+		if err := checkOrigin(o); err != nil {
+			return bad("CORSOrigins", "%q: %v", o, err)
+		}
+	}
 	for _, k := range c.PublishKeys {
 		if strings.TrimSpace(k) == "" {
 			return bad("PublishKeys", "a key is empty")
@@ -523,6 +539,22 @@ func (c Config) Validate() error {
 	}
 	if f := strings.ToLower(c.LogFormat); f != "text" && f != "json" {
 		return bad("LogFormat", "%q is not text or json", c.LogFormat)
+	}
+	return nil
+}
+
+// checkOrigin accepts "*" or a web origin: scheme://host[:port], nothing
+// after it, as a browser sends in its Origin header.
+func checkOrigin(o string) error {
+	if o == "*" {
+		return nil
+	}
+	u, err := url.Parse(o)
+	switch {
+	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
+		return errors.New("want * or scheme://host[:port], e.g. https://app.example.com")
+	case u.Path != "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil:
+		return errors.New("an origin has no path, query or user: e.g. https://app.example.com")
 	}
 	return nil
 }

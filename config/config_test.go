@@ -95,11 +95,13 @@ func TestEveryFieldFromEveryLayer(t *testing.T) {
 		"WebSubLease": "48h", "WebSubMinLease": "1h", "WebSubMaxLease": "96h", "WebSubSignature": "sha1",
 		"AllowPrivateCallbacks": "true", "WebhookConcurrency": "3", "TaskLease": "7s",
 		"Upstreams": "up", "ShutdownTimeout": "1m",
+		"TLSCert": "c.pem", "TLSKey": "k.pem", "AdminListen": "127.0.0.1:9", "MetricsKey": "mk", "CORSOrigins": "https://app.example.com",
 	}
 	want := Config{":9", "redis://127.0.0.1:6379/3", "hp", "node-a", "/var/hub", "https://hub.example.com", []string{"a"}, "adm", 2048, 9 * time.Second, 3 * time.Minute, 12, 2.5, 5, time.Hour,
 		3 * time.Second, 7, 40 * time.Second, 5 * time.Minute, 500 * time.Millisecond, "debug", "json", []string{"docs/**=2s"}, []string{"app.example.com"},
 		48 * time.Hour, time.Hour, 96 * time.Hour, "sha1", true, 3, 7 * time.Second,
-		[]string{"up"}, time.Minute}
+		[]string{"up"}, time.Minute,
+		"c.pem", "k.pem", "127.0.0.1:9", "mk", []string{"https://app.example.com"}}
 	var yamlDoc strings.Builder
 	var args []string
 	envs := map[string]string{}
@@ -224,6 +226,12 @@ func TestBadValues(t *testing.T) {
 		{"negative shutdown", []string{"--shutdown-timeout", "-1s"}, nil, "--shutdown-timeout"},
 		{"public url", []string{"--public-url", "hub.example.com"}, nil, "--public-url"},
 		{"empty listen", []string{"--listen", ""}, nil, "--listen"},
+		{"cert without key", []string{"--tls-cert", "c.pem"}, nil, "--tls-cert"},
+		{"key without cert", nil, map[string]string{"HUBBUB_TLS_KEY": "k.pem"}, "HUBBUB_TLS_CERT"},
+		{"admin on main", []string{"--listen", ":9", "--admin-listen", ":9"}, nil, "--admin-listen"},
+		{"origin with path", []string{"--cors-origin", "https://app.example.com/"}, nil, "--cors-origin"},
+		{"origin without scheme", []string{"--cors-origin", "app.example.com"}, nil, "--cors-origin"},
+		{"origin ftp", nil, map[string]string{"HUBBUB_CORS_ORIGINS": "ftp://x"}, "HUBBUB_CORS_ORIGINS"},
 		{"missing file", []string{"--config", "/nonexistent/hubbub.yaml"}, nil, "/nonexistent/hubbub.yaml"},
 	}
 	for _, tt := range tests {

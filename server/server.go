@@ -23,6 +23,7 @@ import (
 	"github.com/hubbub/hubbub/event"
 	"github.com/hubbub/hubbub/hub"
 	"github.com/hubbub/hubbub/limit"
+	"github.com/hubbub/hubbub/origin"
 	"github.com/hubbub/hubbub/store"
 	"github.com/hubbub/hubbub/store/embedded"
 	redisstore "github.com/hubbub/hubbub/store/redis"
@@ -43,6 +44,11 @@ type Server struct {
 	hub     *hub.Hub
 	metrics *metrics
 	handler http.Handler
+	// adminHandler serves the admin listener (--admin-listen): every
+	// route, while handler then lacks the admin ones (listen.go).
+	adminHandler http.Handler
+	// certs is the TLS certificate of both listeners; nil = plain HTTP.
+	certs *certReloader
 	// activity tracks the busiest topics for the dashboard.
 	activity *activity.Tracker
 	admin    adminAuth
@@ -72,6 +78,13 @@ func New(cfg config.Config, logger *slog.Logger) (*Server, error) {
 	}
 	nodeID := nodeName(cfg)
 	logger = logger.With("node", nodeID)
+	var certs *certReloader
+	if cfg.TLSCert != "" {
+		var err error
+		if certs, err = newCertReloader(cfg.TLSCert, cfg.TLSKey, logger); err != nil {
+			return nil, err
+		}
+	}
 	var rules []hub.CoalesceRule
 	for _, c := range cfg.Coalesce {
 		r, err := hub.ParseCoalesceRule(c)
@@ -102,7 +115,7 @@ func New(cfg config.Config, logger *slog.Logger) (*Server, error) {
 	s := &Server{cfg: cfg, log: logger, store: st, broker: b, hub: h, metrics: m,
 		activity: activity.New(10000, nil), admin: newAdminAuth(cfg.AdminKey), node: nodeID,
 		features: []string{"nodes"},
-		cluster:  &clusterState{id: nodeID}, commits: commits}
+		cluster:  &clusterState{id: nodeID}, commits: commits, certs: certs}
 	b.Tap(s.activity.Record)
 	s.base, s.cancelBase = context.WithCancel(context.Background())
 	if s.webhooks, err = s.openWebhooks(cfg); err != nil {
@@ -111,19 +124,26 @@ func New(cfg config.Config, logger *slog.Logger) (*Server, error) {
 	}
 	s.features = append(s.features, "websub")
 	auth := newPublishAuth(cfg.PublishKeys)
+	wsOrigins := append(append([]string(nil), cfg.WSOrigins...), originHosts(cfg.CORSOrigins)...)
 	lim := limit.New(limit.Options{
 		ReadTimeout: cfg.ReadTimeout, MaxConnsPerIP: cfg.MaxConnsPerIP, PublishRate: cfg.PublishRate,
-		WSOriginPatterns: cfg.WSOrigins, OnReject: m.Limited,
+		WSOriginPatterns: wsOrigins, OnReject: m.Limited,
 	})
-	s.handler = s.routes(transport.New(h, transport.Options{
+	all := s.routes(transport.New(h, transport.Options{
 		MaxBody: cfg.MaxBody, Heartbeat: cfg.Heartbeat, SSERetry: cfg.SSERetry,
 		PollTimeout: cfg.PollTimeout, PollMaxTimeout: cfg.PollMaxTimeout,
 		PublicURL: cfg.PublicURL, Observer: m, Logger: logger,
 		CanPublish:       func(r *http.Request) bool { code, _ := auth.check(r); return code == 0 },
-		WSOriginPatterns: cfg.WSOrigins,
+		WSOriginPatterns: wsOrigins,
 		IsAdmin:          s.admin.allowed,
 		AllowPublish:     lim.AllowPublish,
 	}), auth, lim)
+	browsers := origin.New(origin.Options{Allowed: cfg.CORSOrigins, PublicURL: cfg.PublicURL})
+	s.handler = browsers.Wrap(all)
+	if cfg.AdminListen != "" {
+		s.adminHandler = s.handler
+		s.handler = browsers.Wrap(withoutAdmin(all))
+	}
 	if err := s.startCluster(); err != nil {
 		_ = s.webhooks.close()
 		_ = st.Close()
@@ -164,8 +184,13 @@ func redactURL(s string) string {
 // Hub returns the server's hub (for embedding and tests).
 func (s *Server) Hub() *hub.Hub { return s.hub }
 
-// Handler returns the HTTP handler with every route.
+// Handler returns the HTTP handler of the main listener: every route, or
+// with --admin-listen every route but the admin ones.
 func (s *Server) Handler() http.Handler { return s.handler }
+
+// AdminHandler returns the handler of the admin listener, or nil without
+// --admin-listen.
+func (s *Server) AdminHandler() http.Handler { return s.adminHandler }
 
 // routes serves every route behind lim's door; publishes draw on lim's
 // rate buckets once authorised.
@@ -193,7 +218,7 @@ func (s *Server) routes(t *transport.Handlers, auth publishAuth, lim *limit.Limi
 	mux.Handle("GET /api/nodes", s.admin.wrap(s.apiNodes))
 	mux.Handle("GET /api/topics", s.admin.wrap(s.apiTopics))
 	mux.Handle("GET /api/stats", s.admin.wrap(s.apiStats))
-	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
+	mux.Handle("GET /metrics", metricsAuth(s.cfg.MetricsKey, promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{})))
 	web.New(web.Options{Version: Version}).Register(mux)
 	return lim.Wrap(mux)
 }
@@ -211,7 +236,8 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprintln(w, "ready")
 }
 
-// Serve serves HTTP on ln until ctx is done, then shuts down gracefully:
+// Serve serves HTTP (HTTPS with --tls-cert) on ln, and the admin handler on
+// adminLn unless it is nil, until ctx is done, then shuts down gracefully:
 // it stops accepting, ends live streams (their clients reconnect elsewhere
 // or later with their cursors), and waits up to ShutdownTimeout for
 // requests in flight, such as publishes, to finish. It does not close the
@@ -222,7 +248,7 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 // the request). Bodies get their deadline from the limit package instead;
 // slow stream readers are cut by the per-subscriber buffer and the
 // transports' write timeout.
-func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+func (s *Server) Serve(ctx context.Context, ln, adminLn net.Listener) error {
 	hs := &http.Server{
 		Handler:           s.handler,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -232,8 +258,13 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	s.startHeartbeat(ln.Addr().String())
 	s.webhooks.start(s.base, s)
-	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
+	errc := make(chan error, 2)
+	go func() { errc <- s.serveOn(hs, ln) }()
+	var admin *http.Server
+	if adminLn != nil {
+		admin = s.adminServer(hs)
+		go func() { errc <- s.serveOn(admin, adminLn) }()
+	}
 	go s.publishStats(s.base, 2*time.Second)
 	select {
 	case err := <-errc:
@@ -243,10 +274,19 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	s.log.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()
-	done := make(chan error, 1)
+	done := make(chan error, 2)
 	go func() { done <- hs.Shutdown(sctx) }()
+	if admin != nil {
+		go func() { done <- admin.Shutdown(sctx) }()
+	}
 	s.cancelBase() // streams never go idle by themselves
 	err := <-done
+	if admin != nil {
+		err = errors.Join(err, <-done)
+		if serr := <-errc; !errors.Is(serr, http.ErrServerClosed) && err == nil {
+			err = serr
+		}
+	}
 	if serr := <-errc; !errors.Is(serr, http.ErrServerClosed) && err == nil {
 		err = serr
 	}
@@ -255,17 +295,20 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 
 // Run listens on the configured address and serves until ctx is done.
 func (s *Server) Run(ctx context.Context) error {
-	ln, err := net.Listen("tcp", s.cfg.Listen)
+	ls, err := s.listen()
 	if err != nil {
-		return fmt.Errorf("listen on %s: %w", s.cfg.Listen, err)
+		return err
 	}
-	s.log.Info("hubbub listening", "addr", ln.Addr().String(), "version", Version, "data", s.cfg.Data)
+	s.log.Info("hubbub listening", "addr", ls.main.Addr().String(), "scheme", s.scheme(), "version", Version, "data", s.cfg.Data)
+	if ls.admin != nil {
+		s.log.Info("admin listening", "addr", ls.admin.Addr().String(), "scheme", s.scheme(), "serves", "/, /api/..., /metrics and every other route")
+	}
 	if len(s.cfg.PublishKeys) == 0 {
 		s.log.Warn("no publish keys configured: publishing is accepted from loopback clients only (set --publish-key or HUBBUB_PUBLISH_KEYS)")
 	} else {
 		s.log.Info("publishing requires a bearer key", "keys", len(s.cfg.PublishKeys))
 	}
-	return s.Serve(ctx, ln)
+	return s.Serve(ctx, ls.main, ls.admin)
 }
 
 // Close releases the store. Call it after Serve has returned.

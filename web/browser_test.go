@@ -79,6 +79,23 @@ func TestBrowser(t *testing.T) {
 	}
 	t.Cleanup(keyed.stop)
 
+	// The README's example page, served from another origin (a second
+	// loopback port), and a hub that allows that origin.
+	pageLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pageOrigin := "http://" + pageLn.Addr().String()
+	cors := &hub{bin: bin, data: t.TempDir(), args: []string{"--cors-origin", pageOrigin}}
+	if err := cors.start("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cors.stop)
+	servePages(t, pageLn, map[string]string{
+		"/allowed.html": readmeExample(t, "http://"+cors.addr),
+		"/refused.html": readmeExample(t, "http://"+h.addr),
+	})
+
 	px := newProxy(t, h.addr)
 	ctl := newControl(t, h, px)
 
@@ -103,6 +120,8 @@ func TestBrowser(t *testing.T) {
 		"HUBBUB_CHROMIUM="+chromium,
 		"HUBBUB_KEYED_URL=http://"+keyed.addr,
 		"HUBBUB_ADMIN_KEY="+adminKey,
+		"HUBBUB_CORS_URL=http://"+cors.addr,
+		"HUBBUB_PAGE_ORIGIN="+pageOrigin,
 	)
 	// One node process per file, one after the other: the wall test stops
 	// and starts the hub, which no other test may see.
@@ -125,6 +144,47 @@ func TestBrowser(t *testing.T) {
 		}
 	}
 	t.Logf("screenshots in %s", artifacts)
+}
+
+// readmeExample returns the README's JavaScript client example with its
+// hub URL replaced by hubURL.
+func readmeExample(t *testing.T, hubURL string) string {
+	t.Helper()
+	b, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, after, ok := strings.Cut(string(b), "<!-- tested: web/browser_test.go example -->")
+	m := regexp.MustCompile("(?s)```html\n(.*?)```").FindStringSubmatch(after)
+	if !ok || m == nil {
+		t.Fatal("README.md has no example page after <!-- tested: web/browser_test.go example -->")
+	}
+	if n := strings.Count(m[1], "https://hub.example.com"); n != 2 {
+		t.Fatalf("the README example names https://hub.example.com %d times, want 2 (script and base URL)", n)
+	}
+	return strings.ReplaceAll(m[1], "https://hub.example.com", hubURL)
+}
+
+// servePages serves fixed HTML pages on ln until the test ends.
+func servePages(t *testing.T, ln net.Listener, pages map[string]string) {
+	srv := &http.Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			p, ok := pages[r.URL.Path]
+			if r.URL.Path == "/favicon.ico" {
+				w.WriteHeader(http.StatusNoContent) // no console error for the browser's own request
+				return
+			}
+			if !ok {
+				http.NotFound(w, r)
+				return
+			}
+			w.Header().Set("Content-Type", "text/html; charset=utf-8")
+			_, _ = io.WriteString(w, p)
+		}),
+		ReadHeaderTimeout: 10 * time.Second,
+	}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
 }
 
 // cleanEnv is the environment without HUBBUB_* settings, which would

@@ -32,6 +32,9 @@
  *   type arrive, not only "message"); when the stream cannot be opened twice
  *   in a row it falls back to long-polling with the last cursor, and tries
  *   SSE again later. A 4xx answer (bad topic or cursor) is final: "error".
+ *   So is a hub on another origin that refuses this page's origin (CORS:
+ *   start it with --cors-origin ORIGIN): after two such refusals in a row,
+ *   "error" with an error that says so, not endless "reconnecting".
  *
  * hubbub.publish(baseUrl, event, {key, idempotencyKey}) -> Promise<answer>
  *   POST /publish with the event (or an array of events) as JSON; `key` is a
@@ -115,6 +118,7 @@
     let timer = null;
     let abort = noop; // ends the connection in progress
     let lastStatus = "";
+    let refusals = 0; // failures in a row that look like a CORS refusal
     const lastSeq = new Map(); // topic -> highest seq shown
 
     function status(s, info) {
@@ -164,6 +168,24 @@
       return base + "/events?" + q.toString();
     }
 
+    // failed handles a request that ended without an answer the page may
+    // read. Cross-origin, that is a network error or a CORS refusal,
+    // which the browser does not tell apart; a no-cors request to the hub
+    // (answered, but unreadable) does: when it gets through twice in a
+    // row the hub is up and refuses this origin, which is final ("error").
+    function failed(err) {
+      if (typeof location === "undefined" || err.status || new URL(base, location.href).origin === location.origin) return retry(err);
+      fetch(base + "/healthz", {mode: "no-cors", cache: "no-store"}).then(function () {
+        if (closed) return;
+        if (++refusals < 2) return retry(err);
+        fatal(new Error("hubbub: " + base + " refuses pages from " + location.origin +
+          " (CORS); its operator can allow them with --cors-origin " + location.origin));
+      }, function () {
+        refusals = 0;
+        retry(err);
+      });
+    }
+
     function fatal(err) {
       closed = true;
       abort();
@@ -183,6 +205,7 @@
 
     function connected() {
       attempt = 0;
+      refusals = 0;
       status("live");
     }
 
@@ -220,7 +243,7 @@
       }).catch(function (err) {
         if (closed) return;
         if (err.status >= 400 && err.status < 500 && err.status !== 408 && err.status !== 429) return fatal(err);
-        retry(err);
+        failed(err);
       });
     }
 
@@ -249,7 +272,8 @@
           mode = "poll";
           fallbackSince = Date.now();
         }
-        retry(err);
+        if (opened) return retry(err);
+        failed(err);
       });
     }
 
