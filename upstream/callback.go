@@ -22,9 +22,8 @@ import (
 // constant time) gets 404, as does a GET without a token.
 func (m *Manager) Handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rest, ok := strings.CutPrefix(r.URL.Path, "/upstream/")
-		id, token, _ := strings.Cut(rest, "/")
-		if !ok || id == "" || strings.Contains(token, "/") {
+		id, token, ok := parseCallbackPath(r.URL.Path)
+		if !ok {
 			http.NotFound(w, r)
 			return
 		}
@@ -38,6 +37,17 @@ func (m *Manager) Handler() http.Handler {
 			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 		}
 	})
+}
+
+// parseCallbackPath splits /upstream/{id} or /upstream/{id}/{token}
+// (token "" in the first form, and for a trailing slash).
+func parseCallbackPath(p string) (id, token string, ok bool) {
+	rest, ok := strings.CutPrefix(p, "/upstream/")
+	id, token, _ = strings.Cut(rest, "/")
+	if !ok || id == "" || strings.Contains(token, "/") {
+		return "", "", false
+	}
+	return id, token, true
 }
 
 // tokenOK reports whether token is u's callback token. An upstream
