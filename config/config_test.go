@@ -93,7 +93,7 @@ func TestEveryFieldFromEveryLayer(t *testing.T) {
 		"Heartbeat": "3s", "SubscriberBuffer": "7", "PollTimeout": "40s", "PollMaxTimeout": "5m",
 		"SSERetry": "500ms", "LogLevel": "debug", "LogFormat": "json", "Coalesce": "docs/**=2s", "WSOrigins": "app.example.com",
 		"WebSubLease": "48h", "WebSubMinLease": "1h", "WebSubMaxLease": "96h", "WebSubSignature": "sha1",
-		"AllowPrivateCallbacks": "true", "WebhookConcurrency": "3", "WebSubMaxPerHost": "4", "WebSubSubscribeRate": "5", "TaskLease": "7s",
+		"AllowPrivateCallbacks": "true", "WebhookConcurrency": "3", "WebSubMaxPerHost": "4", "WebSubRate": "5", "TaskLease": "7s",
 		"Upstreams": "up", "ShutdownTimeout": "1m",
 	}
 	want := Config{":9", "redis://127.0.0.1:6379/3", "hp", "node-a", "/var/hub", "https://hub.example.com", []string{"a"}, "adm", 2048, 5, time.Hour,

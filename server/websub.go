@@ -75,7 +75,7 @@ func (s *Server) openWebhooks(cfg config.Config) (w *webhooks, err error) {
 		SignatureAlgorithm: cfg.WebSubSignature, AllowPrivate: cfg.AllowPrivateCallbacks,
 		DeliverConcurrency: cfg.WebhookConcurrency,
 		MaxPerHost:         orNoLimit(cfg.WebSubMaxPerHost),
-		SubscribeRate:      float64(orNoLimit(cfg.WebSubSubscribeRate)),
+		SubscribeRate:      float64(orNoLimit(cfg.WebSubRate)),
 		Logger:             s.log, Observer: newWebhookMetrics(s.metrics.reg),
 	})
 	if err != nil {
