@@ -63,6 +63,8 @@ type Config struct {
 	WebSubSignature       string        `flag:"websub-signature" env:"HUBBUB_WEBSUB_SIGNATURE" yaml:"websub_signature" help:"X-Hub-Signature algorithm when a subscriber names none: sha1 (for PuSH 0.3/0.4 subscribers), sha256, sha384 or sha512"`
 	AllowPrivateCallbacks bool          `flag:"allow-private-callbacks" env:"HUBBUB_ALLOW_PRIVATE_CALLBACKS" yaml:"allow_private_callbacks" help:"let webhook callbacks and thin-ping fetches reach loopback and private addresses (off: guards against SSRF)"`
 	WebhookConcurrency    int           `flag:"webhook-concurrency" env:"HUBBUB_WEBHOOK_CONCURRENCY" yaml:"webhook_concurrency" help:"webhook deliveries running at once on this node"`
+	WebSubMaxPerHost      int           `flag:"websub-max-per-host" env:"HUBBUB_WEBSUB_MAX_PER_HOST" yaml:"websub_max_per_host" help:"webhook subscriptions allowed for callbacks on one host name, across topics; a new one over it gets 403; 0 = no limit"`
+	WebSubRate            int           `flag:"websub-subscribe-rate" env:"HUBBUB_WEBSUB_SUBSCRIBE_RATE" yaml:"websub_subscribe_rate" help:"WebSub subscribe and unsubscribe requests per second from one client address, with bursts of twice that; over it a request gets 429 with Retry-After; 0 = no limit"`
 	TaskLease             time.Duration `flag:"task-lease" env:"HUBBUB_TASK_LEASE" yaml:"task_lease" help:"how long a node holds a claimed task (webhook delivery, verification, upstream renewal) without renewing it; with --store redis, how soon another node takes over the tasks of a node that died"`
 	Upstreams             []string      `flag:"upstream" env:"HUBBUB_UPSTREAMS" yaml:"upstreams" help:"another hub's topic to subscribe to and republish into a local topic, as HUB_URL,TOPIC_URL,INTO (flag repeatable; env: triples joined with commas); needs --public-url"`
 	ShutdownTimeout       time.Duration `flag:"shutdown-timeout" env:"HUBBUB_SHUTDOWN_TIMEOUT" yaml:"shutdown_timeout" help:"how long a graceful shutdown waits for connections to drain"`
@@ -97,6 +99,8 @@ func Default() Config {
 		WebSubMaxLease:     365 * 24 * time.Hour,
 		WebSubSignature:    "sha256",
 		WebhookConcurrency: 32,
+		WebSubMaxPerHost:   1000,
+		WebSubRate:         10,
 		TaskLease:          30 * time.Second,
 	}
 }
@@ -473,6 +477,10 @@ func (c Config) Validate() error {
 		return bad("WebSubSignature", "%q: use sha1, sha256, sha384 or sha512", c.WebSubSignature)
 	case c.WebhookConcurrency < 1:
 		return bad("WebhookConcurrency", "must be at least 1")
+	case c.WebSubMaxPerHost < 0:
+		return bad("WebSubMaxPerHost", "must not be negative (0 = no limit)")
+	case c.WebSubRate < 0:
+		return bad("WebSubRate", "must not be negative (0 = no limit)")
 	case c.TaskLease < time.Second:
 		return bad("TaskLease", "must be at least 1s (it is renewed every half)")
 	case c.Store != "" && !hasAnyPrefix(c.Store, "redis://", "rediss://", "redis+cluster://", "rediss+cluster://"):

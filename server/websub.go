@@ -74,6 +74,8 @@ func (s *Server) openWebhooks(cfg config.Config) (w *webhooks, err error) {
 		DefaultLease: cfg.WebSubLease, MinLease: cfg.WebSubMinLease, MaxLease: cfg.WebSubMaxLease,
 		SignatureAlgorithm: cfg.WebSubSignature, AllowPrivate: cfg.AllowPrivateCallbacks,
 		DeliverConcurrency: cfg.WebhookConcurrency,
+		MaxPerHost:         orNoLimit(cfg.WebSubMaxPerHost),
+		SubscribeRate:      float64(orNoLimit(cfg.WebSubRate)),
 		Logger:             s.log, Observer: newWebhookMetrics(s.metrics.reg),
 	})
 	if err != nil {
@@ -98,6 +100,14 @@ func (s *Server) openWebhooks(cfg config.Config) (w *webhooks, err error) {
 	// died before its notes became tasks.
 	s.commits.set(w.hub.OnCommit)
 	return w, nil
+}
+
+// orNoLimit maps a setting's 0 ("no limit") to websub's -1.
+func orNoLimit(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
 }
 
 // openWebhookStores opens the task queue and the subscription records:

@@ -32,7 +32,7 @@ func (m *Manager) API() http.Handler {
 		out := make([]view, len(list))
 		for i, u := range list {
 			out[i] = viewOf(u)
-			out[i].Callback = m.Callback(u.ID)
+			out[i].Callback = m.Callback(u)
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"upstreams": out})
 	})
@@ -60,7 +60,7 @@ type view struct {
 
 func viewOf(u Upstream) view {
 	v := view{Upstream: u, Signed: u.Secret != ""}
-	v.Secret = ""
+	v.Secret, v.Token = "", "" // the token is in Callback
 	return v
 }
 
@@ -99,7 +99,7 @@ func (m *Manager) apiAdd(w http.ResponseWriter, r *http.Request) {
 		code = http.StatusOK
 	}
 	v := viewOf(u)
-	v.Callback = m.Callback(u.ID)
+	v.Callback = m.Callback(u)
 	writeJSON(w, code, v)
 }
 

@@ -12,9 +12,10 @@ import (
 	"github.com/hubbub/hubbub/tasks"
 )
 
-// handleSubscribe runs a subscribe task (first subscription or renewal):
-// it POSTs hub.mode=subscribe to the remote hub for an upstream that is
-// pending or active. A 2xx ends the task (the upstream becomes active when
+// handleSubscribe runs a subscribe task (first subscription, renewal, or
+// the retry of a denied one): it POSTs hub.mode=subscribe to the remote
+// hub for an upstream that is pending, active or denied (a denied one
+// becomes pending). A 2xx ends the task (the upstream becomes active when
 // the hub verifies); a 4xx other than 429 marks it failed; anything else
 // is retried.
 func (m *Manager) handleSubscribe(ctx context.Context, t tasks.Task) error {
@@ -22,8 +23,8 @@ func (m *Manager) handleSubscribe(ctx context.Context, t tasks.Task) error {
 	if err != nil {
 		return err
 	}
-	if !ok || (u.State != StatePending && u.State != StateActive) {
-		return nil // removed, denied or failed meanwhile
+	if !ok || (u.State != StatePending && u.State != StateActive && u.State != StateDenied) {
+		return nil // removed or failed meanwhile
 	}
 	return m.request(ctx, u, "subscribe", func(u *Upstream, msg string) { u.State = StateFailed; u.LastError = msg })
 }
@@ -53,11 +54,31 @@ func (m *Manager) handleUnsubscribe(ctx context.Context, t tasks.Task) error {
 // request POSTs a mode request for u. On a refusal (4xx but 429) it calls
 // refused (if not nil) on the stored upstream and returns a permanent
 // error; other failures are recorded in LastError and returned for retry.
+//
+// Before the POST it records mode as the request outstanding (so that the
+// hub's verification, which may come before the POST's answer, is
+// accepted) and gives an upstream without a callback token one.
 func (m *Manager) request(ctx context.Context, u Upstream, mode string, refused func(u *Upstream, msg string)) error {
+	u, ok, err := m.st.Update(ctx, u.ID, func(cur *Upstream) error {
+		if cur.Token == "" {
+			cur.Token = newToken()
+		}
+		if mode == "subscribe" && cur.State == StateDenied {
+			cur.State = StatePending
+		}
+		cur.Requested = mode
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("upstream: record the %s request: %w", mode, err)
+	}
+	if !ok {
+		return nil // removed meanwhile
+	}
 	form := url.Values{
 		"hub.mode":     {mode},
 		"hub.topic":    {u.Topic},
-		"hub.callback": {m.Callback(u.ID)},
+		"hub.callback": {m.Callback(u)},
 	}
 	if mode == "subscribe" {
 		form.Set("hub.secret", u.Secret)
@@ -84,7 +105,7 @@ func (m *Manager) request(ctx context.Context, u Upstream, mode string, refused 
 	case resp.StatusCode >= 400 && resp.StatusCode < 500 && resp.StatusCode != http.StatusTooManyRequests:
 		text := fmt.Sprintf("%s refused: %d %s", mode, resp.StatusCode, strings.TrimSpace(string(msg)))
 		if refused != nil {
-			if _, _, err := m.st.Update(ctx, u.ID, func(u *Upstream) error { refused(u, text); return nil }); err != nil {
+			if _, _, err := m.st.Update(ctx, u.ID, func(u *Upstream) error { refused(u, text); u.Requested = ""; return nil }); err != nil {
 				return err
 			}
 		}

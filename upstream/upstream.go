@@ -9,14 +9,18 @@
 //   - Add (API, CLI, config through Ensure) stores an Upstream in state
 //     pending with a fresh random secret and enqueues a durable
 //     "upstream.subscribe" task, which POSTs hub.mode=subscribe to the
-//     remote hub with hub.callback = PUBLIC_URL/upstream/{id}. Failures
+//     remote hub with hub.callback = PUBLIC_URL/upstream/{id}/{token},
+//     token being 128 random bits kept with the upstream. Failures
 //     are retried by the task runner; a 4xx ends in state failed.
 //   - The remote hub GETs the callback (Handler): a subscribe
-//     verification for the topic of a pending or active upstream is
-//     answered with the challenge, makes the upstream active, and
-//     schedules a renewal (another subscribe task) at 80% of the granted
-//     lease; hub.mode=denied records the reason (state denied). Anything
-//     else is answered 404.
+//     verification for the topic of a pending or active upstream, while a
+//     subscribe request is outstanding, is answered with the challenge,
+//     makes the upstream active with the granted lease (clamped to
+//     MinLease..MaxLease), and schedules a renewal (another subscribe
+//     task) at 80% of it; hub.mode=denied records the reason (state
+//     denied) and schedules a new subscribe after DenialRetry (1 minute,
+//     doubling up to a day; Add restarts it at once). Anything else, and
+//     any request whose URL lacks the upstream's token, is answered 404.
 //   - The remote hub POSTs content to the callback: it is dropped (still
 //     answered 2xx, as the spec asks, and counted) unless X-Hub-Signature
 //     is a correct HMAC with our secret; then feeds are republished entry
@@ -70,7 +74,17 @@ const (
 	// RenewAt is the fraction of the granted lease after which the
 	// subscription is renewed.
 	RenewAt = 0.8
+	// MinLease and MaxLease bound the lease a remote hub's verification
+	// may grant (hub.lease_seconds): outside values are clamped.
+	MinLease = time.Minute
+	MaxLease = 365 * 24 * time.Hour
 )
+
+// DenialRetry is how long after its n-th denial in a row (n >= 1) a
+// denied upstream is subscribed again: a minute, doubling, at most a day.
+func DenialRetry(n int) time.Duration {
+	return min(24*time.Hour, time.Minute<<min(max(n-1, 0), 11))
+}
 
 // Upstream is one subscription of hubbub to a topic of another hub.
 type Upstream struct {
@@ -81,6 +95,20 @@ type Upstream struct {
 	// Secret is the hub.secret we generated; pushed content must be signed
 	// with it. Never shown by the API.
 	Secret string `json:"secret,omitempty"`
+	// Token is the unguessable last segment of the callback URL
+	// (PUBLIC_URL/upstream/{id}/{token}): 128 random bits in hex. The
+	// remote hub's verification GETs and denial notices are
+	// unauthenticated, so the token is what makes them unforgeable.
+	// Upstreams stored before tokens existed get one at their next
+	// (re)subscribe.
+	Token string `json:"token,omitempty"`
+	// Requested is the mode ("subscribe" or "unsubscribe") of the last
+	// request sent to the remote hub that it has not verified yet, "" when
+	// none: a verification is answered only for a request outstanding.
+	Requested string `json:"requested,omitempty"`
+	// Denials counts the denial notices since the last verification; a
+	// denied upstream is subscribed again after DenialRetry(Denials).
+	Denials int `json:"denials,omitempty"`
 	// LeaseSeconds is the lease granted at the last verification (or
 	// asked for, before one).
 	LeaseSeconds int64     `json:"lease_seconds"`
@@ -204,8 +232,14 @@ func (m *Manager) Get(ctx context.Context, id string) (Upstream, bool, error) {
 // List returns every upstream in id order, secrets included.
 func (m *Manager) List(ctx context.Context) ([]Upstream, error) { return m.st.List(ctx) }
 
-// Callback returns the callback URL of the upstream id.
-func (m *Manager) Callback(id string) string { return m.o.PublicURL + "/upstream/" + id }
+// Callback returns the callback URL of u: PUBLIC_URL/upstream/{id}/{token}
+// (without the token segment for an upstream that has none yet).
+func (m *Manager) Callback(u Upstream) string {
+	if u.Token == "" {
+		return m.o.PublicURL + "/upstream/" + u.ID
+	}
+	return m.o.PublicURL + "/upstream/" + u.ID + "/" + u.Token
+}
 
 // Validate checks a spec: absolute http(s) URLs for Hub and Topic, a valid
 // concrete local topic for Into.
@@ -235,7 +269,7 @@ func (m *Manager) Add(ctx context.Context, s Spec) (Upstream, error) {
 		return Upstream{}, event.Invalid("upstream: hubbub needs --public-url for remote hubs to reach its callbacks")
 	}
 	id := ID(s.Hub, s.Topic, s.Into)
-	fresh := Upstream{ID: id, Hub: s.Hub, Topic: s.Topic, Into: s.Into, Secret: newSecret(),
+	fresh := Upstream{ID: id, Hub: s.Hub, Topic: s.Topic, Into: s.Into, Secret: newSecret(), Token: newToken(),
 		LeaseSeconds: int64(m.o.Lease / time.Second), State: StatePending, Created: m.o.Now()}
 	// Atomic against other nodes adding the same upstream (every node of a
 	// deployment may name it in its configuration): one record, one secret.
@@ -320,6 +354,13 @@ func newSecret() string {
 	return hex.EncodeToString(b[:])
 }
 
+// newToken returns 16 random bytes in hex: a callback token.
+func newToken() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // never fails (crypto/rand contract since Go 1.24)
+	return hex.EncodeToString(b[:])
+}
+
 // ParseSpecs reads upstreams from configuration: each is HUB_URL,TOPIC_URL,INTO.
 // The items may arrive already split on commas (a comma-separated
 // environment variable), so all items are joined with commas and read
@@ -343,4 +384,10 @@ func ParseSpecs(items []string) ([]Spec, error) {
 		out = append(out, s)
 	}
 	return out, nil
+}
+
+// SubscribeTask is the task that (re)subscribes the upstream id at at
+// (now when zero), for callers that schedule one themselves.
+func SubscribeTask(id string, at time.Time) tasks.Task {
+	return tasks.Task{Kind: KindSubscribe, Key: id, Payload: []byte(id), RunAt: at}
 }

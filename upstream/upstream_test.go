@@ -41,12 +41,18 @@ type env struct {
 	remote *httptest.Server // the fake remote hub
 	reqs   chan url.Values  // requests the remote hub received
 	status atomic.Int32     // what the remote hub answers (202 when 0)
+	runner *tasks.Runner
+	st     upstream.Store // the store given to newEnvStore, or nil
 }
 
 func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
-func newEnv(t *testing.T) *env {
-	e := &env{t: t, clock: &clock{}, reqs: make(chan url.Values, 100)}
+func newEnv(t *testing.T) *env { return newEnvStore(t, nil) }
+
+// newEnvStore is newEnv with the upstreams in ust (the Manager closes it),
+// or in a one-node store when ust is nil.
+func newEnvStore(t *testing.T, ust upstream.Store) *env {
+	e := &env{t: t, clock: &clock{}, reqs: make(chan url.Values, 100), st: ust}
 	dir := t.TempDir()
 	b := broker.New()
 	st, err := embedded.Open(filepath.Join(dir, "log"), store.Config{Now: e.clock.Now, OnCommit: b.Publish}, embedded.WithLogger(quiet()))
@@ -58,6 +64,7 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	runner := tasks.NewRunner(q, tasks.Options{Now: e.clock.Now, Logger: quiet(), MaxSleep: 50 * time.Millisecond, Grace: 5 * time.Second})
+	e.runner = runner
 	e.hub = hub.New(st, b, hub.Options{})
 	e.remote = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_ = r.ParseForm()
@@ -69,7 +76,7 @@ func newEnv(t *testing.T) *env {
 		w.WriteHeader(code)
 	}))
 	e.srv = httptest.NewServer(nil)
-	e.m, err = upstream.New(upstream.Options{Hub: e.hub, Runner: runner, Dir: filepath.Join(dir, "upstream"),
+	e.m, err = upstream.New(upstream.Options{Hub: e.hub, Runner: runner, Dir: filepath.Join(dir, "upstream"), Store: ust,
 		PublicURL: e.srv.URL, AllowPrivate: true, Logger: quiet(), Now: e.clock.Now, Lease: time.Hour,
 		Retry: tasks.KindOptions{Backoff: tasks.Backoff{Base: 10 * time.Millisecond, Max: 50 * time.Millisecond}}})
 	if err != nil {
@@ -167,7 +174,10 @@ func TestConduit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cb := e.srv.URL + "/upstream/" + u.ID
+	cb := e.m.Callback(u)
+	if !strings.HasPrefix(cb, e.srv.URL+"/upstream/"+u.ID+"/") || len(u.Token) != 32 {
+		t.Fatalf("callback %q", cb)
+	}
 	sub := e.request()
 	if sub.Get("hub.mode") != "subscribe" || sub.Get("hub.topic") != topic || sub.Get("hub.callback") != cb ||
 		sub.Get("hub.secret") != u.Secret || len(u.Secret) < 32 || sub.Get("hub.lease_seconds") != "3600" {
@@ -253,7 +263,7 @@ func TestDeniedAndRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.request()
-	cb := e.srv.URL + "/upstream/" + u.ID
+	cb := e.m.Callback(u)
 	if code, _ := e.verify(cb, url.Values{"hub.mode": {"denied"}, "hub.topic": {topic}, "hub.reason": {"not allowed"}}); code != http.StatusOK {
 		t.Fatalf("denial: %d", code)
 	}
@@ -265,7 +275,17 @@ func TestDeniedAndRefused(t *testing.T) {
 	if code, _ := e.verify(cb, url.Values{"hub.mode": {"subscribe"}, "hub.topic": {topic}, "hub.challenge": {"c"}}); code != http.StatusNotFound {
 		t.Fatalf("verification after denial: %d", code)
 	}
-
+	// It is subscribed again after DenialRetry(1), and verifies then.
+	e.clock.Advance(upstream.DenialRetry(1))
+	if again := e.request(); again.Get("hub.mode") != "subscribe" || again.Get("hub.callback") != cb {
+		t.Fatalf("retry after denial %v", again)
+	}
+	if code, body := e.verify(cb, url.Values{"hub.mode": {"subscribe"}, "hub.topic": {topic}, "hub.challenge": {"c2"}}); code != http.StatusOK || body != "c2" {
+		t.Fatalf("verification of the retry: %d %q", code, body)
+	}
+	if got, _, _ := e.m.Get(t.Context(), u.ID); got.State != upstream.StateActive || got.Denials != 0 {
+		t.Fatalf("after the retry %+v", got)
+	}
 }
 
 func TestAPI(t *testing.T) {
@@ -301,7 +321,11 @@ func TestAPI(t *testing.T) {
 	if un := e.request(); un.Get("hub.mode") != "unsubscribe" || un.Get("hub.topic") != topic {
 		t.Fatalf("unsubscribe request %v", un)
 	}
-	cb := e.srv.URL + "/upstream/" + id
+	cur, _, _ := e.m.Get(t.Context(), id)
+	if !strings.Contains(string(b), cur.Token) || strings.Contains(string(b), `"token"`) {
+		t.Fatalf("list shows the callback with its token, not the token alone: %s", b)
+	}
+	cb := e.m.Callback(cur)
 	if code, body := e.verify(cb, url.Values{"hub.mode": {"unsubscribe"}, "hub.topic": {topic}, "hub.challenge": {"bye"}}); code != http.StatusOK || body != "bye" {
 		t.Fatalf("unsubscribe verification: %d %q", code, body)
 	}

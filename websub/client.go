@@ -6,11 +6,19 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"code.dny.dev/ssrf"
 )
+
+// dialTimeout bounds connecting to a callback or feed: a host that does
+// not accept a connection by then counts as unreachable.
+const dialTimeout = 5 * time.Second
 
 // maxRedirects bounds the redirects followed by fetches (deliveries and
 // verifications follow none: a callback must answer itself).
@@ -18,16 +26,26 @@ const maxRedirects = 5
 
 // newClient returns the client for every outgoing request. Unless
 // allowPrivate, its dialer checks each resolved address at dial time (so
-// DNS rebinding cannot get around it) and refuses loopback, private,
-// link-local, multicast and other non-public addresses, on any port.
+// DNS rebinding and redirects cannot get around it) and refuses loopback,
+// private, link-local, multicast and other non-public addresses, and
+// ports other than 80, 443 and 1024 and above. A dial gives up after
+// dialTimeout (or timeout, if shorter).
 // Proxies from the environment are not used: they would hide the address.
 // It keeps up to perHost idle connections per host, so that as many
 // concurrent requests to one host as the per-host limit lets through
 // reuse their connections instead of dialing anew.
 func newClient(allowPrivate bool, timeout time.Duration, perHost int) *http.Client {
-	d := &net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}
+	d := &net.Dialer{Timeout: min(timeout, dialTimeout), KeepAlive: 30 * time.Second}
 	if !allowPrivate {
-		d.Control = ssrf.New(ssrf.WithAnyPort()).Safe
+		guard := ssrf.New(ssrf.WithAnyPort()).Safe
+		d.Control = func(network, address string, c syscall.RawConn) error {
+			if _, p, err := net.SplitHostPort(address); err == nil {
+				if n, err := strconv.Atoi(p); err != nil || !portOK(n) {
+					return ssrf.ErrProhibitedPort
+				}
+			}
+			return guard(network, address, c)
+		}
 	}
 	tr := &http.Transport{
 		Proxy:                 nil,
@@ -81,6 +99,36 @@ func newHostLimiter(n int) *hostLimiter {
 	return &hostLimiter{n: n, slots: make(map[string]*hostSlot)}
 }
 
+// try takes a slot for host if one is free at once; release must then be
+// called once after.
+func (l *hostLimiter) try(host string) (release func(), ok bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s := l.slots[host]
+	if s == nil {
+		s = &hostSlot{sem: make(chan struct{}, l.n)}
+		l.slots[host] = s
+	}
+	select {
+	case s.sem <- struct{}{}:
+	default:
+		if s.users == 0 {
+			delete(l.slots, host)
+		}
+		return nil, false
+	}
+	s.users++
+	return func() {
+		<-s.sem
+		l.mu.Lock()
+		s.users--
+		if s.users == 0 {
+			delete(l.slots, host)
+		}
+		l.mu.Unlock()
+	}, true
+}
+
 // acquire waits for a slot for host; release must be called once after.
 func (l *hostLimiter) acquire(ctx context.Context, host string) (release func(), err error) {
 	l.mu.Lock()
@@ -108,12 +156,37 @@ func (l *hostLimiter) acquire(ctx context.Context, host string) (release func(),
 	}
 }
 
-// do sends req within the per-host limit.
+// hostKey is the host a request is counted under in the per-host limits
+// (CallbackHost's rule: lower-cased, without port).
+func hostKey(u *url.URL) string { return strings.ToLower(u.Hostname()) }
+
+// errHostBusy is tryDo's answer when the host has PerHostConcurrency
+// requests in flight.
+var errHostBusy = errors.New("websub: the host has as many requests in flight as allowed")
+
+// do sends req within the per-host limit, waiting for a slot.
 func (h *Hub) do(req *http.Request) (*http.Response, func(), error) {
-	release, err := h.hosts.acquire(req.Context(), req.URL.Host)
+	release, err := h.hosts.acquire(req.Context(), hostKey(req.URL))
 	if err != nil {
 		return nil, nil, err
 	}
+	return h.send(req, release)
+}
+
+// tryDo sends req if its host has a free slot, and fails with errHostBusy
+// at once otherwise, so that a task for a busy host does not hold a worker
+// while it waits.
+func (h *Hub) tryDo(req *http.Request) (*http.Response, func(), error) {
+	release, ok := h.hosts.try(hostKey(req.URL))
+	if !ok {
+		return nil, nil, errHostBusy
+	}
+	return h.send(req, release)
+}
+
+// send sends req holding a host slot; release is returned with the
+// response, or called on error.
+func (h *Hub) send(req *http.Request, release func()) (*http.Response, func(), error) {
 	resp, err := h.client.Do(req)
 	if err != nil {
 		release()

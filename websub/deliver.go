@@ -161,6 +161,13 @@ func (h *Hub) enqueueDeliver(ctx context.Context, s *Subscription) error {
 
 // handleDeliver runs a deliver task: it POSTs the subscription's events
 // after its cursor, in log order, advancing the cursor after each 2xx.
+//
+// Fairness: at most PerHostConcurrency deliveries per callback host are in
+// flight (out of DeliverConcurrency workers). A delivery to a host at its
+// cap does not wait on a worker: the task is put back for a little later
+// (busyWait), without counting as the subscription's failure. So a slow
+// or silent host holds at most PerHostConcurrency workers, each for at
+// most HTTPTimeout, and deliveries to other hosts go on meanwhile.
 func (h *Hub) handleDeliver(ctx context.Context, t tasks.Task) error {
 	id := string(t.Payload)
 	s, ok, err := h.o.Records.Get(ctx, id)
@@ -239,6 +246,9 @@ func (h *Hub) handleDeliver(ctx context.Context, t tasks.Task) error {
 		}
 		n, body, ctype := h.compose(&s, buf)
 		status, retryAfter, err := h.post(ctx, &s, body, ctype)
+		if errors.Is(err, errHostBusy) {
+			return tasks.RetryAfter(busyWait(t.Attempt, h.o.HTTPTimeout), err) // not the subscription's failure
+		}
 		h.obs.Delivered(&s, n, status, err)
 		switch {
 		case err == nil && status >= 200 && status <= 299:
@@ -272,6 +282,13 @@ func (h *Hub) handleDeliver(ctx context.Context, t tasks.Task) error {
 	}
 	// More to deliver: a follow-up run (it waits for this one to end).
 	return h.enqueueDeliver(ctx, &s)
+}
+
+// busyWait is how long a delivery to a busy host waits before its next
+// try: 500ms doubling with the task's runs, up to limit, jittered.
+func busyWait(attempt int, limit time.Duration) time.Duration {
+	d := min(limit, 500*time.Millisecond<<min(attempt, 6))
+	return d/2 + rand.N(d/2+1)
 }
 
 // stop ends a run without retrying when the subscription went away.
@@ -446,7 +463,7 @@ func (h *Hub) post(ctx context.Context, s *Subscription, body []byte, ctype stri
 		}
 		req.Header.Set(SignatureHeader, Sign(alg, s.Secret, body))
 	}
-	resp, release, err := h.do(req)
+	resp, release, err := h.tryDo(req)
 	if err != nil {
 		return 0, 0, err
 	}

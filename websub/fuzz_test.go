@@ -2,6 +2,8 @@ package websub
 
 import (
 	"net/url"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -44,6 +46,14 @@ func FuzzParseRequest(f *testing.F) {
 			if r.Batch < 0 || r.Batch > MaxBatch {
 				t.Fatalf("batch %d", r.Batch)
 			}
+			if h := CallbackHost(r.Callback); h == "" || h != strings.ToLower(h) {
+				t.Fatalf("callback host %q of %q", h, r.Callback)
+			}
+			if u, _ := url.Parse(r.Callback); allowedPort(r.Callback) && u.Port() != "" {
+				if n, err := strconv.Atoi(u.Port()); err != nil || (n != 80 && n != 443 && (n < 1024 || n > 65535)) {
+					t.Fatalf("allowedPort(%q) = true", r.Callback)
+				}
+			}
 		case ModePublish:
 			if len(r.URLs) == 0 || len(r.URLs) > MaxPublishTopics {
 				t.Fatalf("urls %v", r.URLs)
@@ -68,5 +78,13 @@ func TestMergeFeeds(t *testing.T) {
 	}
 	if _, err := entrySpans([]byte(`<feed><title>`), "entry", 1); err == nil {
 		t.Fatal("malformed feed accepted")
+	}
+}
+
+func TestCheckURLNeedsHostName(t *testing.T) {
+	for _, u := range []string{"http://:80/", "http://:8080/x", "https:///x"} {
+		if checkURL("u", u) == nil {
+			t.Errorf("%q accepted", u)
+		}
 	}
 }

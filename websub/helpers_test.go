@@ -146,15 +146,16 @@ func newEnvRetention(t testing.TB, dir string, ret store.Retention, opt func(*we
 	e.srv = httptest.NewServer(nil)
 	o := websub.Options{
 		Hub: e.hub, Log: st, Records: e.records, Tasks: e.runner,
-		PublicURL:    e.srv.URL + "/hub",
-		AllowPrivate: true,
-		MinLease:     time.Second,
-		Logger:       quiet(),
-		Observer:     e.obs,
-		HTTPTimeout:  5 * time.Second,
-		RetryBase:    20 * time.Millisecond,
-		RetryMax:     5 * time.Second,
-		Now:          e.clock.Now,
+		PublicURL:     e.srv.URL + "/hub",
+		AllowPrivate:  true,
+		MinLease:      time.Second,
+		Logger:        quiet(),
+		Observer:      e.obs,
+		HTTPTimeout:   5 * time.Second,
+		RetryBase:     20 * time.Millisecond,
+		RetryMax:      5 * time.Second,
+		Now:           e.clock.Now,
+		SubscribeRate: -1,
 	}
 	if opt != nil {
 		opt(&o)

@@ -188,7 +188,7 @@ func checkURL(name, s string) error {
 	if err != nil {
 		return bad("%s is not a URL", name)
 	}
-	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" {
 		return bad("%s must be an absolute http or https URL", name)
 	}
 	if u.Fragment != "" || strings.Contains(s, "#") {

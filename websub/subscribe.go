@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/hubbub/hubbub/tasks"
 )
@@ -24,6 +25,13 @@ type verifyJob struct {
 	HubURL   string `json:"hub_url"`
 	LogTopic string `json:"log_topic"`
 	Reason   string `json:"reason,omitempty"` // denial reason (Mode denied)
+	// NotAfter, when set, caps the subscription's expiry (Authorize).
+	NotAfter time.Time `json:"not_after,omitzero"`
+	// Failed counts the failed attempts of the task runs before the last
+	// time it was put back for a busy host (see deferVerify); Waits
+	// counts those put-backs.
+	Failed int `json:"failed,omitempty"`
+	Waits  int `json:"waits,omitempty"`
 }
 
 // ServeHTTP answers POST / and /hub: subscribe, unsubscribe and publish
@@ -50,10 +58,18 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if req.Mode == ModePublish {
+		if f := h.authorizePublish(r, req); f != nil {
+			f.write(w)
+			return
+		}
 		h.servePublish(w, r, req)
 		return
 	}
 	job := verifyJob{Request: req, HubURL: h.hubURL(r), LogTopic: h.logTopic(req.Topic, r)}
+	if f := h.checkSubscription(r, &job); f != nil {
+		f.write(w)
+		return
+	}
 	if req.Mode == ModeSubscribe && h.o.Allow != nil {
 		if aerr := h.o.Allow(req.Topic, req.Callback); aerr != nil {
 			deny := job
@@ -70,8 +86,8 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if req.Sync {
-		if err := h.verifyAndApply(r.Context(), job); err != nil {
-			plain(w, http.StatusConflict, "websub: verification failed: "+err.Error())
+		if err := h.verifySync(r.Context(), job); err != nil {
+			plain(w, http.StatusConflict, "websub: verification failed: "+publicReason(err))
 			return
 		}
 		w.WriteHeader(http.StatusNoContent)

@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	mrand "math/rand/v2"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -22,6 +24,23 @@ import (
 // is read: enough to tell a longer body from the challenge.
 const maxExtraBody = 1024
 
+// Verification limits.
+const (
+	// verifyTimeout bounds a verification request, from dialing to the
+	// end of the answer (or HTTPTimeout, if shorter).
+	verifyTimeout = 10 * time.Second
+	// verifyPerHost is how many verifications run at once for one callback
+	// host (CallbackHost); verifyConcurrency how many run in all.
+	verifyPerHost     = 2
+	verifyConcurrency = 16
+	// verifyAttempts is how many runs a verification may fail to reach
+	// its callback before it goes to the dead-letter list.
+	verifyAttempts = 3
+	// maxVerifyWait is the longest a verification waits, per put-back,
+	// for its busy host.
+	maxVerifyWait = 15 * time.Second
+)
+
 // transientError marks a verification failure worth retrying (the callback
 // could not be reached); every other failure is final.
 type transientError struct{ err error }
@@ -29,14 +48,55 @@ type transientError struct{ err error }
 func (e *transientError) Error() string { return e.err.Error() }
 func (e *transientError) Unwrap() error { return e.err }
 
+// verifyError is a failed verification: public says what failed in words
+// fit for an anonymous subscriber; err holds the detail (network errors,
+// addresses), which is only logged.
+type verifyError struct {
+	public string
+	err    error
+}
+
+func (e *verifyError) Error() string {
+	if e.err == nil {
+		return e.public
+	}
+	return e.public + ": " + e.err.Error()
+}
+func (e *verifyError) Unwrap() error { return e.err }
+
+// publicReason is what a subscriber is told about err.
+func publicReason(err error) string {
+	var ve *verifyError
+	if errors.As(err, &ve) {
+		return ve.public
+	}
+	return "the hub could not complete the verification; try again"
+}
+
 // handleVerify runs a verify task: verification of intent, or the notice
-// of a denial. Unreachable callbacks are retried (up to the kind's
-// MaxAttempts); answers that fail verification are final.
+// of a denial. Unreachable callbacks are retried (up to verifyAttempts
+// runs); answers that fail verification are final.
+//
+// Fairness: at most verifyPerHost verifications (or denial notices) per
+// callback host run at once, out of verifyConcurrency workers. A task for
+// a host at its cap does not wait on a worker: it is put back in the
+// queue for a little later (deferVerify) and the worker moves on. Each
+// request is bounded by dialTimeout to connect and verifyTimeout in all.
+// So a host that never answers holds at most verifyPerHost workers, for
+// at most verifyTimeout each, however many verifications it is sent, and
+// a verification for any other host starts as soon as it is due (while
+// fewer than verifyConcurrency/verifyPerHost distinct hosts are all slow
+// at once).
 func (h *Hub) handleVerify(ctx context.Context, t tasks.Task) error {
 	var j verifyJob
 	if err := json.Unmarshal(t.Payload, &j); err != nil {
 		return tasks.Permanent(fmt.Errorf("websub: bad verify payload: %w", err))
 	}
+	release, ok := h.verifying.try(CallbackHost(j.Callback))
+	if !ok {
+		return h.deferVerify(ctx, t, j)
+	}
+	defer release()
 	if j.Mode == ModeDenied {
 		err := h.sendDenial(ctx, j)
 		h.obs.Verified(j.Topic, j.Callback, ModeDenied, err)
@@ -45,10 +105,47 @@ func (h *Hub) handleVerify(ctx context.Context, t tasks.Task) error {
 	err := h.verifyAndApply(ctx, j)
 	var te *transientError
 	if errors.As(err, &te) {
+		if j.Failed+t.Attempt+1 >= verifyAttempts {
+			return tasks.Permanent(fmt.Errorf("websub: %d attempts failed; last: %w", j.Failed+t.Attempt+1, err))
+		}
 		return err
 	}
 	return nil // done, whatever the subscriber answered
 }
+
+// deferVerify puts t back in the queue, as a new task with the same key,
+// to run when its host may have a free slot: after 1s, 2s, 4s ... up to
+// maxVerifyWait (jittered) for its successive put-backs. The failed runs
+// so far travel in the payload, since the new task starts at Attempt 0.
+func (h *Hub) deferVerify(ctx context.Context, t tasks.Task, j verifyJob) error {
+	j.Failed += t.Attempt
+	j.Waits++
+	d := min(maxVerifyWait, time.Second<<min(j.Waits-1, 4))
+	d = d/2 + mrand.N(d/2+1)
+	b, err := json.Marshal(j)
+	if err != nil {
+		return fmt.Errorf("websub: encode verify job: %w", err)
+	}
+	if _, _, err := h.o.Tasks.Enqueue(ctx, tasks.Task{Kind: KindVerify, Key: t.Key, Payload: b, RunAt: h.now().Add(d)}); err != nil {
+		return fmt.Errorf("websub: put back a verification for a busy host: %w", err)
+	}
+	return nil
+}
+
+// verifySync verifies j on the subscription request's goroutine, within
+// the per-host cap (waiting up to verifyTimeout for a slot).
+func (h *Hub) verifySync(ctx context.Context, j verifyJob) error {
+	wctx, cancel := context.WithTimeout(ctx, h.verifyTimeout())
+	release, err := h.verifying.acquire(wctx, CallbackHost(j.Callback))
+	cancel()
+	if err != nil {
+		return &verifyError{public: "too many verifications to the callback's host are in flight; try again later", err: err}
+	}
+	defer release()
+	return h.verifyAndApply(ctx, j)
+}
+
+func (h *Hub) verifyTimeout() time.Duration { return min(verifyTimeout, h.o.HTTPTimeout) }
 
 // verifyAndApply verifies j's intent and, only if that succeeds, applies
 // it to the records: a subscribe creates or renews the subscription, an
@@ -61,11 +158,15 @@ func (h *Hub) verifyAndApply(ctx context.Context, j verifyJob) error {
 	h.obs.Verified(j.Topic, j.Callback, j.Mode, err)
 	if err != nil {
 		h.log.Info("websub: verification failed", "mode", j.Mode, "topic", j.Topic, "callback", j.Callback, "err", err)
+		if isRefused(err) {
+			h.log.Info("websub: the callback's address or port is refused by the SSRF guard; --allow-private-callbacks lets callbacks reach private addresses and any port", "callback", j.Callback)
+		}
 	}
 	return err
 }
 
-// verifyIntent sends the verification GET and checks the echo.
+// verifyIntent sends the verification GET and checks the echo. Its errors
+// are *verifyError, wrapped in *transientError when worth retrying.
 func (h *Hub) verifyIntent(ctx context.Context, j verifyJob) error {
 	challenge := newChallenge()
 	params := url.Values{}
@@ -76,20 +177,35 @@ func (h *Hub) verifyIntent(ctx context.Context, j verifyJob) error {
 	if j.VerifyToken != "" {
 		params.Set("hub.verify_token", j.VerifyToken)
 	}
+	ctx, cancel := context.WithTimeout(ctx, h.verifyTimeout())
+	defer cancel()
 	status, body, err := h.get(ctx, j.Callback, j.LogTopic, params, int64(len(challenge)+maxExtraBody))
 	if err != nil {
-		if isRefused(err) {
-			return fmt.Errorf("callback refused: %w", err)
+		unreachable := &verifyError{public: "callback could not be reached", err: err}
+		var op *net.OpError
+		switch {
+		case isRefused(err):
+			return unreachable
+		case errors.As(err, &op) && op.Op == "dial":
+			return &transientError{err: unreachable}
+		case isTimeout(err):
+			return &transientError{err: &verifyError{public: fmt.Sprintf("callback did not answer within %v", h.verifyTimeout()), err: err}}
 		}
-		return &transientError{err: err}
+		return &transientError{err: unreachable}
 	}
 	if status < 200 || status > 299 {
-		return fmt.Errorf("callback answered %d", status)
+		return &verifyError{public: fmt.Sprintf("callback answered %d", status)}
 	}
 	if !bytes.Equal(body, []byte(challenge)) {
-		return errors.New("callback did not echo the challenge")
+		return &verifyError{public: "callback did not echo the challenge"}
 	}
 	return nil
+}
+
+// isTimeout reports whether err is a deadline or network timeout.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
 }
 
 // sendDenial tells the callback its subscription was refused. Any answer
@@ -180,6 +296,9 @@ func (h *Hub) apply(ctx context.Context, j verifyJob) error {
 		s.Filter = j.Filter
 		s.LeaseSeconds = j.LeaseSeconds
 		s.Expires = now.Add(lease)
+		if !j.NotAfter.IsZero() && j.NotAfter.Before(s.Expires) {
+			s.Expires = j.NotAfter
+		}
 		s.Verified = now
 	}
 	_, err := h.o.Records.Update(ctx, id, func(s *Subscription) error {
@@ -191,6 +310,11 @@ func (h *Hub) apply(ctx context.Context, j verifyJob) error {
 	}
 	if !errors.Is(err, ErrNotFound) {
 		return fmt.Errorf("websub: renew subscription: %w", err)
+	}
+	if over, err := h.overHostCap(ctx, id, j.Callback); err != nil {
+		return err
+	} else if over {
+		return &verifyError{public: "the callback's host has as many subscriptions as this hub allows per host"}
 	}
 	head, err := h.o.Log.Head(ctx, j.LogTopic)
 	if err != nil {

@@ -96,6 +96,30 @@ type Options struct {
 	// non-nil error denies it: the callback gets a hub.mode=denied GET with
 	// the error's text as hub.reason.
 	Allow func(topic, callback string) error
+	// Authorize, when set, is asked about every subscribe, unsubscribe
+	// and publish (thin ping) request, with the local topic: for
+	// (un)subscribe the log topic after mapping BASE/topics/NAME to NAME,
+	// for a ping each topic it publishes into. status 0 allows it;
+	// otherwise the request is answered with status and reason as
+	// text/plain (401 adds WWW-Authenticate: Bearer). A non-zero notAfter
+	// on a subscribe caps the subscription: its lease (as sent in the
+	// verification request) and its expiry end no later than notAfter.
+	// nil allows everything. It is called on the request's goroutine and
+	// may block only briefly.
+	Authorize func(r *http.Request, mode, topic string) (notAfter time.Time, status int, reason string)
+	// ClientAddr names a request's client for the subscription rate
+	// limit (the host of RemoteAddr when nil; a trusted proxy's
+	// X-Forwarded-For belongs here).
+	ClientAddr func(*http.Request) string
+	// MaxPerHost bounds the subscriptions whose callbacks are on one host
+	// (CallbackHost), across topics: DefaultMaxPerHost when zero, none
+	// when negative. Over it a new subscription gets 403.
+	MaxPerHost int
+	// SubscribeRate is how many subscribe and unsubscribe requests per
+	// second one client (ClientAddr) may make, with a burst of twice that:
+	// DefaultSubscribeRate when zero, no limit when negative. Over it a
+	// request gets 429 with Retry-After.
+	SubscribeRate float64
 
 	Logger   *slog.Logger // slog.Default when nil
 	Observer Observer     // metrics; none when nil
@@ -129,6 +153,10 @@ type Hub struct {
 	obs    Observer
 	client *http.Client
 	hosts  *hostLimiter
+	// verifying bounds the verifications in flight per callback host
+	// (verifyPerHost); rates the subscription requests per client.
+	verifying *hostLimiter
+	rates     *rateLimits
 
 	// pending holds the topics OnCommit saw events of that the enqueuer
 	// has not looked at yet. It is a set, so it is bounded by the number
@@ -202,16 +230,24 @@ func New(o Options) (*Hub, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.MaxPerHost == 0 {
+		o.MaxPerHost = DefaultMaxPerHost
+	}
+	if o.SubscribeRate == 0 {
+		o.SubscribeRate = DefaultSubscribeRate
+	}
 	h := &Hub{
-		o:       o,
-		log:     o.Logger.With("component", "websub"),
-		obs:     o.Observer,
-		client:  newClient(o.AllowPrivate, o.HTTPTimeout, o.PerHostConcurrency),
-		hosts:   newHostLimiter(o.PerHostConcurrency),
-		pending: make(map[string]struct{}),
-		wake:    make(chan struct{}, 1),
-		quit:    make(chan struct{}),
-		done:    make(chan struct{}),
+		o:         o,
+		log:       o.Logger.With("component", "websub"),
+		obs:       o.Observer,
+		client:    newClient(o.AllowPrivate, o.HTTPTimeout, o.PerHostConcurrency),
+		hosts:     newHostLimiter(o.PerHostConcurrency),
+		verifying: newHostLimiter(verifyPerHost),
+		rates:     newRateLimits(o.SubscribeRate),
+		pending:   make(map[string]struct{}),
+		wake:      make(chan struct{}, 1),
+		quit:      make(chan struct{}),
+		done:      make(chan struct{}),
 	}
 	go h.enqueueLoop()
 	return h, nil
@@ -220,7 +256,7 @@ func New(o Options) (*Hub, error) {
 // Register registers the handlers of the verify, deliver and fetch kinds
 // on r (the runner given as Options.Tasks). Call it once, before r.Run.
 func (h *Hub) Register(r *tasks.Runner) {
-	r.Handle(KindVerify, h.handleVerify, tasks.KindOptions{Concurrency: 8, MaxAttempts: 3,
+	r.Handle(KindVerify, h.handleVerify, tasks.KindOptions{Concurrency: verifyConcurrency, MaxAttempts: verifyAttempts,
 		Backoff: tasks.Backoff{Base: h.o.RetryBase, Max: h.o.RetryMax}})
 	// Unlimited attempts: a subscription is never dropped before its lease
 	// ends; the handler picks its own delays (RetryAfter).

@@ -48,6 +48,8 @@ type Records struct {
 	byID   map[string]websub.Subscription
 	// byTopic indexes byID: LogTopic -> set of ids.
 	byTopic map[string]map[string]struct{}
+	// byHost counts byID by websub.CallbackHost of the callback.
+	byHost map[string]int
 }
 
 var _ websub.Records = (*Records)(nil)
@@ -65,7 +67,7 @@ func Open(dir string, logger *slog.Logger) (*Records, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pebblerecords: open %s: %w", dir, err)
 	}
-	r := &Records{db: db, log: logger, byID: make(map[string]websub.Subscription), byTopic: make(map[string]map[string]struct{})}
+	r := &Records{db: db, log: logger, byID: make(map[string]websub.Subscription), byTopic: make(map[string]map[string]struct{}), byHost: make(map[string]int)}
 	if err := r.load(); err != nil {
 		_ = db.Close()
 		return nil, err
@@ -97,6 +99,9 @@ func (r *Records) index(s websub.Subscription) {
 	if old, ok := r.byID[s.ID]; ok && old.LogTopic != s.LogTopic {
 		r.unindex(old)
 	}
+	if _, ok := r.byID[s.ID]; !ok {
+		r.byHost[websub.CallbackHost(s.Callback)]++
+	}
 	r.byID[s.ID] = s
 	set := r.byTopic[s.LogTopic]
 	if set == nil {
@@ -107,6 +112,12 @@ func (r *Records) index(s websub.Subscription) {
 }
 
 func (r *Records) unindex(s websub.Subscription) {
+	if _, ok := r.byID[s.ID]; ok {
+		h := websub.CallbackHost(s.Callback)
+		if r.byHost[h]--; r.byHost[h] <= 0 {
+			delete(r.byHost, h)
+		}
+	}
 	delete(r.byID, s.ID)
 	if set := r.byTopic[s.LogTopic]; set != nil {
 		delete(set, s.ID)
@@ -295,6 +306,15 @@ func (r *Records) Count(topic string) int {
 	defer r.mu.RUnlock()
 	return len(r.byTopic[topic])
 }
+
+// CountHost implements websub.HostCounter from memory.
+func (r *Records) CountHost(_ context.Context, host string) (int, error) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.byHost[host], nil
+}
+
+var _ websub.HostCounter = (*Records)(nil)
 
 // Len returns the number of subscriptions.
 func (r *Records) Len() int {

@@ -15,8 +15,13 @@
 // every subscription is then on one node). The changes channel is a plain
 // Pub/Sub channel, which a cluster carries to every node.
 //
-//	<P>:websub:{subs}:s:<id>     hash: j (the JSON of a websub.Subscription)
-//	                             and t (its LogTopic, for re-indexing)
+//	<P>:websub:{subs}:s:<id>     hash: j (the JSON of a websub.Subscription),
+//	                             t (its LogTopic, for re-indexing) and h
+//	                             (websub.CallbackHost of its callback)
+//	<P>:websub:{subs}:hosts      hash: callback host -> number of records
+//	                             with that h, for CountHost (a record
+//	                             written before h existed is counted from
+//	                             its next write)
 //	<P>:websub:{subs}:ids        sorted set, all scores 0: every id, for List
 //	                             paging in id order (ZRANGEBYLEX)
 //	<P>:websub:{subs}:t:<topic>  set: the ids whose LogTopic is <topic>, for
@@ -100,6 +105,7 @@ type Records struct {
 	subP  string // "<P>:websub:{subs}:s:"
 	topP  string // "<P>:websub:{subs}:t:"
 	idsK  string // "<P>:websub:{subs}:ids"
+	hostK string // "<P>:websub:{subs}:hosts"
 	fetch string // "<P>:websub:fetch:"
 	// changes is the Pub/Sub channel "<P>:websub:changed": the scripts
 	// publish each LogTopic whose set of subscriptions changed.
@@ -126,13 +132,13 @@ var _ websub.Records = (*Records)(nil)
 
 // writeLua stores a record and re-indexes it, and publishes on the changes
 // channel each LogTopic whose set of subscriptions changed.
-// KEYS: record, ids, topic set of the new LogTopic.
+// KEYS: record, ids, topic set of the new LogTopic, hosts.
 // ARGV: topic-set key prefix, id, JSON, LogTopic, mode ("put" or "cas"),
-// expected JSON (cas only), changes channel.
+// expected JSON (cas only), changes channel, callback host.
 // Returns 1 when written, 0 when cas found another JSON, -1 when cas found
 // no record.
 const writeLua = `
-local old = redis.call('HMGET', KEYS[1], 'j', 't')
+local old = redis.call('HMGET', KEYS[1], 'j', 't', 'h')
 if ARGV[5] == 'cas' then
   if not old[1] then return -1 end
   if old[1] ~= ARGV[6] then return 0 end
@@ -141,7 +147,8 @@ if old[2] and old[2] ~= ARGV[4] then
   redis.call('SREM', ARGV[1] .. old[2], ARGV[2])
   redis.call('PUBLISH', ARGV[7], old[2])
 end
-redis.call('HSET', KEYS[1], 'j', ARGV[3], 't', ARGV[4])
+redis.call('HSET', KEYS[1], 'j', ARGV[3], 't', ARGV[4], 'h', ARGV[8])
+if not old[3] then redis.call('HINCRBY', KEYS[4], ARGV[8], 1) end
 redis.call('ZADD', KEYS[2], 0, ARGV[2])
 if redis.call('SADD', KEYS[3], ARGV[2]) == 1 then
   redis.call('PUBLISH', ARGV[7], ARGV[4])
@@ -151,7 +158,7 @@ return 1
 
 // delLua removes a record and its index entries, and publishes its
 // LogTopic on the changes channel.
-// KEYS: record, ids. ARGV: topic-set key prefix, id, changes channel,
+// KEYS: record, ids, hosts. ARGV: topic-set key prefix, id, changes channel,
 // expected JSON ("" for any).
 // Returns 1 when it existed, 0 when it did not, -1 when its JSON was not
 // the expected one (nothing deleted).
@@ -159,7 +166,9 @@ const delLua = `
 local t = redis.call('HGET', KEYS[1], 't')
 if not t then return 0 end
 if ARGV[4] ~= '' and redis.call('HGET', KEYS[1], 'j') ~= ARGV[4] then return -1 end
+local h = redis.call('HGET', KEYS[1], 'h')
 redis.call('DEL', KEYS[1])
+if h and redis.call('HINCRBY', KEYS[3], h, -1) <= 0 then redis.call('HDEL', KEYS[3], h) end
 redis.call('ZREM', KEYS[2], ARGV[2])
 redis.call('SREM', ARGV[1] .. t, ARGV[2])
 redis.call('PUBLISH', ARGV[3], t)
@@ -213,6 +222,7 @@ func Open(ctx context.Context, url string, prefix string, logger *slog.Logger) (
 		subP:    base + "s:",
 		topP:    base + "t:",
 		idsK:    base + "ids",
+		hostK:   base + "hosts",
 		fetch:   prefix + ":websub:fetch:",
 		changes: prefix + ":websub:changed",
 		counts:  make(map[string]int),
@@ -287,8 +297,8 @@ func (r *Records) store(ctx context.Context, s websub.Subscription, cas bool, ex
 		mode = "cas"
 	}
 	n, err := r.write.Run(ctx, r.rdb,
-		[]string{r.subP + s.ID, r.idsK, r.topP + s.LogTopic},
-		r.topP, s.ID, v, s.LogTopic, mode, expected, r.changes).Int64()
+		[]string{r.subP + s.ID, r.idsK, r.topP + s.LogTopic, r.hostK},
+		r.topP, s.ID, v, s.LogTopic, mode, expected, r.changes, websub.CallbackHost(s.Callback)).Int64()
 	if err != nil {
 		return 0, fmt.Errorf("redisrecords: put %s: %w", s.ID, err)
 	}
@@ -420,7 +430,7 @@ func (r *Records) Delete(ctx context.Context, id string) (bool, error) {
 		return false, err
 	}
 	defer r.release()
-	n, err := r.del.Run(ctx, r.rdb, []string{r.subP + id, r.idsK}, r.topP, id, r.changes, "").Int64()
+	n, err := r.del.Run(ctx, r.rdb, []string{r.subP + id, r.idsK, r.hostK}, r.topP, id, r.changes, "").Int64()
 	r.invalidate()
 	if err != nil {
 		return false, fmt.Errorf("redisrecords: delete %s: %w", id, err)
@@ -448,7 +458,7 @@ func (r *Records) DeleteIf(ctx context.Context, id string, cond func(websub.Subs
 		if !cond(s) {
 			return false, nil
 		}
-		n, err := r.del.Run(ctx, r.rdb, []string{r.subP + id, r.idsK}, r.topP, id, r.changes, raw).Int64()
+		n, err := r.del.Run(ctx, r.rdb, []string{r.subP + id, r.idsK, r.hostK}, r.topP, id, r.changes, raw).Int64()
 		if err != nil {
 			return false, fmt.Errorf("redisrecords: delete %s: %w", id, err)
 		}
@@ -592,6 +602,24 @@ func (r *Records) watch(ctx context.Context) {
 		}
 	}
 }
+
+// CountHost implements websub.HostCounter: one HGET.
+func (r *Records) CountHost(ctx context.Context, host string) (int, error) {
+	if err := r.acquire(); err != nil {
+		return 0, err
+	}
+	defer r.release()
+	n, err := r.rdb.HGet(ctx, r.hostK, host).Int()
+	if errors.Is(err, goredis.Nil) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("redisrecords: count host %s: %w", host, err)
+	}
+	return n, nil
+}
+
+var _ websub.HostCounter = (*Records)(nil)
 
 // Len returns the number of subscriptions.
 func (r *Records) Len(ctx context.Context) (int, error) {
