@@ -41,6 +41,7 @@ type Config struct {
 	PublishKeys           []string      `flag:"publish-key" env:"HUBBUB_PUBLISH_KEYS" yaml:"publish_keys" secret:"true" help:"key that authorizes publishing (flag repeatable, env comma-separated); none = publishing only from loopback"`
 	AdminKey              string        `flag:"admin-key" env:"HUBBUB_ADMIN_KEY" yaml:"admin_key" secret:"true" help:"key for the admin API (/api/...) and the hub's own $sys/ topics, sent as Authorization: Bearer KEY; empty = loopback clients only"`
 	MaxBody               int64         `flag:"max-body" env:"HUBBUB_MAX_BODY" yaml:"max_body" help:"publish request body limit, in bytes"`
+	MaxResponseBytes      int           `flag:"max-response-bytes" env:"HUBBUB_MAX_RESPONSE_BYTES" yaml:"max_response_bytes" help:"most bytes of one retrieve or long-poll answer and of one catch-up page of a live subscriber; past it the answer holds fewer events than count= and its cursor pages on (one event always goes, even a larger one)"`
 	HistoryMaxEvents      int           `flag:"history-max-events" env:"HUBBUB_HISTORY_MAX_EVENTS" yaml:"history_max_events" help:"events of history kept per topic; 0 = no count limit"`
 	HistoryMaxAge         time.Duration `flag:"history-max-age" env:"HUBBUB_HISTORY_MAX_AGE" yaml:"history_max_age" help:"how long history is kept; 0 = no age limit"`
 	Heartbeat             time.Duration `flag:"heartbeat" env:"HUBBUB_HEARTBEAT" yaml:"heartbeat" help:"interval of SSE comment / NDJSON heartbeats on idle streams (at least 1s)"`
@@ -56,6 +57,7 @@ type Config struct {
 	WebSubMinLease        time.Duration `flag:"websub-min-lease" env:"HUBBUB_WEBSUB_MIN_LEASE" yaml:"websub_min_lease" help:"shortest lease granted (shorter requests are raised to it)"`
 	WebSubMaxLease        time.Duration `flag:"websub-max-lease" env:"HUBBUB_WEBSUB_MAX_LEASE" yaml:"websub_max_lease" help:"longest lease granted (longer requests are lowered to it)"`
 	WebSubSignature       string        `flag:"websub-signature" env:"HUBBUB_WEBSUB_SIGNATURE" yaml:"websub_signature" help:"X-Hub-Signature algorithm when a subscriber names none: sha1 (for PuSH 0.3/0.4 subscribers), sha256, sha384 or sha512"`
+	FetchMinInterval      time.Duration `flag:"fetch-min-interval" env:"HUBBUB_FETCH_MIN_INTERVAL" yaml:"fetch_min_interval" help:"thin pings fetch one topic URL at most once per this interval: pings within it are answered as usual and make one later fetch; 0 = no limit"`
 	AllowPrivateCallbacks bool          `flag:"allow-private-callbacks" env:"HUBBUB_ALLOW_PRIVATE_CALLBACKS" yaml:"allow_private_callbacks" help:"let webhook callbacks and thin-ping fetches reach loopback and private addresses (off: guards against SSRF)"`
 	WebhookConcurrency    int           `flag:"webhook-concurrency" env:"HUBBUB_WEBHOOK_CONCURRENCY" yaml:"webhook_concurrency" help:"webhook deliveries running at once on this node"`
 	TaskLease             time.Duration `flag:"task-lease" env:"HUBBUB_TASK_LEASE" yaml:"task_lease" help:"how long a node holds a claimed task (webhook delivery, verification, upstream renewal) without renewing it; with --store redis, how soon another node takes over the tasks of a node that died"`
@@ -70,6 +72,8 @@ func Default() Config {
 		Data:               "./hubbub-data",
 		RedisPrefix:        "hubbub",
 		MaxBody:            1 << 20,
+		MaxResponseBytes:   16 << 20,
+		FetchMinInterval:   time.Second,
 		HistoryMaxEvents:   10000,
 		HistoryMaxAge:      7 * 24 * time.Hour,
 		Heartbeat:          25 * time.Second,
@@ -389,6 +393,10 @@ func (c Config) Validate() error {
 	switch {
 	case c.MaxBody <= 0:
 		return bad("MaxBody", "must be positive, got %d", c.MaxBody)
+	case c.MaxResponseBytes <= 0:
+		return bad("MaxResponseBytes", "must be positive, got %d", c.MaxResponseBytes)
+	case c.FetchMinInterval < 0:
+		return bad("FetchMinInterval", "must not be negative, got %s", c.FetchMinInterval)
 	case c.HistoryMaxEvents < 0:
 		return bad("HistoryMaxEvents", "must not be negative, got %d", c.HistoryMaxEvents)
 	case c.HistoryMaxAge < 0:

@@ -33,7 +33,14 @@ type Options struct {
 	// SubscribeRequest.Coalesce) for the deliveries that wait anyway:
 	// long-polls and webhooks. The first rule whose pattern matches wins.
 	Coalesce []CoalesceRule
+	// MaxPageBytes bounds the wire JSON of the events one catch-up read
+	// of a live subscription delivers (DefaultMaxPageBytes); at least one
+	// event always goes, so catching up always progresses.
+	MaxPageBytes int
 }
+
+// DefaultMaxPageBytes is Options.MaxPageBytes when it is zero.
+const DefaultMaxPageBytes = 16 << 20
 
 // CoalesceRule sets the coalescing window of the topics a pattern matches.
 type CoalesceRule struct {
@@ -90,6 +97,9 @@ func New(log store.Log, b *broker.Broker, opts Options) *Hub {
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.MaxPageBytes <= 0 {
+		opts.MaxPageBytes = DefaultMaxPageBytes
 	}
 	return &Hub{log: log, broker: b, opts: opts, logger: opts.Logger}
 }
@@ -172,6 +182,16 @@ type RetrieveRequest struct {
 	Filter *filter.Filter
 	// Fields projects the JSON data of the events returned.
 	Fields *filter.Projection
+	// MaxBytes, when positive, bounds the answer like Count does: events
+	// are kept while the sum of their Size stays within it, the oldest
+	// with After, else the newest, and the cursor is placed as for Count,
+	// so paging on loses nothing. The first event is always kept (an
+	// event alone may be larger), so paging always progresses. Each
+	// topic's log is read only until MaxBytes of it are in hand.
+	MaxBytes int
+	// Size is an event's bytes in the answer (before projection, which
+	// only shrinks it); nil means the length of its wire JSON.
+	Size func(*event.Event) int
 }
 
 // MaxScan bounds how many stored events one filtered Retrieve examines per
@@ -198,6 +218,13 @@ func (h *Hub) Retrieve(ctx context.Context, req RetrieveRequest) (RetrieveResult
 		return RetrieveResult{}, event.Invalid("count is more than %d", MaxCount)
 	}
 	out := RetrieveResult{Cursor: make(event.Cursor, len(req.Topics))}
+	var budget *byteBudget
+	if req.MaxBytes > 0 {
+		budget = &byteBudget{max: req.MaxBytes, size: req.Size}
+		if budget.size == nil {
+			budget.size = func(e *event.Event) int { return len(event.NewItem(e).JSON()) }
+		}
+	}
 	// For forward reads: per topic, how many events matched and the last
 	// seq examined, to place the cursor once the merge has cut the list.
 	matched := make(map[string]int, len(req.Topics))
@@ -225,7 +252,7 @@ func (h *Hub) Retrieve(ctx context.Context, req RetrieveRequest) (RetrieveResult
 			}
 			q.After = start.Seq
 		}
-		events, head, last, err := h.readFiltered(ctx, t, q, req.Filter)
+		events, head, last, err := h.readFiltered(ctx, t, q, req.Filter, budget)
 		if err != nil {
 			return RetrieveResult{}, err
 		}
@@ -263,6 +290,9 @@ func (h *Hub) Retrieve(ctx context.Context, req RetrieveRequest) (RetrieveResult
 			}
 		}
 	}
+	if budget != nil {
+		out.Events = budget.cut(out.Events, !req.After)
+	}
 	if req.After {
 		// A topic whose matches all made it into the answer moves past
 		// everything examined; one cut short by the merge stops after the
@@ -292,53 +322,76 @@ func (h *Hub) Retrieve(ctx context.Context, req RetrieveRequest) (RetrieveResult
 
 // readFiltered reads q from topic t, keeping only events f matches (all
 // when f is nil) and reading on until q.Limit of them are found, the range
-// ends, or MaxScan events were examined. It returns the events oldest
-// first, the head, and, for forward reads, the seq of the last event
-// examined (0 when none).
-func (h *Hub) readFiltered(ctx context.Context, t string, q store.Query, f *filter.Filter) ([]*event.Event, store.Head, uint64, error) {
+// ends, MaxScan events were examined, or (with a budget) the events kept
+// reach the budget. It returns the events oldest first, the head, and, for
+// forward reads, the seq of the last event examined (0 when none).
+func (h *Hub) readFiltered(ctx context.Context, t string, q store.Query, f *filter.Filter, b *byteBudget) ([]*event.Event, store.Head, uint64, error) {
 	if f != nil && f.IsZero() {
 		f = nil
 	}
 	want := q.Limit
-	if f != nil {
-		q.Limit = MaxCount
-	}
 	var out []*event.Event
 	var head store.Head
 	var last uint64
+	used, largest := 0, 0
 	for scanned := 0; ; {
+		switch {
+		case f != nil:
+			q.Limit = MaxCount
+		default:
+			q.Limit = want - len(out)
+		}
+		if b != nil {
+			// Read no more than the budget is likely to take: after the
+			// first page, as many of the largest event seen as fit.
+			n := 32
+			if largest > 0 {
+				n = (b.max-used)/largest + 1
+			}
+			q.Limit = max(1, min(q.Limit, n))
+		}
 		page, err := h.log.Read(ctx, t, q)
 		if err != nil {
 			return nil, head, 0, fmt.Errorf("read %q: %w", t, err)
 		}
 		head = page.Head
-		if f == nil {
-			if len(page.Events) > 0 && !q.Newest {
-				last = page.Events[len(page.Events)-1].Seq
-			}
-			return page.Events, head, last, nil
-		}
 		evs := page.Events
+		if f == nil && b == nil {
+			if len(evs) > 0 && !q.Newest {
+				last = evs[len(evs)-1].Seq
+			}
+			return evs, head, last, nil
+		}
+		full := false
+		take := func(e *event.Event) {
+			out = append(out, e)
+			if b != nil {
+				n := b.size(e)
+				used += n
+				largest = max(largest, n)
+			}
+			full = len(out) == want || b != nil && used >= b.max
+		}
 		if q.Newest {
 			// Newest first, so the newest matches are kept.
-			for i := len(evs) - 1; i >= 0 && len(out) < want; i-- {
-				if f.Match(evs[i]) {
-					out = append(out, evs[i])
+			for i := len(evs) - 1; i >= 0 && !full; i-- {
+				if f == nil || f.Match(evs[i]) {
+					take(evs[i])
 				}
 			}
 		} else {
 			for _, e := range evs {
-				if len(out) == want {
+				if full {
 					break
 				}
 				last = e.Seq
-				if f.Match(e) {
-					out = append(out, e)
+				if f == nil || f.Match(e) {
+					take(e)
 				}
 			}
 		}
 		scanned += len(evs)
-		if len(out) == want || len(evs) < q.Limit || scanned >= MaxScan {
+		if full || len(evs) < q.Limit || f != nil && scanned >= MaxScan {
 			break
 		}
 		if q.Newest {
@@ -351,4 +404,30 @@ func (h *Hub) readFiltered(ctx context.Context, t string, q store.Query, f *filt
 		slices.Reverse(out)
 	}
 	return out, head, last, nil
+}
+
+// byteBudget bounds an answer by the bytes of its events.
+type byteBudget struct {
+	max  int
+	size func(*event.Event) int
+}
+
+// cut keeps of events (oldest first) the oldest, or with newest the
+// newest, whose sizes add up to at most b.max, and always one.
+func (b *byteBudget) cut(events []*event.Event, newest bool) []*event.Event {
+	used := 0
+	for i := range events {
+		j := i
+		if newest {
+			j = len(events) - 1 - i
+		}
+		used += b.size(events[j])
+		if used > b.max && i > 0 {
+			if newest {
+				return events[j+1:]
+			}
+			return events[:j]
+		}
+	}
+	return events
 }

@@ -4,14 +4,17 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"encoding/xml"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/hubbub/hubbub/broker"
+	"github.com/hubbub/hubbub/event"
 	"github.com/hubbub/hubbub/hub"
 	"github.com/hubbub/hubbub/store"
 	"github.com/hubbub/hubbub/store/embedded"
@@ -207,4 +210,109 @@ func TestWSPublishInputHygiene(t *testing.T) {
 			t.Errorf("bad input stored %d events in %q", n, topic)
 		}
 	}
+}
+
+// publishText stores n text events of size bytes in topic.
+func publishText(t *testing.T, h *hub.Hub, topic string, n, size int) {
+	t.Helper()
+	data := []byte(strings.Repeat("<x&", size/3))
+	for range n {
+		if _, err := h.Publish(context.Background(), []event.Draft{{Topics: []string{topic}, ContentType: "text/plain", Data: data}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// Audit finding 7: retrieve (JSON, Atom, RSS) and long-poll answers hold at
+// most --max-response-bytes, and their cursors page on to every event,
+// once, in order. A feed cut short is still a valid feed.
+func TestAnswersBoundedByBytes(t *testing.T) {
+	const maxBytes = 64 << 10
+	th := newHTTPHub(t, hub.Options{MaxPageBytes: maxBytes}, transport.Options{MaxResponseBytes: maxBytes})
+	publishText(t, th.hub, "big/a", 40, 6<<10)
+	publishText(t, th.hub, "big/a", 1, 100<<10) // seq 41, alone over the bound
+	publishText(t, th.hub, "big/a", 9, 6<<10)
+	for _, mode := range []string{"json", "atom", "rss", "poll"} {
+		var seqs []uint64
+		cursor := "0"
+		for page := 0; len(seqs) < 50; page++ {
+			if page > 100 {
+				t.Fatalf("%s: paging does not end (%d events)", mode, len(seqs))
+			}
+			path := "/events?topic=big/a&count=1000&after=" + cursor
+			switch mode {
+			case "atom", "rss":
+				path += "&format=" + mode
+			case "poll":
+				path += "&wait=poll&timeout=5"
+			}
+			a := th.get(t, path, nil)
+			if a.status != http.StatusOK {
+				t.Fatalf("%s: %d %s", mode, a.status, a.body)
+			}
+			got, next := pageOf(t, mode, a)
+			if len(got) == 0 {
+				t.Fatalf("%s: an empty page after %d events", mode, len(seqs))
+			}
+			if len(a.body) > maxBytes && len(got) > 1 {
+				t.Fatalf("%s: an answer of %d bytes with %d events, over %d", mode, len(a.body), len(got), maxBytes)
+			}
+			seqs = append(seqs, got...)
+			cursor = next
+		}
+		for i, s := range seqs {
+			if s != uint64(i+1) {
+				t.Fatalf("%s: seqs %v", mode, seqs)
+			}
+		}
+	}
+}
+
+// pageOf reads the seqs of an answer and its cursor; feeds must parse.
+func pageOf(t *testing.T, mode string, a httpAnswer) ([]uint64, string) {
+	t.Helper()
+	var seqs []uint64
+	if mode == "json" || mode == "poll" {
+		var resp struct {
+			Events []struct {
+				Seq uint64 `json:"seq"`
+			} `json:"events"`
+			Cursor string `json:"cursor"`
+		}
+		if err := json.Unmarshal(a.body, &resp); err != nil {
+			t.Fatalf("%s: %v", mode, err)
+		}
+		for _, e := range resp.Events {
+			seqs = append(seqs, e.Seq)
+		}
+		return seqs, resp.Cursor
+	}
+	// Walk the whole document: it must be well-formed XML. Entry ids end
+	// in ":EPOCH:SEQ".
+	dec := xml.NewDecoder(bytes.NewReader(a.body))
+	var in string
+	for {
+		tok, err := dec.Token()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("%s: not well-formed: %v", mode, err)
+		}
+		switch tok := tok.(type) {
+		case xml.StartElement:
+			in = tok.Name.Local
+		case xml.EndElement:
+			in = ""
+		case xml.CharData:
+			if in == "id" || in == "guid" {
+				s := string(tok)
+				n, err := strconv.ParseUint(s[strings.LastIndex(s, ":")+1:], 10, 64)
+				if err == nil && strings.HasPrefix(s, "urn:hubbub:") {
+					seqs = append(seqs, n)
+				}
+			}
+		}
+	}
+	return seqs, a.header.Get(transport.CursorHeader)
 }

@@ -59,6 +59,10 @@ type Options struct {
 	// WSOriginPatterns are the browser origins (host patterns) allowed to
 	// open WebSockets besides the hub's own host.
 	WSOriginPatterns []string
+	// MaxResponseBytes bounds a retrieve or long-poll answer (16 MiB):
+	// past it the answer stops early with the cursor to page on from, but
+	// always holds at least one event.
+	MaxResponseBytes int
 }
 
 // Handlers serves the HTTP transports over one Hub.
@@ -73,6 +77,9 @@ type Handlers struct {
 func New(h *hub.Hub, opts Options) *Handlers {
 	if opts.MaxBody <= 0 {
 		opts.MaxBody = 1 << 20
+	}
+	if opts.MaxResponseBytes <= 0 {
+		opts.MaxResponseBytes = 16 << 20
 	}
 	if opts.Heartbeat <= 0 {
 		opts.Heartbeat = 25 * time.Second
