@@ -75,6 +75,7 @@ func (s *Server) openWebhooks(cfg config.Config) (w *webhooks, err error) {
 		SignatureAlgorithm: cfg.WebSubSignature, AllowPrivate: cfg.AllowPrivateCallbacks,
 		DeliverConcurrency: cfg.WebhookConcurrency,
 		Logger:             s.log, Observer: newWebhookMetrics(s.metrics.reg),
+		MaxFetchBytes: cfg.MaxBody, FetchMinInterval: cfg.FetchMinInterval,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("websub: %w", err)
