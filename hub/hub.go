@@ -220,10 +220,7 @@ func (h *Hub) Retrieve(ctx context.Context, req RetrieveRequest) (RetrieveResult
 	out := RetrieveResult{Cursor: make(event.Cursor, len(req.Topics))}
 	var budget *byteBudget
 	if req.MaxBytes > 0 {
-		budget = &byteBudget{max: req.MaxBytes, size: req.Size}
-		if budget.size == nil {
-			budget.size = func(e *event.Event) int { return len(event.NewItem(e).JSON()) }
-		}
+		budget = newByteBudget(req.MaxBytes, req.Size)
 	}
 	// For forward reads: per topic, how many events matched and the last
 	// seq examined, to place the cursor once the merge has cut the list.
@@ -408,8 +405,25 @@ func (h *Hub) readFiltered(ctx context.Context, t string, q store.Query, f *filt
 
 // byteBudget bounds an answer by the bytes of its events.
 type byteBudget struct {
-	max  int
-	size func(*event.Event) int
+	max   int
+	sizef func(*event.Event) int
+	sizes map[*event.Event]int // each event is sized once
+}
+
+func newByteBudget(max int, size func(*event.Event) int) *byteBudget {
+	if size == nil {
+		size = func(e *event.Event) int { return len(event.NewItem(e).JSON()) }
+	}
+	return &byteBudget{max: max, sizef: size, sizes: make(map[*event.Event]int)}
+}
+
+func (b *byteBudget) size(e *event.Event) int {
+	n, ok := b.sizes[e]
+	if !ok {
+		n = b.sizef(e)
+		b.sizes[e] = n
+	}
+	return n
 }
 
 // cut keeps of events (oldest first) the oldest, or with newest the

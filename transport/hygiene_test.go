@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"encoding/xml"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -315,4 +316,39 @@ func pageOf(t *testing.T, mode string, a httpAnswer) ([]uint64, string) {
 		}
 	}
 	return seqs, a.header.Get(transport.CursorHeader)
+}
+
+// BenchmarkRetrieveLarge measures one JSON retrieve of 300 events of 64
+// KiB (about 20 MiB of answer) with the default bound and with a 4 MiB one.
+func BenchmarkRetrieveLarge(b *testing.B) {
+	bst := broker.New()
+	st, err := embedded.Open(b.TempDir(), store.Config{OnCommit: bst.Publish})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	h := hub.New(st, bst, hub.Options{})
+	drafts := make([]event.Draft, 100)
+	for i := range drafts {
+		drafts[i] = event.Draft{Topics: []string{"big/a"}, ContentType: "text/plain", Data: []byte(strings.Repeat("x", 64<<10))}
+	}
+	for range 3 {
+		if _, err := h.Publish(context.Background(), drafts); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for _, maxBytes := range []int{64 << 20, 4 << 20} {
+		b.Run(fmt.Sprintf("max-%dMiB", maxBytes>>20), func(b *testing.B) {
+			th := transport.New(h, transport.Options{MaxResponseBytes: maxBytes})
+			b.ReportAllocs()
+			for b.Loop() {
+				w := httptest.NewRecorder()
+				th.Events(w, httptest.NewRequest(http.MethodGet, "/events?topic=big/a&count=1000&after=0", nil))
+				if w.Code != http.StatusOK {
+					b.Fatal(w.Code)
+				}
+				b.ReportMetric(float64(w.Body.Len()), "answer-bytes")
+			}
+		})
+	}
 }

@@ -186,8 +186,9 @@ func rawDraft(r *http.Request, v url.Values, body []byte) event.Draft {
 
 // ParseJSONPublish parses a JSON publish body: one event object or an
 // array of them. Unknown fields are refused, so a misspelt field is an
-// error rather than silently dropped data. Drafts are not yet validated
-// (hub.Publish does that).
+// error rather than silently dropped data, and so is text that is not
+// valid Unicode (see CheckJSONText) and a coalesce_ms out of range. Drafts
+// are not yet validated otherwise (hub.Publish does that).
 func ParseJSONPublish(body []byte) ([]event.Draft, error) {
 	body = bytes.TrimSpace(body)
 	if len(body) == 0 {
