@@ -141,3 +141,26 @@ func TestCatchUpPagesBoundedByBytes(t *testing.T) {
 		}
 	}
 }
+
+// With many topics, a bounded retrieve reads about what it returns, not
+// the budget from every topic.
+func TestRetrieveMaxBytesManyTopicsReadsLittle(t *testing.T) {
+	f := newHub(t, store.Retention{}, true, hub.Options{})
+	var topics []string
+	for i := range 20 {
+		topic := "big/" + string(rune('a'+i))
+		topics = append(topics, topic)
+		publishBig(t, f.hub, topic, 12, 8<<10)
+	}
+	cl := &countingLog{Log: f.log}
+	h := hub.New(cl, f.broker, hub.Options{})
+	res, err := h.Retrieve(context.Background(), hub.RetrieveRequest{Topics: topics, After: true, Count: hub.MaxCount, MaxBytes: 64 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Topic a holds the oldest events: the answer is its first 7 or so.
+	// Every other topic is read one event deep.
+	if len(res.Events) == 0 || cl.events > 2*len(res.Events)+len(topics)+32 {
+		t.Fatalf("returned %d events and read %d", len(res.Events), cl.events)
+	}
+}

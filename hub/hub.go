@@ -255,6 +255,12 @@ func (h *Hub) Retrieve(ctx context.Context, req RetrieveRequest) (RetrieveResult
 		}
 		out.Events = append(out.Events, events...)
 		matched[t], scannedTo[t] = len(events), last
+		if budget != nil && len(req.Topics) > 1 {
+			// Keep only what fits so far: the topics still to read need
+			// not be read past the first event left out.
+			sortByTime(out.Events)
+			out.Events = budget.trim(out.Events, !req.After)
+		}
 		if !req.After {
 			// The cursor after "the newest N" is the head, or, when reading
 			// before a bound, the newest event returned.
@@ -269,16 +275,7 @@ func (h *Hub) Retrieve(ctx context.Context, req RetrieveRequest) (RetrieveResult
 		out.Cursor[t] = start
 	}
 	if len(req.Topics) > 1 {
-		sort.SliceStable(out.Events, func(i, j int) bool {
-			a, b := out.Events[i], out.Events[j]
-			if !a.Time.Equal(b.Time) {
-				return a.Time.Before(b.Time)
-			}
-			if a.Topic != b.Topic {
-				return a.Topic < b.Topic
-			}
-			return a.Seq < b.Seq
-		})
+		sortByTime(out.Events)
 		if len(out.Events) > count {
 			if req.After {
 				out.Events = out.Events[:count]
@@ -317,6 +314,21 @@ func (h *Hub) Retrieve(ctx context.Context, req RetrieveRequest) (RetrieveResult
 	return out, nil
 }
 
+// sortByTime orders events from several topics by time, then topic, then
+// seq.
+func sortByTime(events []*event.Event) {
+	sort.SliceStable(events, func(i, j int) bool {
+		a, b := events[i], events[j]
+		if !a.Time.Equal(b.Time) {
+			return a.Time.Before(b.Time)
+		}
+		if a.Topic != b.Topic {
+			return a.Topic < b.Topic
+		}
+		return a.Seq < b.Seq
+	})
+}
+
 // readFiltered reads q from topic t, keeping only events f matches (all
 // when f is nil) and reading on until q.Limit of them are found, the range
 // ends, MaxScan events were examined, or (with a budget) the events kept
@@ -330,8 +342,8 @@ func (h *Hub) readFiltered(ctx context.Context, t string, q store.Query, f *filt
 	var out []*event.Event
 	var head store.Head
 	var last uint64
-	used, largest := 0, 0
-	for scanned := 0; ; {
+	used := 0
+	for scanned, pages := 0, 0; ; pages++ {
 		switch {
 		case f != nil:
 			q.Limit = MaxCount
@@ -339,11 +351,17 @@ func (h *Hub) readFiltered(ctx context.Context, t string, q store.Query, f *filt
 			q.Limit = want - len(out)
 		}
 		if b != nil {
-			// Read no more than the budget is likely to take: after the
-			// first page, as many of the largest event seen as fit.
+			// Read no more than the budget is likely to take: as many of
+			// the largest event seen as fit (32 before any is seen). Once
+			// another topic has filled the answer, few of this one's may
+			// fit: read 1, 2, 4... so that at most twice what is kept is
+			// read.
 			n := 32
-			if largest > 0 {
-				n = (b.max-used)/largest + 1
+			if b.largest > 0 {
+				n = (b.max-used)/b.largest + 1
+			}
+			if !b.limit.IsZero() {
+				n = min(n, 1<<min(pages, 16))
 			}
 			q.Limit = max(1, min(q.Limit, n))
 		}
@@ -363,15 +381,17 @@ func (h *Hub) readFiltered(ctx context.Context, t string, q store.Query, f *filt
 		take := func(e *event.Event) {
 			out = append(out, e)
 			if b != nil {
-				n := b.size(e)
-				used += n
-				largest = max(largest, n)
+				used += b.size(e)
 			}
 			full = len(out) == want || b != nil && used >= b.max
 		}
 		if q.Newest {
 			// Newest first, so the newest matches are kept.
 			for i := len(evs) - 1; i >= 0 && !full; i-- {
+				if b != nil && b.beyond(evs[i]) {
+					full = true
+					break
+				}
 				if f == nil || f.Match(evs[i]) {
 					take(evs[i])
 				}
@@ -379,6 +399,10 @@ func (h *Hub) readFiltered(ctx context.Context, t string, q store.Query, f *filt
 		} else {
 			for _, e := range evs {
 				if full {
+					break
+				}
+				if b != nil && b.beyond(e) {
+					full = true
 					break
 				}
 				last = e.Seq
@@ -408,6 +432,43 @@ type byteBudget struct {
 	max   int
 	sizef func(*event.Event) int
 	sizes map[*event.Event]int // each event is sized once
+	// largest is the largest size seen, to size reads.
+	largest int
+	// Once trim has left an event out, events past its time (after it,
+	// or before it for newest) cannot make the answer: reads stop there.
+	limit  time.Time
+	newest bool
+}
+
+// beyond reports whether e lies past the first event trim left out.
+func (b *byteBudget) beyond(e *event.Event) bool {
+	switch {
+	case b.limit.IsZero():
+		return false
+	case b.newest:
+		return e.Time.Before(b.limit)
+	}
+	return e.Time.After(b.limit)
+}
+
+// trim is cut for events sorted by time, in place, remembering the time
+// of the first event left out; the slots of those left out are cleared so
+// they can be freed.
+func (b *byteBudget) trim(events []*event.Event, newest bool) []*event.Event {
+	kept := b.cut(events, newest)
+	if len(kept) == len(events) {
+		return events
+	}
+	b.newest = newest
+	if newest {
+		b.limit = events[len(events)-len(kept)-1].Time
+		n := copy(events, kept)
+		clear(events[n:])
+		return events[:n]
+	}
+	b.limit = events[len(kept)].Time
+	clear(events[len(kept):])
+	return kept
 }
 
 func newByteBudget(max int, size func(*event.Event) int) *byteBudget {
@@ -422,6 +483,7 @@ func (b *byteBudget) size(e *event.Event) int {
 	if !ok {
 		n = b.sizef(e)
 		b.sizes[e] = n
+		b.largest = max(b.largest, n)
 	}
 	return n
 }
