@@ -46,6 +46,7 @@ type Config struct {
 	IdleTimeout           time.Duration `flag:"idle-timeout" env:"HUBBUB_IDLE_TIMEOUT" yaml:"idle_timeout" help:"how long an idle keep-alive connection is kept open between requests"`
 	MaxConnsPerIP         int           `flag:"max-conns-per-ip" env:"HUBBUB_MAX_CONNS_PER_IP" yaml:"max_conns_per_ip" help:"requests one client address may have open at once, streams and WebSockets included; beyond it HTTP gets 429 with Retry-After and a WebSocket is closed at once with code 1008; 0 = no limit"`
 	PublishRate           float64       `flag:"publish-rate" env:"HUBBUB_PUBLISH_RATE" yaml:"publish_rate" help:"publish requests (POST /publish, WebSocket publish ops) per second per publisher (bearer key, else client address), bursts of one second's worth allowed; beyond it 429 with Retry-After, or a rate_limited error op; 0 = no limit"`
+	MaxResponseBytes      int           `flag:"max-response-bytes" env:"HUBBUB_MAX_RESPONSE_BYTES" yaml:"max_response_bytes" help:"most bytes of one retrieve or long-poll answer and of one catch-up page of a live subscriber; past it the answer holds fewer events than count= and its cursor pages on (one event always goes, even a larger one)"`
 	HistoryMaxEvents      int           `flag:"history-max-events" env:"HUBBUB_HISTORY_MAX_EVENTS" yaml:"history_max_events" help:"events of history kept per topic; 0 = no count limit"`
 	HistoryMaxAge         time.Duration `flag:"history-max-age" env:"HUBBUB_HISTORY_MAX_AGE" yaml:"history_max_age" help:"how long history is kept; 0 = no age limit"`
 	Heartbeat             time.Duration `flag:"heartbeat" env:"HUBBUB_HEARTBEAT" yaml:"heartbeat" help:"interval of SSE comment / NDJSON heartbeats on idle streams (at least 1s)"`
@@ -61,6 +62,7 @@ type Config struct {
 	WebSubMinLease        time.Duration `flag:"websub-min-lease" env:"HUBBUB_WEBSUB_MIN_LEASE" yaml:"websub_min_lease" help:"shortest lease granted (shorter requests are raised to it)"`
 	WebSubMaxLease        time.Duration `flag:"websub-max-lease" env:"HUBBUB_WEBSUB_MAX_LEASE" yaml:"websub_max_lease" help:"longest lease granted (longer requests are lowered to it)"`
 	WebSubSignature       string        `flag:"websub-signature" env:"HUBBUB_WEBSUB_SIGNATURE" yaml:"websub_signature" help:"X-Hub-Signature algorithm when a subscriber names none: sha1 (for PuSH 0.3/0.4 subscribers), sha256, sha384 or sha512"`
+	FetchMinInterval      time.Duration `flag:"fetch-min-interval" env:"HUBBUB_FETCH_MIN_INTERVAL" yaml:"fetch_min_interval" help:"thin pings fetch one topic URL at most once per this interval: pings within it are answered as usual and make one later fetch; 0 = no limit"`
 	AllowPrivateCallbacks bool          `flag:"allow-private-callbacks" env:"HUBBUB_ALLOW_PRIVATE_CALLBACKS" yaml:"allow_private_callbacks" help:"let webhook callbacks and thin-ping fetches reach loopback and private addresses (off: guards against SSRF)"`
 	WebhookConcurrency    int           `flag:"webhook-concurrency" env:"HUBBUB_WEBHOOK_CONCURRENCY" yaml:"webhook_concurrency" help:"webhook deliveries running at once on this node"`
 	WebSubMaxPerHost      int           `flag:"websub-max-per-host" env:"HUBBUB_WEBSUB_MAX_PER_HOST" yaml:"websub_max_per_host" help:"webhook subscriptions allowed for callbacks on one host name, across topics; a new one over it gets 403; 0 = no limit"`
@@ -84,6 +86,8 @@ func Default() Config {
 		MaxBody:            1 << 20,
 		ReadTimeout:        30 * time.Second,
 		IdleTimeout:        2 * time.Minute,
+		MaxResponseBytes:   16 << 20,
+		FetchMinInterval:   time.Second,
 		HistoryMaxEvents:   10000,
 		HistoryMaxAge:      7 * 24 * time.Hour,
 		Heartbeat:          25 * time.Second,
@@ -517,6 +521,10 @@ func (c Config) Validate() error {
 	switch {
 	case c.MaxBody <= 0:
 		return bad("MaxBody", "must be positive, got %d", c.MaxBody)
+	case c.MaxResponseBytes <= 0:
+		return bad("MaxResponseBytes", "must be positive, got %d", c.MaxResponseBytes)
+	case c.FetchMinInterval < 0:
+		return bad("FetchMinInterval", "must not be negative, got %s", c.FetchMinInterval)
 	case c.HistoryMaxEvents < 0:
 		return bad("HistoryMaxEvents", "must not be negative, got %d", c.HistoryMaxEvents)
 	case c.HistoryMaxAge < 0:

@@ -89,19 +89,24 @@ func TestPrecedence(t *testing.T) {
 func TestEveryFieldFromEveryLayer(t *testing.T) {
 	values := map[string]string{
 		"Listen": ":9", "Store": "redis://127.0.0.1:6379/3", "RedisPrefix": "hp", "NodeID": "node-a", "Data": "/var/hub", "PublicURL": "https://hub.example.com",
-		"PublishKeys": "a", "AdminKey": "adm", "MaxBody": "2048", "ReadTimeout": "9s", "IdleTimeout": "3m", "MaxConnsPerIP": "12", "PublishRate": "2.5", "HistoryMaxEvents": "5", "HistoryMaxAge": "1h",
+		"PublishKeys": "a", "AdminKey": "adm", "MaxBody": "2048", "ReadTimeout": "9s", "IdleTimeout": "3m", "MaxConnsPerIP": "12", "PublishRate": "2.5", "MaxResponseBytes": "4096", "HistoryMaxEvents": "5", "HistoryMaxAge": "1h",
 		"Heartbeat": "3s", "SubscriberBuffer": "7", "PollTimeout": "40s", "PollMaxTimeout": "5m",
 		"SSERetry": "500ms", "LogLevel": "debug", "LogFormat": "json", "Coalesce": "docs/**=2s", "WSOrigins": "app.example.com",
 		"WebSubLease": "48h", "WebSubMinLease": "1h", "WebSubMaxLease": "96h", "WebSubSignature": "sha1",
-		"AllowPrivateCallbacks": "true", "WebhookConcurrency": "3", "WebSubMaxPerHost": "4", "WebSubRate": "5", "TaskLease": "7s",
+		"FetchMinInterval": "3s", "AllowPrivateCallbacks": "true", "WebhookConcurrency": "3", "WebSubMaxPerHost": "4", "WebSubRate": "5", "TaskLease": "7s",
 		"Upstreams": "up", "ShutdownTimeout": "1m",
 		"TLSCert": "c.pem", "TLSKey": "k.pem", "AdminListen": "127.0.0.1:9", "MetricsKey": "mk", "CORSOrigins": "https://app.example.com",
 	}
-	want := Config{":9", "redis://127.0.0.1:6379/3", "hp", "node-a", "/var/hub", "https://hub.example.com", []string{"a"}, "adm", 2048, 9 * time.Second, 3 * time.Minute, 12, 2.5, 5, time.Hour,
-		3 * time.Second, 7, 40 * time.Second, 5 * time.Minute, 500 * time.Millisecond, "debug", "json", []string{"docs/**=2s"}, []string{"app.example.com"},
-		48 * time.Hour, time.Hour, 96 * time.Hour, "sha1", true, 3, 4, 5, 7 * time.Second,
-		[]string{"up"}, time.Minute,
-		"c.pem", "k.pem", "127.0.0.1:9", "mk", []string{"https://app.example.com"}}
+	want := Config{Listen: ":9", Store: "redis://127.0.0.1:6379/3", RedisPrefix: "hp", NodeID: "node-a", Data: "/var/hub",
+		PublicURL: "https://hub.example.com", PublishKeys: []string{"a"}, AdminKey: "adm", MaxBody: 2048,
+		ReadTimeout: 9 * time.Second, IdleTimeout: 3 * time.Minute, MaxConnsPerIP: 12, PublishRate: 2.5, MaxResponseBytes: 4096,
+		HistoryMaxEvents: 5, HistoryMaxAge: time.Hour, Heartbeat: 3 * time.Second, SubscriberBuffer: 7,
+		PollTimeout: 40 * time.Second, PollMaxTimeout: 5 * time.Minute, SSERetry: 500 * time.Millisecond,
+		LogLevel: "debug", LogFormat: "json", Coalesce: []string{"docs/**=2s"}, WSOrigins: []string{"app.example.com"},
+		WebSubLease: 48 * time.Hour, WebSubMinLease: time.Hour, WebSubMaxLease: 96 * time.Hour, WebSubSignature: "sha1",
+		FetchMinInterval: 3 * time.Second, AllowPrivateCallbacks: true, WebhookConcurrency: 3, WebSubMaxPerHost: 4, WebSubRate: 5,
+		TaskLease: 7 * time.Second, Upstreams: []string{"up"}, ShutdownTimeout: time.Minute,
+		TLSCert: "c.pem", TLSKey: "k.pem", AdminListen: "127.0.0.1:9", MetricsKey: "mk", CORSOrigins: []string{"https://app.example.com"}}
 	var yamlDoc strings.Builder
 	var args []string
 	envs := map[string]string{}

@@ -100,18 +100,36 @@ func ValidateTopic(t string) error {
 	if len(t) > MaxTopicLen {
 		return Invalid("topic is longer than %d bytes", MaxTopicLen)
 	}
-	if !utf8.ValidString(t) {
-		return Invalid("topic is not valid UTF-8")
-	}
-	for _, r := range t {
-		if r < 0x20 || r == 0x7f {
-			return Invalid("topic contains a control character")
-		}
+	if err := checkText("topic", t); err != nil {
+		return err
 	}
 	if IsPattern(t) {
 		return Invalid("topic %q contains a wildcard segment; patterns are for subscribing only", t)
 	}
 	return nil
+}
+
+// checkText is the one rule for names that end up in store keys, headers
+// and logs (topics, event keys): valid UTF-8 and no control character (C0,
+// including NUL, CR and LF, nor DEL).
+func checkText(what, s string) error {
+	if !utf8.ValidString(s) {
+		return Invalid("%s is not valid UTF-8", what)
+	}
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f {
+			return Invalid("%s contains a control character (%U); NUL, line breaks and other controls are not allowed", what, r)
+		}
+	}
+	return nil
+}
+
+// ValidateKey checks an event key (empty is no key).
+func ValidateKey(k string) error {
+	if len(k) > MaxKeyLen {
+		return Invalid("key is longer than %d bytes", MaxKeyLen)
+	}
+	return checkText("key", k)
 }
 
 // ValidateType checks an event type: a short token.
@@ -153,11 +171,8 @@ func (d *Draft) Validate() error {
 	if d.Type == "" {
 		d.Type = DefaultType
 	}
-	if len(d.Key) > MaxKeyLen {
-		return Invalid("key is longer than %d bytes", MaxKeyLen)
-	}
-	if !utf8.ValidString(d.Key) {
-		return Invalid("key is not valid UTF-8")
+	if err := ValidateKey(d.Key); err != nil {
+		return err
 	}
 	if len(d.Tags) > MaxTags {
 		return Invalid("more than %d tags", MaxTags)

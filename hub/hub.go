@@ -33,7 +33,14 @@ type Options struct {
 	// SubscribeRequest.Coalesce) for the deliveries that wait anyway:
 	// long-polls and webhooks. The first rule whose pattern matches wins.
 	Coalesce []CoalesceRule
+	// MaxPageBytes bounds the wire JSON of the events one catch-up read
+	// of a live subscription delivers (DefaultMaxPageBytes); at least one
+	// event always goes, so catching up always progresses.
+	MaxPageBytes int
 }
+
+// DefaultMaxPageBytes is Options.MaxPageBytes when it is zero.
+const DefaultMaxPageBytes = 16 << 20
 
 // CoalesceRule sets the coalescing window of the topics a pattern matches.
 type CoalesceRule struct {
@@ -90,6 +97,9 @@ func New(log store.Log, b *broker.Broker, opts Options) *Hub {
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.MaxPageBytes <= 0 {
+		opts.MaxPageBytes = DefaultMaxPageBytes
 	}
 	return &Hub{log: log, broker: b, opts: opts, logger: opts.Logger}
 }
@@ -172,6 +182,16 @@ type RetrieveRequest struct {
 	Filter *filter.Filter
 	// Fields projects the JSON data of the events returned.
 	Fields *filter.Projection
+	// MaxBytes, when positive, bounds the answer like Count does: events
+	// are kept while the sum of their Size stays within it, the oldest
+	// with After, else the newest, and the cursor is placed as for Count,
+	// so paging on loses nothing. The first event is always kept (an
+	// event alone may be larger), so paging always progresses. Each
+	// topic's log is read only until MaxBytes of it are in hand.
+	MaxBytes int
+	// Size is an event's bytes in the answer (before projection, which
+	// only shrinks it); nil means the length of its wire JSON.
+	Size func(*event.Event) int
 }
 
 // MaxScan bounds how many stored events one filtered Retrieve examines per
@@ -198,6 +218,10 @@ func (h *Hub) Retrieve(ctx context.Context, req RetrieveRequest) (RetrieveResult
 		return RetrieveResult{}, event.Invalid("count is more than %d", MaxCount)
 	}
 	out := RetrieveResult{Cursor: make(event.Cursor, len(req.Topics))}
+	var budget *byteBudget
+	if req.MaxBytes > 0 {
+		budget = newByteBudget(req.MaxBytes, req.Size)
+	}
 	// For forward reads: per topic, how many events matched and the last
 	// seq examined, to place the cursor once the merge has cut the list.
 	matched := make(map[string]int, len(req.Topics))
@@ -225,12 +249,18 @@ func (h *Hub) Retrieve(ctx context.Context, req RetrieveRequest) (RetrieveResult
 			}
 			q.After = start.Seq
 		}
-		events, head, last, err := h.readFiltered(ctx, t, q, req.Filter)
+		events, head, last, err := h.readFiltered(ctx, t, q, req.Filter, budget)
 		if err != nil {
 			return RetrieveResult{}, err
 		}
 		out.Events = append(out.Events, events...)
 		matched[t], scannedTo[t] = len(events), last
+		if budget != nil && len(req.Topics) > 1 {
+			// Keep only what fits so far: the topics still to read need
+			// not be read past the first event left out.
+			sortByTime(out.Events)
+			out.Events = budget.trim(out.Events, !req.After)
+		}
 		if !req.After {
 			// The cursor after "the newest N" is the head, or, when reading
 			// before a bound, the newest event returned.
@@ -245,16 +275,7 @@ func (h *Hub) Retrieve(ctx context.Context, req RetrieveRequest) (RetrieveResult
 		out.Cursor[t] = start
 	}
 	if len(req.Topics) > 1 {
-		sort.SliceStable(out.Events, func(i, j int) bool {
-			a, b := out.Events[i], out.Events[j]
-			if !a.Time.Equal(b.Time) {
-				return a.Time.Before(b.Time)
-			}
-			if a.Topic != b.Topic {
-				return a.Topic < b.Topic
-			}
-			return a.Seq < b.Seq
-		})
+		sortByTime(out.Events)
 		if len(out.Events) > count {
 			if req.After {
 				out.Events = out.Events[:count]
@@ -262,6 +283,9 @@ func (h *Hub) Retrieve(ctx context.Context, req RetrieveRequest) (RetrieveResult
 				out.Events = out.Events[len(out.Events)-count:]
 			}
 		}
+	}
+	if budget != nil {
+		out.Events = budget.cut(out.Events, !req.After)
 	}
 	if req.After {
 		// A topic whose matches all made it into the answer moves past
@@ -290,55 +314,105 @@ func (h *Hub) Retrieve(ctx context.Context, req RetrieveRequest) (RetrieveResult
 	return out, nil
 }
 
+// sortByTime orders events from several topics by time, then topic, then
+// seq.
+func sortByTime(events []*event.Event) {
+	sort.SliceStable(events, func(i, j int) bool {
+		a, b := events[i], events[j]
+		if !a.Time.Equal(b.Time) {
+			return a.Time.Before(b.Time)
+		}
+		if a.Topic != b.Topic {
+			return a.Topic < b.Topic
+		}
+		return a.Seq < b.Seq
+	})
+}
+
 // readFiltered reads q from topic t, keeping only events f matches (all
 // when f is nil) and reading on until q.Limit of them are found, the range
-// ends, or MaxScan events were examined. It returns the events oldest
-// first, the head, and, for forward reads, the seq of the last event
-// examined (0 when none).
-func (h *Hub) readFiltered(ctx context.Context, t string, q store.Query, f *filter.Filter) ([]*event.Event, store.Head, uint64, error) {
+// ends, MaxScan events were examined, or (with a budget) the events kept
+// reach the budget. It returns the events oldest first, the head, and, for
+// forward reads, the seq of the last event examined (0 when none).
+func (h *Hub) readFiltered(ctx context.Context, t string, q store.Query, f *filter.Filter, b *byteBudget) ([]*event.Event, store.Head, uint64, error) {
 	if f != nil && f.IsZero() {
 		f = nil
 	}
 	want := q.Limit
-	if f != nil {
-		q.Limit = MaxCount
-	}
 	var out []*event.Event
 	var head store.Head
 	var last uint64
-	for scanned := 0; ; {
+	used := 0
+	for scanned, pages := 0, 0; ; pages++ {
+		switch {
+		case f != nil:
+			q.Limit = MaxCount
+		default:
+			q.Limit = want - len(out)
+		}
+		if b != nil {
+			// Read no more than the budget is likely to take: as many of
+			// the largest event seen as fit (32 before any is seen). Once
+			// another topic has filled the answer, few of this one's may
+			// fit: read 1, 2, 4... so that at most twice what is kept is
+			// read.
+			n := 32
+			if b.largest > 0 {
+				n = (b.max-used)/b.largest + 1
+			}
+			if !b.limit.IsZero() {
+				n = min(n, 1<<min(pages, 16))
+			}
+			q.Limit = max(1, min(q.Limit, n))
+		}
 		page, err := h.log.Read(ctx, t, q)
 		if err != nil {
 			return nil, head, 0, fmt.Errorf("read %q: %w", t, err)
 		}
 		head = page.Head
-		if f == nil {
-			if len(page.Events) > 0 && !q.Newest {
-				last = page.Events[len(page.Events)-1].Seq
-			}
-			return page.Events, head, last, nil
-		}
 		evs := page.Events
+		if f == nil && b == nil {
+			if len(evs) > 0 && !q.Newest {
+				last = evs[len(evs)-1].Seq
+			}
+			return evs, head, last, nil
+		}
+		full := false
+		take := func(e *event.Event) {
+			out = append(out, e)
+			if b != nil {
+				used += b.size(e)
+			}
+			full = len(out) == want || b != nil && used >= b.max
+		}
 		if q.Newest {
 			// Newest first, so the newest matches are kept.
-			for i := len(evs) - 1; i >= 0 && len(out) < want; i-- {
-				if f.Match(evs[i]) {
-					out = append(out, evs[i])
+			for i := len(evs) - 1; i >= 0 && !full; i-- {
+				if b != nil && b.beyond(evs[i]) {
+					full = true
+					break
+				}
+				if f == nil || f.Match(evs[i]) {
+					take(evs[i])
 				}
 			}
 		} else {
 			for _, e := range evs {
-				if len(out) == want {
+				if full {
+					break
+				}
+				if b != nil && b.beyond(e) {
+					full = true
 					break
 				}
 				last = e.Seq
-				if f.Match(e) {
-					out = append(out, e)
+				if f == nil || f.Match(e) {
+					take(e)
 				}
 			}
 		}
 		scanned += len(evs)
-		if len(out) == want || len(evs) < q.Limit || scanned >= MaxScan {
+		if full || len(evs) < q.Limit || f != nil && scanned >= MaxScan {
 			break
 		}
 		if q.Newest {
@@ -351,4 +425,85 @@ func (h *Hub) readFiltered(ctx context.Context, t string, q store.Query, f *filt
 		slices.Reverse(out)
 	}
 	return out, head, last, nil
+}
+
+// byteBudget bounds an answer by the bytes of its events.
+type byteBudget struct {
+	max   int
+	sizef func(*event.Event) int
+	sizes map[*event.Event]int // each event is sized once
+	// largest is the largest size seen, to size reads.
+	largest int
+	// Once trim has left an event out, events past its time (after it,
+	// or before it for newest) cannot make the answer: reads stop there.
+	limit  time.Time
+	newest bool
+}
+
+// beyond reports whether e lies past the first event trim left out.
+func (b *byteBudget) beyond(e *event.Event) bool {
+	switch {
+	case b.limit.IsZero():
+		return false
+	case b.newest:
+		return e.Time.Before(b.limit)
+	}
+	return e.Time.After(b.limit)
+}
+
+// trim is cut for events sorted by time, in place, remembering the time
+// of the first event left out; the slots of those left out are cleared so
+// they can be freed.
+func (b *byteBudget) trim(events []*event.Event, newest bool) []*event.Event {
+	kept := b.cut(events, newest)
+	if len(kept) == len(events) {
+		return events
+	}
+	b.newest = newest
+	if newest {
+		b.limit = events[len(events)-len(kept)-1].Time
+		n := copy(events, kept)
+		clear(events[n:])
+		return events[:n]
+	}
+	b.limit = events[len(kept)].Time
+	clear(events[len(kept):])
+	return kept
+}
+
+func newByteBudget(max int, size func(*event.Event) int) *byteBudget {
+	if size == nil {
+		size = func(e *event.Event) int { return len(event.NewItem(e).JSON()) }
+	}
+	return &byteBudget{max: max, sizef: size, sizes: make(map[*event.Event]int)}
+}
+
+func (b *byteBudget) size(e *event.Event) int {
+	n, ok := b.sizes[e]
+	if !ok {
+		n = b.sizef(e)
+		b.sizes[e] = n
+		b.largest = max(b.largest, n)
+	}
+	return n
+}
+
+// cut keeps of events (oldest first) the oldest, or with newest the
+// newest, whose sizes add up to at most b.max, and always one.
+func (b *byteBudget) cut(events []*event.Event, newest bool) []*event.Event {
+	used := 0
+	for i := range events {
+		j := i
+		if newest {
+			j = len(events) - 1 - i
+		}
+		used += b.size(events[j])
+		if used > b.max && i > 0 {
+			if newest {
+				return events[j+1:]
+			}
+			return events[:j]
+		}
+	}
+	return events
 }

@@ -12,7 +12,8 @@ import (
 	"github.com/hubbub/hubbub/store"
 )
 
-// readPage is how many events one catch-up read asks the log for.
+// readPage is how many events one catch-up read asks the log for at most;
+// Options.MaxPageBytes bounds it by bytes too.
 const readPage = 256
 
 // SubscribeRequest says what a live subscriber wants and where it stands.
@@ -80,6 +81,7 @@ type Subscription struct {
 	coalesce     time.Duration
 	eventWindows bool          // honour events' own Coalesce
 	backoff      time.Duration // after a failed log read; reset by a good one
+	largest      int           // the largest wire JSON catch-up has delivered, sizing its reads
 	acc          []Message     // coalescing: what Next has gathered
 
 	pos      event.Cursor // position after the last delivered message, per topic
@@ -238,7 +240,9 @@ func (s *Subscription) Next(ctx context.Context, tick <-chan time.Time) ([]Messa
 	s.acc = append(s.acc[:0], msgs...)
 	timer := time.NewTimer(window)
 	defer timer.Stop()
-	for {
+	// History comes at once, so gathering stops at a page's worth of
+	// bytes too: the rest comes with the next call.
+	for used := msgBytes(msgs); used < s.h.opts.MaxPageBytes; {
 		more, err := s.next(ctx, timer.C)
 		if err != nil {
 			if ctx.Err() != nil {
@@ -250,9 +254,21 @@ func (s *Subscription) Next(ctx context.Context, tick <-chan time.Time) ([]Messa
 			break // the window closed
 		}
 		s.acc = append(s.acc, more...)
+		used += msgBytes(more)
 	}
 	s.acc = coalesce(s.acc)
 	return s.acc, nil
+}
+
+// msgBytes is the wire JSON size of the events in msgs.
+func msgBytes(msgs []Message) int {
+	n := 0
+	for _, m := range msgs {
+		if m.Item != nil {
+			n += len(m.Item.JSON())
+		}
+	}
+	return n
 }
 
 func hasKeyed(msgs []Message) bool {
@@ -383,11 +399,23 @@ func (s *Subscription) pendingHasEvent() bool {
 	return false
 }
 
-// catchUp reads one page of topic t from the log after its position. When
-// the page is short the topic has caught up and leaves s.catching.
+// catchUp reads one page of topic t from the log after its position: at
+// most readPage events, and events whose wire JSON adds up to at most
+// Options.MaxPageBytes (at least one). The read itself asks for as many
+// events of the largest size seen so far as fit (16 before any is seen),
+// so a log of large events is not read 256 at a time. When the page is
+// short and wholly delivered, the topic has caught up and leaves
+// s.catching.
 func (s *Subscription) catchUp(ctx context.Context, t string) error {
 	p := s.pos[t]
-	page, err := s.h.log.Read(ctx, t, store.Query{After: p.Seq, Limit: readPage})
+	maxBytes := s.h.opts.MaxPageBytes
+	limit := readPage
+	if s.largest > 0 {
+		limit = min(limit, maxBytes/s.largest+1)
+	} else {
+		limit = min(limit, 16)
+	}
+	page, err := s.h.log.Read(ctx, t, store.Query{After: p.Seq, Limit: limit})
 	if err != nil {
 		return fmt.Errorf("read %q: %w", t, err)
 	}
@@ -401,14 +429,28 @@ func (s *Subscription) catchUp(ctx context.Context, t string) error {
 		return nil
 	}
 	s.pos[t] = start // adopts the epoch of a topic created since
+	used, done := 0, 0
 	for _, e := range page.Events {
 		if s.filter != nil && s.docs == nil && !s.filter.Match(e) {
 			s.pos[t] = e.Position() // passed over, not lost
+			done++
 			continue
 		}
-		s.deliver(event.NewItem(e))
+		// Sized before projection, which only shrinks the data.
+		it := event.NewItem(e)
+		size := len(it.JSON())
+		s.largest = max(s.largest, size)
+		if used > 0 && used+size > maxBytes {
+			break // the rest is read again next time
+		}
+		done++
+		n := len(s.pending)
+		s.deliver(it)
+		if len(s.pending) > n {
+			used += size
+		}
 	}
-	if len(page.Events) < readPage {
+	if done == len(page.Events) && len(page.Events) < limit {
 		s.catching = slices.DeleteFunc(s.catching, func(x string) bool { return x == t })
 	}
 	return nil

@@ -111,7 +111,8 @@ func New(cfg config.Config, logger *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	log := meteredLog{Log: st, m: m}
-	h := hub.New(log, b, hub.Options{SubscriberBuffer: cfg.SubscriberBuffer, Logger: logger, Coalesce: rules})
+	h := hub.New(log, b, hub.Options{SubscriberBuffer: cfg.SubscriberBuffer, Logger: logger, Coalesce: rules,
+		MaxPageBytes: cfg.MaxResponseBytes})
 	s := &Server{cfg: cfg, log: logger, store: st, broker: b, hub: h, metrics: m,
 		activity: activity.New(10000, nil), admin: newAdminAuth(cfg.AdminKey), node: nodeID,
 		features: []string{"nodes"},
@@ -130,7 +131,7 @@ func New(cfg config.Config, logger *slog.Logger) (*Server, error) {
 		WSOriginPatterns: wsOrigins, OnReject: m.Limited,
 	})
 	all := s.routes(transport.New(h, transport.Options{
-		MaxBody: cfg.MaxBody, Heartbeat: cfg.Heartbeat, SSERetry: cfg.SSERetry,
+		MaxBody: cfg.MaxBody, MaxResponseBytes: cfg.MaxResponseBytes, Heartbeat: cfg.Heartbeat, SSERetry: cfg.SSERetry,
 		PollTimeout: cfg.PollTimeout, PollMaxTimeout: cfg.PollMaxTimeout,
 		PublicURL: cfg.PublicURL, Observer: m, Logger: logger,
 		CanPublish:       func(r *http.Request) bool { code, _ := auth.check(r); return code == 0 },

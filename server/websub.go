@@ -77,6 +77,7 @@ func (s *Server) openWebhooks(cfg config.Config) (w *webhooks, err error) {
 		MaxPerHost:         orNoLimit(cfg.WebSubMaxPerHost),
 		SubscribeRate:      float64(orNoLimit(cfg.WebSubRate)),
 		Logger:             s.log, Observer: newWebhookMetrics(s.metrics.reg),
+		MaxFetchBytes: cfg.MaxBody, FetchMinInterval: cfg.FetchMinInterval,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("websub: %w", err)

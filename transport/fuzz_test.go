@@ -1,8 +1,12 @@
 package transport
 
 import (
+	"bytes"
+	"encoding/json"
 	"net/url"
+	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/hubbub/hubbub/event"
 )
@@ -14,6 +18,9 @@ func FuzzParseJSONPublish(f *testing.F) {
 	f.Add([]byte(`{"topic":"a","topics":["b"]}`))
 	f.Add([]byte(`[]`))
 	f.Add([]byte(`{"topic":"a","bogus":1}`))
+	f.Add([]byte("{\"topic\":\"a\xff\",\"data\":\"\xfe\"}"))
+	f.Add([]byte(`{"topic":"a\udc00","data":"\ud83d\ude00"}`))
+	f.Add([]byte(`{"topic":"a","key":"k\u0000","coalesce_ms":288230376151712704}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		drafts, err := ParseJSONPublish(body)
 		if err != nil {
@@ -25,12 +32,41 @@ func FuzzParseJSONPublish(f *testing.F) {
 		if len(drafts) == 0 {
 			t.Fatal("no error and no drafts")
 		}
+		if !utf8.Valid(body) {
+			t.Fatal("a body that is not UTF-8 passed")
+		}
 		for i := range drafts {
 			if len(drafts[i].Topics) == 0 {
 				t.Fatal("a draft without topics passed")
 			}
+			if !utf8.Valid(drafts[i].Data) || drafts[i].Coalesce < 0 || drafts[i].Coalesce > event.MaxCoalesce {
+				t.Fatalf("draft %d passed with bad data or coalescing: %+v", i, drafts[i])
+			}
 			// Validate must not panic, whatever it decides.
 			_ = drafts[i].Validate()
+		}
+	})
+}
+
+func FuzzCheckJSONText(f *testing.F) {
+	f.Add([]byte(`"\ud83d\ude00"`))
+	f.Add([]byte(`"\\udc00 \udc00"`))
+	f.Add([]byte(`"\ud800\ud800\udc00"`))
+	f.Add([]byte("\"\xc3\""))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		err := CheckJSONText(b)
+		if err == nil && !utf8.Valid(b) {
+			t.Fatal("text that is not UTF-8 passed")
+		}
+		if err != nil && !event.IsValidation(err) {
+			t.Fatalf("error %v is not a validation error", err)
+		}
+		// What passes decodes without replacement: Go's decoder turns only
+		// bad UTF-8 and lone surrogates into U+FFFD.
+		var s string
+		if err == nil && !bytes.ContainsRune(b, utf8.RuneError) && !bytes.Contains(bytes.ToLower(b), []byte(`\ufffd`)) &&
+			json.Unmarshal(b, &s) == nil && strings.ContainsRune(s, utf8.RuneError) {
+			t.Fatalf("%q passed but decodes to %q", b, s)
 		}
 	})
 }

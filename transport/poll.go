@@ -68,16 +68,36 @@ func (h *Handlers) poll(w http.ResponseWriter, r *http.Request, q query) {
 		return
 	}
 	// A poll that overflowed its buffer still answers what it has: the
-	// cursor lets the next poll read the rest from history.
-	for _, m := range msgs {
+	// cursor lets the next poll read the rest from history. So does one
+	// whose answer would pass MaxResponseBytes: it stops after the last
+	// message that fits (the first always goes).
+	resp.Cursor = sub.Cursor()
+	budget := h.opts.MaxResponseBytes - 256 - 2*len(resp.Cursor)
+	for i, m := range msgs {
 		if m.Reset != nil {
 			resp.addReset(m.Reset)
+			budget -= len(m.Reset.Topic) + 160
 			continue
 		}
-		resp.Events = append(resp.Events, m.Item.JSON())
+		js := m.Item.JSON()
+		if budget -= len(js) + 1; budget < 0 && len(resp.Events) > 0 {
+			resp.Cursor = cursorAfter(msgs[i-1])
+			break
+		}
+		resp.Events = append(resp.Events, js)
 	}
-	resp.Cursor = sub.Cursor()
 	resp.finish()
 	h.obs.Delivered(NamePoll, len(resp.Events))
 	writeJSON(w, http.StatusOK, resp)
+}
+
+// cursorAfter is a subscription's cursor just after it delivered m.
+func cursorAfter(m hub.Message) string {
+	switch {
+	case m.Cursor != "":
+		return m.Cursor
+	case m.Item != nil:
+		return m.Item.Position().String()
+	}
+	return m.Reset.Cursor.String()
 }

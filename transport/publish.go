@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/hubbub/hubbub/event"
 	"github.com/hubbub/hubbub/store"
@@ -104,9 +105,13 @@ func parsePublish(r *http.Request) ([]event.Draft, int, error) {
 		return nil, 0, event.Invalid("reading the body: %v", err)
 	}
 	if topics := v["topic"]; len(topics) > 0 {
+		if len(body) == 0 {
+			return nil, 0, event.Invalid("empty body: a raw publish with ?topic= stores the body, so send one")
+		}
 		return []event.Draft{rawDraft(r, v, body)}, 0, nil
 	}
 	ct := r.Header.Get("Content-Type")
+	loose := false // a type curl -d and forms send, which may well not be JSON
 	if ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
 		if err != nil {
@@ -115,13 +120,42 @@ func parsePublish(r *http.Request) ([]event.Draft, int, error) {
 		// curl -d sends form-urlencoded; the body is still the JSON it
 		// holds, so take it.
 		switch mt {
-		case "application/json", "application/x-www-form-urlencoded", "text/plain", "text/json":
+		case "application/json", "text/json":
+		case "application/x-www-form-urlencoded", "text/plain":
+			loose = true
 		default:
 			return nil, http.StatusUnsupportedMediaType, errors.New("a body without ?topic= must be JSON (application/json); for another type, add ?topic=NAME")
 		}
 	}
 	drafts, err := ParseJSONPublish(body)
-	return drafts, 0, err
+	if err != nil {
+		if loose {
+			err = event.Invalid("%v (send JSON with Content-Type: application/json, or add ?topic=NAME for a raw body)", err)
+		}
+		return nil, 0, err
+	}
+	if err := applyIdempotencyHeader(drafts, r.Header.Get("Idempotency-Key")); err != nil {
+		return nil, 0, err
+	}
+	return drafts, 0, nil
+}
+
+// applyIdempotencyHeader gives a one-event JSON publish the Idempotency-Key
+// header's key. The header names one event, so a body of several events,
+// or one whose own idempotency_key differs, is refused rather than half
+// honoured.
+func applyIdempotencyHeader(drafts []event.Draft, key string) error {
+	if key == "" {
+		return nil
+	}
+	if len(drafts) != 1 {
+		return event.Invalid("the Idempotency-Key header names one event, and this body holds %d; give each its own idempotency_key instead", len(drafts))
+	}
+	if k := drafts[0].IdempotencyKey; k != "" && k != key {
+		return event.Invalid("the Idempotency-Key header and the body's idempotency_key differ; give one, or the same in both")
+	}
+	drafts[0].IdempotencyKey = key
+	return nil
 }
 
 // rawDraft makes the draft for a raw body published with ?topic=: its bytes
@@ -152,12 +186,16 @@ func rawDraft(r *http.Request, v url.Values, body []byte) event.Draft {
 
 // ParseJSONPublish parses a JSON publish body: one event object or an
 // array of them. Unknown fields are refused, so a misspelt field is an
-// error rather than silently dropped data. Drafts are not yet validated
-// (hub.Publish does that).
+// error rather than silently dropped data, and so is text that is not
+// valid Unicode (see CheckJSONText) and a coalesce_ms out of range. Drafts
+// are not yet validated otherwise (hub.Publish does that).
 func ParseJSONPublish(body []byte) ([]event.Draft, error) {
 	body = bytes.TrimSpace(body)
 	if len(body) == 0 {
 		return nil, event.Invalid("the body is empty; send a JSON event such as {\"topic\":\"a\",\"data\":{}}")
+	}
+	if err := CheckJSONText(body); err != nil {
+		return nil, err
 	}
 	var items []publishItem
 	dec := json.NewDecoder(bytes.NewReader(body))
@@ -184,10 +222,13 @@ func ParseJSONPublish(body []byte) ([]event.Draft, error) {
 	}
 	drafts := make([]event.Draft, len(items))
 	for i, it := range items {
+		coalesce, err := coalesceMS(it.CoalesceMS)
+		if err != nil {
+			return nil, event.Invalid("event %d: %v", i, err)
+		}
 		d := event.Draft{
 			Type: it.Type, Key: it.Key, Tags: it.Tags, Geo: it.Geo,
-			IdempotencyKey: it.IdempotencyKey,
-			Coalesce:       time.Duration(it.CoalesceMS) * time.Millisecond,
+			IdempotencyKey: it.IdempotencyKey, Coalesce: coalesce,
 		}
 		switch {
 		case it.Topic != nil && it.Topics != nil:
@@ -210,6 +251,72 @@ func ParseJSONPublish(body []byte) ([]event.Draft, error) {
 		drafts[i] = d
 	}
 	return drafts, nil
+}
+
+// coalesceMS turns a coalescing window in milliseconds from outside into
+// a duration, checking the range before the multiplication can overflow.
+func coalesceMS(ms int64) (time.Duration, error) {
+	if ms < 0 || ms > event.MaxCoalesce.Milliseconds() {
+		return 0, event.Invalid("coalesce_ms must be whole milliseconds from 0 to %d", event.MaxCoalesce.Milliseconds())
+	}
+	return time.Duration(ms) * time.Millisecond, nil
+}
+
+// CheckJSONText refuses JSON text that is not valid Unicode: bytes that are
+// not UTF-8 (RFC 8259 section 8.1), and \u escapes of lone UTF-16
+// surrogates. Go's decoder would silently turn either into U+FFFD in
+// strings (so different topics would collapse into one), and json.Compact
+// would keep them in data, which strict clients then cannot read.
+func CheckJSONText(b []byte) error {
+	if !utf8.Valid(b) {
+		return event.Invalid("the JSON is not valid UTF-8")
+	}
+	// Backslashes occur only inside strings, so no string tracking is
+	// needed: walk the escapes and pair the surrogates.
+	for i := 0; i < len(b); i++ {
+		if b[i] != '\\' || i+1 >= len(b) {
+			continue
+		}
+		if b[i+1] != 'u' {
+			i++ // skip the escaped character (it may be a backslash)
+			continue
+		}
+		r, ok := hex4(b, i+2)
+		i += 5
+		switch {
+		case !ok || r < 0xd800 || r > 0xdfff:
+		case r <= 0xdbff && i+6 < len(b) && b[i+1] == '\\' && b[i+2] == 'u':
+			if lo, ok := hex4(b, i+3); ok && lo >= 0xdc00 && lo <= 0xdfff {
+				i += 6
+				continue
+			}
+			fallthrough
+		default:
+			return event.Invalid("the JSON holds a lone UTF-16 surrogate escape (\\u%04x), which is not a character", r)
+		}
+	}
+	return nil
+}
+
+// hex4 reads the four hex digits at b[i:].
+func hex4(b []byte, i int) (rune, bool) {
+	if i+4 > len(b) {
+		return 0, false
+	}
+	var r rune
+	for _, c := range b[i : i+4] {
+		switch {
+		case c >= '0' && c <= '9':
+			r = r<<4 | rune(c-'0')
+		case c >= 'a' && c <= 'f':
+			r = r<<4 | rune(c-'a'+10)
+		case c >= 'A' && c <= 'F':
+			r = r<<4 | rune(c-'A'+10)
+		default:
+			return 0, false
+		}
+	}
+	return r, true
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

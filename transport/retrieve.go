@@ -18,7 +18,8 @@ const CursorHeader = "Hubbub-Cursor"
 // retrieve answers at once with stored events: the newest count (default
 // 10), or with after= the oldest count after the cursor, or with before=
 // the newest count before it; newest last. JSON by default, Atom or RSS by
-// format= or Accept.
+// format= or Accept. The answer holds at most MaxResponseBytes (but always
+// one event): fewer events than count, with the cursor to page on from.
 func (h *Handlers) retrieve(w http.ResponseWriter, r *http.Request, q query) {
 	for _, t := range q.topics {
 		if event.IsPattern(t) {
@@ -26,18 +27,6 @@ func (h *Handlers) retrieve(w http.ResponseWriter, r *http.Request, q query) {
 			return
 		}
 	}
-	res, err := h.hub.Retrieve(r.Context(), hub.RetrieveRequest{
-		Topics: q.topics, Cursor: q.cursor, After: q.hasCursor, Before: q.before, Count: q.count,
-		Filter: q.filter, Fields: q.fields,
-	})
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	h.obs.Delivered(NameRetrieve, len(res.Events))
-	cursor := res.Cursor.Encode(q.single)
-	w.Header().Set(CursorHeader, cursor)
-
 	format := q.format
 	if format == "" {
 		switch {
@@ -47,13 +36,50 @@ func (h *Handlers) retrieve(w http.ResponseWriter, r *http.Request, q query) {
 			format = "rss"
 		}
 	}
-	if format == "atom" || format == "rss" {
-		h.writeFeed(w, r, q, format, res.Events)
+	isFeed := format == "atom" || format == "rss"
+	var m feed.Meta
+	var size func(*event.Event) int
+	var items map[*event.Event]*event.Item
+	overhead := answerOverhead(q.topics)
+	if isFeed {
+		m = h.feedMeta(r, q)
+		var empty int
+		size, empty = feedEntrySize(m, format)
+		overhead = empty + 64
+	} else {
+		items = make(map[*event.Event]*event.Item)
+		size = func(e *event.Event) int {
+			it := items[e]
+			if it == nil {
+				it = event.NewItem(e)
+				items[e] = it
+			}
+			return len(it.JSON()) + 1
+		}
+	}
+	res, err := h.hub.Retrieve(r.Context(), hub.RetrieveRequest{
+		Topics: q.topics, Cursor: q.cursor, After: q.hasCursor, Before: q.before, Count: q.count,
+		Filter: q.filter, Fields: q.fields,
+		MaxBytes: max(1, h.opts.MaxResponseBytes-overhead), Size: size,
+	})
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	h.obs.Delivered(NameRetrieve, len(res.Events))
+	cursor := res.Cursor.Encode(q.single)
+	w.Header().Set(CursorHeader, cursor)
+	if isFeed {
+		h.writeFeed(w, r, m, format, res.Events)
 		return
 	}
 	resp := eventsResponse{Cursor: cursor, Events: make([]json.RawMessage, len(res.Events))}
 	for i, e := range res.Events {
-		resp.Events[i] = event.NewItem(e).JSON()
+		it := items[e]
+		if it == nil {
+			it = event.NewItem(e)
+		}
+		resp.Events[i] = it.JSON()
 	}
 	for i := range res.Resets {
 		resp.addReset(&res.Resets[i])
@@ -62,14 +88,50 @@ func (h *Handlers) retrieve(w http.ResponseWriter, r *http.Request, q query) {
 	writeJSON(w, http.StatusOK, resp)
 }
 
-func (h *Handlers) writeFeed(w http.ResponseWriter, r *http.Request, q query, format string, events []*event.Event) {
+// answerOverhead bounds the bytes of an events answer other than its
+// events: the braces, the cursor (a position per topic, base64 of JSON)
+// and a reset per topic.
+func answerOverhead(topics []string) int {
+	n := 256
+	for _, t := range topics {
+		n += 4*len(t) + 160
+	}
+	return n
+}
+
+func (h *Handlers) feedMeta(r *http.Request, q query) feed.Meta {
 	base := h.baseURL(r)
-	m := feed.Meta{
+	return feed.Meta{
 		Title:   strings.Join(q.topics, ", "),
 		Topic:   strings.Join(q.topics, " "),
 		SelfURL: base + r.URL.RequestURI(),
 		HubURL:  base + "/hub",
 	}
+}
+
+// feedEntrySize returns the bytes one event adds to a feed of format (a
+// one-entry feed less an empty one, with some room for the feed's time),
+// and the bytes of the empty feed.
+func feedEntrySize(m feed.Meta, format string) (size func(*event.Event) int, empty int) {
+	write := feed.WriteAtom
+	if format == "rss" {
+		write = feed.WriteRSS
+	}
+	var buf bytes.Buffer
+	_ = write(&buf, m, nil)
+	empty = buf.Len()
+	one := make([]*event.Event, 1)
+	return func(e *event.Event) int {
+		buf.Reset()
+		one[0] = e
+		if err := write(&buf, m, one); err != nil {
+			return len(e.Data) + 1024 // unreachable: feeds write to memory
+		}
+		return buf.Len() - empty + 64
+	}, empty
+}
+
+func (h *Handlers) writeFeed(w http.ResponseWriter, r *http.Request, m feed.Meta, format string, events []*event.Event) {
 	var buf bytes.Buffer
 	var err error
 	ct := feed.AtomType

@@ -73,6 +73,10 @@ type Options struct {
 	// rate_limited error op and the connection is closed with 1008.
 	WSFrameRate  float64
 	WSFrameBurst int
+	// MaxResponseBytes bounds a retrieve or long-poll answer (16 MiB):
+	// past it the answer stops early with the cursor to page on from, but
+	// always holds at least one event.
+	MaxResponseBytes int
 }
 
 // Handlers serves the HTTP transports over one Hub.
@@ -87,6 +91,9 @@ type Handlers struct {
 func New(h *hub.Hub, opts Options) *Handlers {
 	if opts.MaxBody <= 0 {
 		opts.MaxBody = 1 << 20
+	}
+	if opts.MaxResponseBytes <= 0 {
+		opts.MaxResponseBytes = 16 << 20
 	}
 	if opts.Heartbeat <= 0 {
 		opts.Heartbeat = 25 * time.Second

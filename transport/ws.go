@@ -186,6 +186,10 @@ func (wc *wsConn) readLoop() {
 			wc.sendError("", wsBadRequest, "send JSON text messages")
 			continue
 		}
+		if err := CheckJSONText(msg); err != nil {
+			wc.sendError("", wsBadRequest, err.Error())
+			continue
+		}
 		var in wsIn
 		dec := json.NewDecoder(bytes.NewReader(msg))
 		dec.DisallowUnknownFields()
@@ -453,8 +457,13 @@ func (wc *wsConn) publish(in wsIn) {
 			"message": "topics under $sys/ are the hub's own and cannot be published to"})
 		return
 	}
+	coalesce, err := coalesceMS(int64(in.CoalesceMS))
+	if err != nil {
+		wc.sendError("", wsBadRequest, err.Error())
+		return
+	}
 	d := event.Draft{Topics: topics, Type: in.Type, Key: in.Key, Tags: in.Tags, Geo: in.Geo, IdempotencyKey: in.ClientID,
-		Coalesce: time.Duration(in.CoalesceMS) * time.Millisecond}
+		Coalesce: coalesce}
 	if len(in.Data) > 0 && !bytes.Equal(in.Data, []byte("null")) {
 		var b bytes.Buffer
 		if err := json.Compact(&b, in.Data); err != nil {

@@ -47,14 +47,31 @@ func (h *Hub) userAgent(topic string) string {
 // entry as a one-entry feed. Other content becomes one event (Type
 // "document") when its bytes or type changed. Entries are published oldest
 // first, in one Publish.
+//
+// Fetches of one topic URL begin at least Options.FetchMinInterval apart on
+// this node: a fetch task due earlier (pulled forward by another node's
+// ping, say) queues itself again for the allowed time and does nothing.
+// A body larger than Options.MaxFetchBytes fails the fetch, permanently,
+// and nothing is published.
 func (h *Hub) handleFetch(ctx context.Context, t tasks.Task) error {
 	topic := string(t.Payload)
+	if at, ok := h.gate.begin(topic, h.now()); !ok {
+		return h.enqueueFetchAt(ctx, topic, at)
+	}
 	n, err := h.fetch(ctx, topic)
 	h.obs.Fetched(topic, n, err)
 	if err != nil {
 		h.log.Info("websub: fetch failed", "topic", topic, "err", err)
 	}
 	return err
+}
+
+// enqueueFetchAt queues a fetch of topic to run at at.
+func (h *Hub) enqueueFetchAt(ctx context.Context, topic string, at time.Time) error {
+	if _, _, err := h.o.Tasks.Enqueue(ctx, tasks.Task{Kind: KindFetch, Key: topic, Payload: []byte(topic), RunAt: at}); err != nil {
+		return fmt.Errorf("websub: enqueue fetch: %w", err)
+	}
+	return nil
 }
 
 func (h *Hub) fetch(ctx context.Context, topic string) (int, error) {
@@ -102,7 +119,7 @@ func (h *Hub) fetch(ctx context.Context, topic string) (int, error) {
 		return 0, fmt.Errorf("websub: fetch %s: read: %w", topic, err)
 	}
 	if int64(len(body)) > h.o.MaxFetchBytes {
-		return 0, tasks.Permanent(fmt.Errorf("websub: fetch %s: body larger than %d bytes", topic, h.o.MaxFetchBytes))
+		return 0, tasks.Permanent(fmt.Errorf("websub: fetch %s: the body is larger than %d bytes (the hub's --max-body); nothing was published", topic, h.o.MaxFetchBytes))
 	}
 	drafts, err := h.drafts(ctx, topic, resp.Header.Get("Content-Type"), body)
 	if err != nil {
@@ -192,7 +209,7 @@ func feedDrafts(ctx context.Context, log store.Log, topic, hubURL string, body [
 			continue
 		}
 		key := "entry:" + id
-		if len(key) > event.MaxKeyLen {
+		if event.ValidateKey(key) != nil { // too long, or controls in the id
 			sum := sha256.Sum256([]byte(id))
 			key = "entry-sha256:" + hex.EncodeToString(sum[:])
 		}

@@ -142,13 +142,10 @@ func (h *Hub) servePublish(w http.ResponseWriter, r *http.Request, req Request) 
 	w.WriteHeader(http.StatusAccepted)
 }
 
-// enqueueFetch queues a fetch of topic, keyed by it: pings arriving while
-// one is pending make no new task.
+// enqueueFetch queues a fetch of topic, keyed by it, at the time the fetch
+// gate allows: pings arriving while one is pending make no new task.
 func (h *Hub) enqueueFetch(ctx context.Context, topic string) error {
-	if _, _, err := h.o.Tasks.Enqueue(ctx, tasks.Task{Kind: KindFetch, Key: topic, Payload: []byte(topic)}); err != nil {
-		return fmt.Errorf("websub: enqueue fetch: %w", err)
-	}
-	return nil
+	return h.enqueueFetchAt(ctx, topic, h.gate.next(topic, h.now()))
 }
 
 // logTopic maps a topic URL of a topic hubbub hosts (BASE/topics/NAME,

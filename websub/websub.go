@@ -65,7 +65,7 @@ const (
 	DefaultReconcileInterval  = time.Minute
 	DefaultDeliverConcurrency = 32
 	DefaultPerHostConcurrency = 8
-	DefaultMaxFetchBytes      = 8 << 20
+	DefaultMaxFetchBytes      = 1 << 20
 	MaxSecretLen              = 199 // hub.secret must be under 200 bytes
 	MaxBatch                  = 1000
 )
@@ -127,7 +127,7 @@ type Options struct {
 	HTTPTimeout        time.Duration // per outgoing request (DefaultHTTPTimeout)
 	PerHostConcurrency int           // outgoing requests in flight per host (DefaultPerHostConcurrency)
 	DeliverConcurrency int           // deliver tasks running at once (DefaultDeliverConcurrency)
-	MaxFetchBytes      int64         // largest topic body fetched (DefaultMaxFetchBytes)
+	MaxFetchBytes      int64         // largest topic body fetched (DefaultMaxFetchBytes); a larger one fails the fetch
 
 	// RetryBase and RetryMax bound the delay after a failed delivery:
 	// after n consecutive failures it is drawn from [c/2, c] where
@@ -141,6 +141,9 @@ type Options struct {
 	// ReconcileInterval is how often Run looks for subscriptions behind
 	// their topic's head and for expired leases (DefaultReconcileInterval).
 	ReconcileInterval time.Duration
+	// FetchMinInterval spaces the fetches of one topic URL on this node
+	// (see fetchGate); 0 means no spacing.
+	FetchMinInterval time.Duration
 
 	// Now is the clock for leases and retry times (time.Now when nil).
 	Now func() time.Time
@@ -157,6 +160,7 @@ type Hub struct {
 	// (verifyPerHost); rates the subscription requests per client.
 	verifying *hostLimiter
 	rates     *rateLimits
+	gate      *fetchGate
 
 	// pending holds the topics OnCommit saw events of that the enqueuer
 	// has not looked at yet. It is a set, so it is bounded by the number
@@ -244,6 +248,7 @@ func New(o Options) (*Hub, error) {
 		hosts:     newHostLimiter(o.PerHostConcurrency),
 		verifying: newHostLimiter(verifyPerHost),
 		rates:     newRateLimits(o.SubscribeRate),
+		gate:      newFetchGate(o.FetchMinInterval),
 		pending:   make(map[string]struct{}),
 		wake:      make(chan struct{}, 1),
 		quit:      make(chan struct{}),
