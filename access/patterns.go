@@ -104,9 +104,10 @@ func Intersects(p, q string) bool {
 	return false
 }
 
-// maxSubsetStates bounds the search of Subset. Patterns of tens of
-// segments stay far below it; past it Subset answers false (not proven).
-const maxSubsetStates = 20000
+// maxSubsetWork bounds the search of Subset, in positions visited.
+// Patterns of tens of segments stay far below it; past it Subset answers
+// false (not proven), so a hostile pattern costs at most this much.
+const maxSubsetWork = 1 << 17
 
 // Subset reports whether every topic that p matches is also matched by q.
 // It is exact for patterns of realistic size and answers false when the
@@ -118,7 +119,14 @@ const maxSubsetStates = 20000
 // as deterministic sets of positions and looks for a word that p accepts
 // and q does not.
 func Subset(p, q string) bool {
+	ok, _ := subset(p, q)
+	return ok
+}
+
+// subset is Subset that also says how much work it did.
+func subset(p, q string) (bool, int) {
 	a, b := normalise(p), normalise(q)
+	work := 0
 	alphabet := literals(a, b)
 	type state struct{ pa, pb string }
 	key := func(sa, sb []bool) state { return state{boolKey(sa), boolKey(sb)} }
@@ -130,9 +138,12 @@ func Subset(p, q string) bool {
 		it := queue[0]
 		queue = queue[1:]
 		if it.sa[len(a)] && !it.sb[len(b)] {
-			return false // a word p matches and q does not
+			return false, work // a word p matches and q does not
 		}
 		for _, seg := range alphabet {
+			if work += len(a) + len(b) + 2; work > maxSubsetWork {
+				return false, work
+			}
 			na := step(a, it.sa, seg)
 			if !slices.Contains(na, true) {
 				continue // p can match nothing that starts this way
@@ -142,14 +153,11 @@ func Subset(p, q string) bool {
 			if seen[k] {
 				continue
 			}
-			if len(seen) >= maxSubsetStates {
-				return false
-			}
 			seen[k] = true
 			queue = append(queue, item{na, nb})
 		}
 	}
-	return true
+	return true, work
 }
 
 // literals lists the literal segments of a and b, and one that is neither.

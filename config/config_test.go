@@ -89,14 +89,18 @@ func TestPrecedence(t *testing.T) {
 func TestEveryFieldFromEveryLayer(t *testing.T) {
 	values := map[string]string{
 		"Listen": ":9", "Store": "redis://127.0.0.1:6379/3", "RedisPrefix": "hp", "NodeID": "node-a", "Data": "/var/hub", "PublicURL": "https://hub.example.com",
-		"PublishKeys": "a", "AdminKey": "adm", "MaxBody": "2048", "HistoryMaxEvents": "5", "HistoryMaxAge": "1h",
+		"PublishKeys": "a", "AdminKey": "adm", "JWTSecret": "0123456789abcdef0123456789abcdef", "JWTPublicKey": "/etc/hub.pem",
+		"JWKSURL": "https://id.example/jwks", "JWTIssuer": "iss", "JWTAudience": "aud", "Private": "user/**", "SubscribeAuth": "required",
+		"TrustedProxies": "10.0.0.0/8", "MaxBody": "2048", "HistoryMaxEvents": "5", "HistoryMaxAge": "1h",
 		"Heartbeat": "3s", "SubscriberBuffer": "7", "PollTimeout": "40s", "PollMaxTimeout": "5m",
 		"SSERetry": "500ms", "LogLevel": "debug", "LogFormat": "json", "Coalesce": "docs/**=2s", "WSOrigins": "app.example.com",
 		"WebSubLease": "48h", "WebSubMinLease": "1h", "WebSubMaxLease": "96h", "WebSubSignature": "sha1",
 		"AllowPrivateCallbacks": "true", "WebhookConcurrency": "3", "TaskLease": "7s",
 		"Upstreams": "up", "ShutdownTimeout": "1m",
 	}
-	want := Config{":9", "redis://127.0.0.1:6379/3", "hp", "node-a", "/var/hub", "https://hub.example.com", []string{"a"}, "adm", 2048, 5, time.Hour,
+	want := Config{":9", "redis://127.0.0.1:6379/3", "hp", "node-a", "/var/hub", "https://hub.example.com", []string{"a"}, "adm",
+		"0123456789abcdef0123456789abcdef", "/etc/hub.pem", "https://id.example/jwks", "iss", "aud", []string{"user/**"}, "required", []string{"10.0.0.0/8"},
+		2048, 5, time.Hour,
 		3 * time.Second, 7, 40 * time.Second, 5 * time.Minute, 500 * time.Millisecond, "debug", "json", []string{"docs/**=2s"}, []string{"app.example.com"},
 		48 * time.Hour, time.Hour, 96 * time.Hour, "sha1", true, 3, 7 * time.Second,
 		[]string{"up"}, time.Minute}

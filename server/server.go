@@ -17,6 +17,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/hubbub/hubbub/access"
 	"github.com/hubbub/hubbub/activity"
 	"github.com/hubbub/hubbub/broker"
 	"github.com/hubbub/hubbub/config"
@@ -44,7 +45,8 @@ type Server struct {
 	handler http.Handler
 	// activity tracks the busiest topics for the dashboard.
 	activity *activity.Tracker
-	admin    adminAuth
+	// access decides who may read, publish and administer.
+	access *access.Policy
 	// node names this process in $sys/stats/NODE and the admin API.
 	node string
 	// features are the optional admin APIs served (see stats.Features).
@@ -99,25 +101,29 @@ func New(cfg config.Config, logger *slog.Logger) (*Server, error) {
 	log := meteredLog{Log: st, m: m}
 	h := hub.New(log, b, hub.Options{SubscriberBuffer: cfg.SubscriberBuffer, Logger: logger, Coalesce: rules})
 	s := &Server{cfg: cfg, log: logger, store: st, broker: b, hub: h, metrics: m,
-		activity: activity.New(10000, nil), admin: newAdminAuth(cfg.AdminKey), node: nodeID,
+		activity: activity.New(10000, nil), node: nodeID,
 		features: []string{"nodes"},
 		cluster:  &clusterState{id: nodeID}, commits: commits}
 	b.Tap(s.activity.Record)
 	s.base, s.cancelBase = context.WithCancel(context.Background())
+	if s.access, err = newAccess(s.base, cfg, logger); err != nil {
+		s.cancelBase()
+		_ = st.Close()
+		return nil, err
+	}
 	if s.webhooks, err = s.openWebhooks(cfg); err != nil {
+		s.cancelBase()
 		_ = st.Close()
 		return nil, err
 	}
 	s.features = append(s.features, "websub")
-	auth := newPublishAuth(cfg.PublishKeys)
 	s.handler = s.routes(transport.New(h, transport.Options{
 		MaxBody: cfg.MaxBody, Heartbeat: cfg.Heartbeat, SSERetry: cfg.SSERetry,
 		PollTimeout: cfg.PollTimeout, PollMaxTimeout: cfg.PollMaxTimeout,
 		PublicURL: cfg.PublicURL, Observer: m, Logger: logger,
-		CanPublish:       func(r *http.Request) bool { code, _ := auth.check(r); return code == 0 },
 		WSOriginPatterns: cfg.WSOrigins,
-		IsAdmin:          s.admin.allowed,
-	}), auth)
+		Access:           s.access,
+	}))
 	if err := s.startCluster(); err != nil {
 		_ = s.webhooks.close()
 		_ = st.Close()
@@ -161,9 +167,9 @@ func (s *Server) Hub() *hub.Hub { return s.hub }
 // Handler returns the HTTP handler with every route.
 func (s *Server) Handler() http.Handler { return s.handler }
 
-func (s *Server) routes(t *transport.Handlers, auth publishAuth) http.Handler {
+func (s *Server) routes(t *transport.Handlers) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("/publish", auth.wrap(http.HandlerFunc(t.Publish)))
+	mux.HandleFunc("/publish", t.Publish)
 	mux.HandleFunc("/events", t.Events)
 	mux.HandleFunc("GET /ws", t.WebSocket)
 	mux.HandleFunc("GET /documents", t.Documents)
@@ -176,15 +182,16 @@ func (s *Server) routes(t *transport.Handlers, auth publishAuth) http.Handler {
 	// WebSub: POST / and /hub (GET / stays the dashboard).
 	mux.Handle("POST /{$}", s.webhooks.hub)
 	mux.Handle("POST /hub", s.webhooks.hub)
-	mux.Handle("GET /api/subscriptions", s.admin.wrap(s.apiSubscriptions))
+	admin := s.access.RequireAdmin
+	mux.Handle("GET /api/subscriptions", admin(http.HandlerFunc(s.apiSubscriptions)))
 	// Conduit: callbacks of other hubs, and the admin API of upstreams.
 	mux.Handle("/upstream/", s.webhooks.upstream.Handler())
-	upstreams := s.admin.wrap(s.webhooks.upstream.API().ServeHTTP)
+	upstreams := admin(s.webhooks.upstream.API())
 	mux.Handle("/api/upstreams", upstreams)
 	mux.Handle("/api/upstreams/", upstreams)
-	mux.Handle("GET /api/nodes", s.admin.wrap(s.apiNodes))
-	mux.Handle("GET /api/topics", s.admin.wrap(s.apiTopics))
-	mux.Handle("GET /api/stats", s.admin.wrap(s.apiStats))
+	mux.Handle("GET /api/nodes", admin(http.HandlerFunc(s.apiNodes)))
+	mux.Handle("GET /api/topics", admin(http.HandlerFunc(s.apiTopics)))
+	mux.Handle("GET /api/stats", admin(http.HandlerFunc(s.apiStats)))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
 	web.New(web.Options{Version: Version}).Register(mux)
 	return mux
@@ -246,11 +253,7 @@ func (s *Server) Run(ctx context.Context) error {
 		return fmt.Errorf("listen on %s: %w", s.cfg.Listen, err)
 	}
 	s.log.Info("hubbub listening", "addr", ln.Addr().String(), "version", Version, "data", s.cfg.Data)
-	if len(s.cfg.PublishKeys) == 0 {
-		s.log.Warn("no publish keys configured: publishing is accepted from loopback clients only (set --publish-key or HUBBUB_PUBLISH_KEYS)")
-	} else {
-		s.log.Info("publishing requires a bearer key", "keys", len(s.cfg.PublishKeys))
-	}
+	s.logAccess()
 	return s.Serve(ctx, ln)
 }
 

@@ -48,11 +48,17 @@ const maxEventsPerPublish = 1000
 
 // Publish serves POST /publish: a JSON event or array of events, or a raw
 // body of any type with ?topic= (repeatable). It answers only once every
-// event is durable. Authorisation is the caller's (server middleware).
+// event is durable. A client that may not publish at all is refused
+// before its body is read; one whose token does not cover every topic of
+// the request is refused as a whole (see Access.Publish).
 func (h *Handlers) Publish(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", "POST")
 		httpError(w, http.StatusMethodNotAllowed, "use POST")
+		return
+	}
+	id := h.access.Identify(r)
+	if !h.authorizePublish(w, r, id, nil) {
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, h.opts.MaxBody)
@@ -69,11 +75,15 @@ func (h *Handlers) Publish(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusForbidden, fmt.Sprintf("topic %q: topics under $sys/ are the hub's own and cannot be published to", t))
 		return
 	}
+	if !h.authorizePublish(w, r, id, draftTopics(drafts)) {
+		return
+	}
 	results, err := h.hub.Publish(r.Context(), drafts)
 	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
+	h.log.Debug("published", "client", h.access.ClientAddr(r), "events", len(results))
 	writeJSON(w, http.StatusOK, PublishResponse{Events: publishResults(results)})
 }
 

@@ -1,0 +1,34 @@
+package server
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+
+	"github.com/hubbub/hubbub/access"
+	"github.com/hubbub/hubbub/config"
+)
+
+// newAccess builds the access policy from the configuration. With
+// --jwks-url the key set refreshes in the background until ctx ends.
+func newAccess(ctx context.Context, cfg config.Config, log *slog.Logger) (*access.Policy, error) {
+	return access.New(ctx, access.Options{
+		PublishKeys: cfg.PublishKeys, AdminKey: cfg.AdminKey,
+		JWTSecret: cfg.JWTSecret, JWTPublicKeyFile: cfg.JWTPublicKey, JWKSURL: cfg.JWKSURL,
+		JWTIssuer: cfg.JWTIssuer, JWTAudience: cfg.JWTAudience,
+		Private: cfg.Private, SubscribeAuthRequired: cfg.SubscribeAuth == "required",
+		TrustedProxies: cfg.TrustedProxies, Logger: log,
+	})
+}
+
+// logAccess states at startup who may publish, subscribe and administer.
+func (s *Server) logAccess() {
+	publish, subscribe, admin := s.access.Summary()
+	s.log.Info("who may publish: "+publish, "publish_keys", len(s.cfg.PublishKeys), "jwt", s.cfg.JWTSecret != "" || s.cfg.JWTPublicKey != "" || s.cfg.JWKSURL != "")
+	s.log.Info("who may subscribe: "+subscribe, "private", len(s.cfg.Private), "subscribe_auth", s.cfg.SubscribeAuth)
+	s.log.Info("who may administer: "+admin, "admin_key", s.cfg.AdminKey != "", "trusted_proxies", len(s.cfg.TrustedProxies))
+}
+
+// ClientAddr is the address of r's client, behind --trusted-proxy too
+// (for rate limits and logs).
+func (s *Server) ClientAddr(r *http.Request) string { return s.access.ClientAddr(r) }
