@@ -221,6 +221,14 @@ func TestBadValues(t *testing.T) {
 		{"public url", []string{"--public-url", "hub.example.com"}, nil, "--public-url"},
 		{"empty listen", []string{"--listen", ""}, nil, "--listen"},
 		{"missing file", []string{"--config", "/nonexistent/hubbub.yaml"}, nil, "/nonexistent/hubbub.yaml"},
+		{"short jwt secret", []string{"--jwt-secret", "short"}, nil, "--jwt-secret"},
+		{"subscribe auth value", []string{"--subscribe-auth", "always"}, nil, "--subscribe-auth"},
+		{"required without tokens", []string{"--subscribe-auth", "required"}, nil, "--subscribe-auth"},
+		{"private without tokens", []string{"--private", "a/**"}, nil, "--private"},
+		{"bad private pattern", []string{"--private", "a/**/**", "--jwks-url", "https://id.example/jwks"}, nil, "--private"},
+		{"bad jwks url", []string{"--jwks-url", "id.example/jwks"}, nil, "--jwks-url"},
+		{"bad trusted proxy", []string{"--trusted-proxy", "10.0.0.0/33"}, nil, "--trusted-proxy"},
+		{"env private", nil, map[string]string{"HUBBUB_PRIVATE": "a/**"}, "HUBBUB_PRIVATE"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -413,6 +413,22 @@ func TestShortLivedTokenEndsStreams(t *testing.T) {
 			}
 		})
 	}
+	// A long-poll asking to wait 100 s answers by the token's expiry: well
+	// before the client's 30 s deadline.
+	t.Run("long-poll", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		r, _ := http.NewRequestWithContext(ctx, "GET", srv.URL+"/events?wait=poll&timeout=100&topic=priv/a", nil)
+		r.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := http.DefaultClient.Do(r)
+		if err != nil {
+			t.Fatalf("the poll did not end with its token: %v", err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("status %d", resp.StatusCode)
+		}
+	})
 }
 
 // wsConn is a small WebSocket client for the expiry tests.
