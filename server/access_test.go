@@ -385,7 +385,9 @@ func TestShortLivedTokenEndsStreams(t *testing.T) {
 		c.Private = []string{"priv/**"}
 		c.AdminKey = adminKey // else this local client would be an admin
 	})
-	tok := mint(t, access.HubbubClaim{Subscribe: []string{"priv/**"}}, time.Now(), 2*time.Second)
+	short := func() string {
+		return mint(t, access.HubbubClaim{Subscribe: []string{"priv/**"}}, time.Now(), 2*time.Second)
+	}
 	for _, c := range []struct{ name, path, accept, want string }{
 		{"SSE", "/events?topic=priv/a", "text/event-stream", "event: auth-expired"},
 		{"stream", "/events?wait=stream&topic=priv/a", "", `"error":"auth_expired"`},
@@ -394,7 +396,7 @@ func TestShortLivedTokenEndsStreams(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			r, _ := http.NewRequestWithContext(ctx, "GET", srv.URL+c.path, nil)
-			r.Header.Set("Authorization", "Bearer "+tok)
+			r.Header.Set("Authorization", "Bearer "+short())
 			if c.accept != "" {
 				r.Header.Set("Accept", c.accept)
 			}
@@ -419,7 +421,7 @@ func TestShortLivedTokenEndsStreams(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		r, _ := http.NewRequestWithContext(ctx, "GET", srv.URL+"/events?wait=poll&timeout=100&topic=priv/a", nil)
-		r.Header.Set("Authorization", "Bearer "+tok)
+		r.Header.Set("Authorization", "Bearer "+short())
 		resp, err := http.DefaultClient.Do(r)
 		if err != nil {
 			t.Fatalf("the poll did not end with its token: %v", err)
