@@ -107,7 +107,7 @@ func Intersects(p, q string) bool {
 // maxSubsetWork bounds the search of Subset, in positions visited.
 // Patterns of tens of segments stay far below it; past it Subset answers
 // false (not proven), so a hostile pattern costs at most this much.
-const maxSubsetWork = 1 << 17
+const maxSubsetWork = 1 << 14
 
 // Subset reports whether every topic that p matches is also matched by q.
 // It is exact for patterns of realistic size and answers false when the
