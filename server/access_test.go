@@ -536,3 +536,19 @@ func TestWebSocketTokenExpiry(t *testing.T) {
 		t.Errorf("junk refresh: %v", m)
 	}
 }
+
+// TestWebSubSysRefused is the regression test of audit finding 4: with an
+// admin key, an anonymous WebSub subscription to a $sys/ topic is refused
+// (by name and by the hub's own topic URL for it).
+func TestWebSubSysRefused(t *testing.T) {
+	if !websubWired {
+		t.Skip("the WebSub hook is not wired yet (websubWired)")
+	}
+	srv := startHub(t, func(c *config.Config) { c.AdminKey = adminKey })
+	for _, topic := range []string{"$sys/stats/n", srv.URL + "/topics/$sys/stats/n"} {
+		form := "hub.mode=subscribe&hub.verify=sync&hub.topic=" + url.QueryEscape(topic) + "&hub.callback=" + url.QueryEscape("https://callback.example/steal")
+		if got := call(t, "POST", srv.URL+"/hub", "", strings.NewReader(form), "Content-Type", "application/x-www-form-urlencoded"); got != 403 && got != 401 {
+			t.Errorf("anonymous WebSub subscription to %s: %d, want 401 or 403", topic, got)
+		}
+	}
+}
