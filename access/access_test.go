@@ -418,3 +418,6 @@ func TestMintRoundTrip(t *testing.T) {
 		t.Fatalf("not a JWS: %s", tok)
 	}
 }
+
+// The WebSub hub's Authorize option has exactly this type.
+var _ func(r *http.Request, mode, topic string) (time.Time, int, string) = (*Policy)(nil).WebSub
