@@ -42,9 +42,9 @@ func authExpired(ctx context.Context) bool {
 // authorizeRead identifies r and decides whether it may read topics,
 // answering the refusal itself.
 func (h *Handlers) authorizeRead(w http.ResponseWriter, r *http.Request, topics []string) (access.Decision, bool) {
-	d := h.access.Read(h.access.Identify(r), topics)
+	d := h.opts.Access.Read(h.opts.Access.Identify(r), topics)
 	if !d.Allowed() {
-		h.log.Debug("read refused", "client", h.access.ClientAddr(r), "status", d.Status, "reason", d.Reason)
+		h.log.Debug("read refused", "client", h.opts.Access.ClientAddr(r), "status", d.Status, "reason", d.Reason)
 		access.WriteDenial(w, d)
 		return d, false
 	}
@@ -54,9 +54,9 @@ func (h *Handlers) authorizeRead(w http.ResponseWriter, r *http.Request, topics 
 // authorizePublish decides whether id (the identity of r) may publish to
 // topics (nil: to anything), answering the refusal itself.
 func (h *Handlers) authorizePublish(w http.ResponseWriter, r *http.Request, id access.Identity, topics []string) bool {
-	d := h.access.Publish(id, topics)
+	d := h.opts.Access.Publish(id, topics)
 	if !d.Allowed() {
-		h.log.Debug("publish refused", "client", h.access.ClientAddr(r), "status", d.Status, "reason", d.Reason)
+		h.log.Debug("publish refused", "client", h.opts.Access.ClientAddr(r), "status", d.Status, "reason", d.Reason)
 		access.WriteDenial(w, d)
 		return false
 	}

@@ -57,7 +57,7 @@ func (h *Handlers) Publish(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusMethodNotAllowed, "use POST")
 		return
 	}
-	id := h.access.Identify(r)
+	id := h.opts.Access.Identify(r)
 	if !h.authorizePublish(w, r, id, nil) {
 		return
 	}
@@ -83,7 +83,7 @@ func (h *Handlers) Publish(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	h.log.Debug("published", "client", h.access.ClientAddr(r), "events", len(results))
+	h.log.Debug("published", "client", h.opts.Access.ClientAddr(r), "events", len(results))
 	writeJSON(w, http.StatusOK, PublishResponse{Events: publishResults(results)})
 }
 

@@ -62,11 +62,10 @@ type Options struct {
 
 // Handlers serves the HTTP transports over one Hub.
 type Handlers struct {
-	hub    *hub.Hub
-	opts   Options
-	obs    Observer
-	log    *slog.Logger
-	access Access
+	hub  *hub.Hub
+	opts Options
+	obs  Observer
+	log  *slog.Logger
 }
 
 // New returns the transports for h.
@@ -96,7 +95,7 @@ func New(h *hub.Hub, opts Options) *Handlers {
 		// A policy without keys, JWKS or files cannot fail to build.
 		opts.Access, _ = access.New(context.Background(), access.Options{Logger: opts.Logger})
 	}
-	return &Handlers{hub: h, opts: opts, obs: opts.Observer, log: opts.Logger, access: opts.Access}
+	return &Handlers{hub: h, opts: opts, obs: opts.Observer, log: opts.Logger}
 }
 
 // Events serves GET /events: SSE for Accept: text/event-stream, long-poll

@@ -102,7 +102,7 @@ func (h *Handlers) WebSocket(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithCancel(r.Context())
 	wc := &wsConn{
 		h: h, c: c, ctx: ctx, cancel: cancel,
-		id:   h.access.Identify(r),
+		id:   h.opts.Access.Identify(r),
 		r:    r,
 		subs: make(map[string]*wsSub),
 	}
@@ -265,7 +265,7 @@ func (wc *wsConn) subscribe(in wsIn) {
 		return
 	}
 	req.Topics, req.Transport = topics, NameWS
-	d := wc.h.access.Read(wc.identity(), topics)
+	d := wc.h.opts.Access.Read(wc.identity(), topics)
 	if !d.Allowed() {
 		wc.sendDenial(in.Sub, d)
 		return

@@ -45,7 +45,7 @@ func (wc *wsConn) sendDenial(sub string, d access.Decision) {
 	if d.Status == http.StatusUnauthorized {
 		code = wsUnauthed
 	}
-	wc.h.log.Debug("websocket request refused", "client", wc.h.access.ClientAddr(wc.r), "sub", sub, "status", d.Status, "reason", d.Reason)
+	wc.h.log.Debug("websocket request refused", "client", wc.h.opts.Access.ClientAddr(wc.r), "sub", sub, "status", d.Status, "reason", d.Reason)
 	wc.sendJSON(wsError{Op: "error", Sub: sub, Code: code, Status: d.Status, Message: d.Reason})
 }
 
@@ -87,7 +87,7 @@ func (wc *wsConn) auth(token string) {
 		wc.sendDenial("", access.Decision{Status: http.StatusUnauthorized, Reason: `send {"op":"auth","token":"TOKEN"}`})
 		return
 	}
-	id := wc.h.access.IdentifyToken(wc.r, token)
+	id := wc.h.opts.Access.IdentifyToken(wc.r, token)
 	if id.Err != nil {
 		wc.sendDenial("", access.Decision{Status: http.StatusUnauthorized, Reason: id.Err.Error()})
 		return
@@ -98,7 +98,7 @@ func (wc *wsConn) auth(token string) {
 		if s.expiry == nil {
 			continue // it needed no token
 		}
-		d := wc.h.access.Read(id, s.topics)
+		d := wc.h.opts.Access.Read(id, s.topics)
 		switch {
 		case !d.Allowed():
 			s.cancel(&wsDenied{d})
@@ -117,7 +117,7 @@ func (wc *wsConn) auth(token string) {
 // mayPublish decides whether the connection may publish to topics, and
 // answers a refusal with an error op naming the client_id.
 func (wc *wsConn) mayPublish(clientID string, topics []string) bool {
-	d := wc.h.access.Publish(wc.identity(), topics)
+	d := wc.h.opts.Access.Publish(wc.identity(), topics)
 	if d.Allowed() {
 		return true
 	}
@@ -125,7 +125,7 @@ func (wc *wsConn) mayPublish(clientID string, topics []string) bool {
 	if d.Status == http.StatusUnauthorized {
 		code = wsUnauthed
 	}
-	wc.h.log.Debug("websocket publish refused", "client", wc.h.access.ClientAddr(wc.r), "status", d.Status, "reason", d.Reason)
+	wc.h.log.Debug("websocket publish refused", "client", wc.h.opts.Access.ClientAddr(wc.r), "status", d.Status, "reason", d.Reason)
 	wc.sendJSON(map[string]any{"op": "error", "client_id": clientID, "code": code, "status": d.Status, "message": d.Reason})
 	return false
 }
