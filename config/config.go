@@ -18,6 +18,7 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"net/netip"
 	"net/url"
 	"os"
 	"reflect"
@@ -26,6 +27,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/hubbub/hubbub/event"
 )
 
 // Config is the server configuration. Supported field kinds are string,
@@ -39,8 +42,16 @@ type Config struct {
 	NodeID                string        `flag:"node-id" env:"HUBBUB_NODE_ID" yaml:"node_id" help:"this node's name in logs, metrics and /api/nodes; empty = hostname:port of --listen (hostname:pid when the port is 0)"`
 	Data                  string        `flag:"data" env:"HUBBUB_DATA" yaml:"data" help:"directory of the embedded store"`
 	PublicURL             string        `flag:"public-url" env:"HUBBUB_PUBLIC_URL" yaml:"public_url" help:"external base URL of the hub; empty = derived from each request"`
-	PublishKeys           []string      `flag:"publish-key" env:"HUBBUB_PUBLISH_KEYS" yaml:"publish_keys" secret:"true" help:"key that authorizes publishing (flag repeatable, env comma-separated); none = publishing only from loopback"`
-	AdminKey              string        `flag:"admin-key" env:"HUBBUB_ADMIN_KEY" yaml:"admin_key" secret:"true" help:"key for the admin API (/api/...) and the hub's own $sys/ topics, sent as Authorization: Bearer KEY; empty = loopback clients only"`
+	PublishKeys           []string      `flag:"publish-key" env:"HUBBUB_PUBLISH_KEYS" yaml:"publish_keys" secret:"true" help:"key that authorizes publishing, sent as Authorization: Bearer KEY (flag repeatable, env comma-separated); with no key and no JWT verification, only local clients (loopback address and Host, no forwarding headers) may publish; others get 401 without a valid key"`
+	AdminKey              string        `flag:"admin-key" env:"HUBBUB_ADMIN_KEY" yaml:"admin_key" secret:"true" help:"key for the admin API (/api/...) and the hub's own $sys/ topics, sent as Authorization: Bearer KEY (tokens with admin:true also qualify); empty = local clients only (loopback address and Host, no forwarding headers); others get 401"`
+	JWTSecret             string        `flag:"jwt-secret" env:"HUBBUB_JWT_SECRET" yaml:"jwt_secret" secret:"true" help:"HMAC secret (at least 32 bytes) that verifies HS256/384/512 tokens; empty = no HMAC tokens"`
+	JWTPublicKey          string        `flag:"jwt-public-key" env:"HUBBUB_JWT_PUBLIC_KEY" yaml:"jwt_public_key" help:"PEM file of the public key (RSA, ECDSA or Ed25519) that verifies RS/PS/ES/EdDSA tokens; empty = none"`
+	JWKSURL               string        `flag:"jwks-url" env:"HUBBUB_JWKS_URL" yaml:"jwks_url" help:"URL of a JWKS key set that verifies RS/PS/ES/EdDSA tokens, fetched at start and refreshed hourly (and on an unknown kid); empty = none"`
+	JWTIssuer             string        `flag:"jwt-issuer" env:"HUBBUB_JWT_ISSUER" yaml:"jwt_issuer" help:"the iss a token must carry; empty = any (a token with another gets 401)"`
+	JWTAudience           string        `flag:"jwt-audience" env:"HUBBUB_JWT_AUDIENCE" yaml:"jwt_audience" help:"an aud a token must carry; empty = any (a token without it gets 401)"`
+	Private               []string      `flag:"private" env:"HUBBUB_PRIVATE" yaml:"private" help:"pattern of private topics: reading them needs a token whose subscribe patterns cover them, else 401 (no or bad token) or 403 (not covered) (flag repeatable, env comma-separated); none = every topic but $sys/ is public"`
+	SubscribeAuth         string        `flag:"subscribe-auth" env:"HUBBUB_SUBSCRIBE_AUTH" yaml:"subscribe_auth" help:"optional: only --private topics need a token to read; required: every topic does (401 without one)"`
+	TrustedProxies        []string      `flag:"trusted-proxy" env:"HUBBUB_TRUSTED_PROXIES" yaml:"trusted_proxies" help:"CIDR or address of a reverse proxy whose X-Forwarded-For/Forwarded/X-Real-IP names the client, for the local rule, limits and logs (flag repeatable, env comma-separated); none = the peer address is the client, and a request with forwarding headers is never local"`
 	MaxBody               int64         `flag:"max-body" env:"HUBBUB_MAX_BODY" yaml:"max_body" help:"publish request body limit, in bytes"`
 	ReadTimeout           time.Duration `flag:"read-timeout" env:"HUBBUB_READ_TIMEOUT" yaml:"read_timeout" help:"how long a request body (publish, WebSub, admin API, upstream callbacks) may take to arrive; a slower one gets 408 and its connection is closed; streams and WebSockets are not affected; 0 = no limit"`
 	IdleTimeout           time.Duration `flag:"idle-timeout" env:"HUBBUB_IDLE_TIMEOUT" yaml:"idle_timeout" help:"how long an idle keep-alive connection is kept open between requests"`
@@ -106,6 +117,7 @@ func Default() Config {
 		WebSubMaxPerHost:   1000,
 		WebSubRate:         10,
 		TaskLease:          30 * time.Second,
+		SubscribeAuth:      "optional",
 	}
 }
 
@@ -518,6 +530,9 @@ func (c Config) Validate() error {
 			return bad("PublishKeys", "a key is empty")
 		}
 	}
+	if err := c.validateAccess(bad); err != nil {
+		return err
+	}
 	switch {
 	case c.MaxBody <= 0:
 		return bad("MaxBody", "must be positive, got %d", c.MaxBody)
@@ -571,6 +586,40 @@ func checkOrigin(o string) error {
 		return errors.New("want * or scheme://host[:port], e.g. https://app.example.com")
 	case u.Path != "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil:
 		return errors.New("an origin has no path, query or user: e.g. https://app.example.com")
+	}
+	return nil
+}
+
+// validateAccess checks the settings of who may read and publish.
+func (c Config) validateAccess(bad func(field, format string, a ...any) error) error {
+	jwt := c.JWTSecret != "" || c.JWTPublicKey != "" || c.JWKSURL != ""
+	switch {
+	case c.JWTSecret != "" && len(c.JWTSecret) < 32:
+		return bad("JWTSecret", "is %d bytes; use at least 32 (e.g. openssl rand -hex 32)", len(c.JWTSecret))
+	case c.SubscribeAuth != "optional" && c.SubscribeAuth != "required":
+		return bad("SubscribeAuth", "%q: use optional or required", c.SubscribeAuth)
+	case c.SubscribeAuth == "required" && !jwt:
+		return bad("SubscribeAuth", "required needs a way to verify tokens: --jwt-secret, --jwt-public-key or --jwks-url")
+	case len(c.Private) > 0 && !jwt:
+		return bad("Private", "private topics need a way to verify tokens: --jwt-secret, --jwt-public-key or --jwks-url")
+	}
+	if c.JWKSURL != "" {
+		u, err := url.Parse(c.JWKSURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return bad("JWKSURL", "%q is not an absolute http or https URL", c.JWKSURL)
+		}
+	}
+	for _, p := range c.Private {
+		if _, err := event.CompilePattern(p); err != nil {
+			return bad("Private", "%q: %v", p, err)
+		}
+	}
+	for _, s := range c.TrustedProxies {
+		if _, err := netip.ParsePrefix(s); err != nil {
+			if _, err := netip.ParseAddr(s); err != nil {
+				return bad("TrustedProxies", "%q is not a CIDR (10.0.0.0/8) or an address", s)
+			}
+		}
 	}
 	return nil
 }

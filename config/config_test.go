@@ -89,7 +89,9 @@ func TestPrecedence(t *testing.T) {
 func TestEveryFieldFromEveryLayer(t *testing.T) {
 	values := map[string]string{
 		"Listen": ":9", "Store": "redis://127.0.0.1:6379/3", "RedisPrefix": "hp", "NodeID": "node-a", "Data": "/var/hub", "PublicURL": "https://hub.example.com",
-		"PublishKeys": "a", "AdminKey": "adm", "MaxBody": "2048", "ReadTimeout": "9s", "IdleTimeout": "3m", "MaxConnsPerIP": "12", "PublishRate": "2.5", "MaxResponseBytes": "4096", "HistoryMaxEvents": "5", "HistoryMaxAge": "1h",
+		"PublishKeys": "a", "AdminKey": "adm", "JWTSecret": "0123456789abcdef0123456789abcdef", "JWTPublicKey": "/etc/hub.pem",
+		"JWKSURL": "https://id.example/jwks", "JWTIssuer": "iss", "JWTAudience": "aud", "Private": "user/**", "SubscribeAuth": "required",
+		"TrustedProxies": "10.0.0.0/8", "MaxBody": "2048", "ReadTimeout": "9s", "IdleTimeout": "3m", "MaxConnsPerIP": "12", "PublishRate": "2.5", "MaxResponseBytes": "4096", "HistoryMaxEvents": "5", "HistoryMaxAge": "1h",
 		"Heartbeat": "3s", "SubscriberBuffer": "7", "PollTimeout": "40s", "PollMaxTimeout": "5m",
 		"SSERetry": "500ms", "LogLevel": "debug", "LogFormat": "json", "Coalesce": "docs/**=2s", "WSOrigins": "app.example.com",
 		"WebSubLease": "48h", "WebSubMinLease": "1h", "WebSubMaxLease": "96h", "WebSubSignature": "sha1",
@@ -98,7 +100,10 @@ func TestEveryFieldFromEveryLayer(t *testing.T) {
 		"TLSCert": "c.pem", "TLSKey": "k.pem", "AdminListen": "127.0.0.1:9", "MetricsKey": "mk", "CORSOrigins": "https://app.example.com",
 	}
 	want := Config{Listen: ":9", Store: "redis://127.0.0.1:6379/3", RedisPrefix: "hp", NodeID: "node-a", Data: "/var/hub",
-		PublicURL: "https://hub.example.com", PublishKeys: []string{"a"}, AdminKey: "adm", MaxBody: 2048,
+		PublicURL: "https://hub.example.com", PublishKeys: []string{"a"}, AdminKey: "adm",
+		JWTSecret: "0123456789abcdef0123456789abcdef", JWTPublicKey: "/etc/hub.pem", JWKSURL: "https://id.example/jwks",
+		JWTIssuer: "iss", JWTAudience: "aud", Private: []string{"user/**"}, SubscribeAuth: "required", TrustedProxies: []string{"10.0.0.0/8"},
+		MaxBody: 2048,
 		ReadTimeout: 9 * time.Second, IdleTimeout: 3 * time.Minute, MaxConnsPerIP: 12, PublishRate: 2.5, MaxResponseBytes: 4096,
 		HistoryMaxEvents: 5, HistoryMaxAge: time.Hour, Heartbeat: 3 * time.Second, SubscriberBuffer: 7,
 		PollTimeout: 40 * time.Second, PollMaxTimeout: 5 * time.Minute, SSERetry: 500 * time.Millisecond,
@@ -238,6 +243,14 @@ func TestBadValues(t *testing.T) {
 		{"origin without scheme", []string{"--cors-origin", "app.example.com"}, nil, "--cors-origin"},
 		{"origin ftp", nil, map[string]string{"HUBBUB_CORS_ORIGINS": "ftp://x"}, "HUBBUB_CORS_ORIGINS"},
 		{"missing file", []string{"--config", "/nonexistent/hubbub.yaml"}, nil, "/nonexistent/hubbub.yaml"},
+		{"short jwt secret", []string{"--jwt-secret", "short"}, nil, "--jwt-secret"},
+		{"subscribe auth value", []string{"--subscribe-auth", "always"}, nil, "--subscribe-auth"},
+		{"required without tokens", []string{"--subscribe-auth", "required"}, nil, "--subscribe-auth"},
+		{"private without tokens", []string{"--private", "a/**"}, nil, "--private"},
+		{"bad private pattern", []string{"--private", "a/**/**", "--jwks-url", "https://id.example/jwks"}, nil, "--private"},
+		{"bad jwks url", []string{"--jwks-url", "id.example/jwks"}, nil, "--jwks-url"},
+		{"bad trusted proxy", []string{"--trusted-proxy", "10.0.0.0/33"}, nil, "--trusted-proxy"},
+		{"env private", nil, map[string]string{"HUBBUB_PRIVATE": "a/**"}, "HUBBUB_PRIVATE"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

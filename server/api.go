@@ -2,54 +2,13 @@ package server
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/json"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/hubbub/hubbub/activity"
 	"github.com/hubbub/hubbub/event"
 )
-
-// adminAuth guards the admin API and the $sys/ topics: with a key
-// configured, "Authorization: Bearer KEY"; without, loopback clients only.
-type adminAuth struct {
-	key [32]byte
-	set bool
-}
-
-func newAdminAuth(key string) adminAuth {
-	if key == "" {
-		return adminAuth{}
-	}
-	return adminAuth{key: sha256.Sum256([]byte(key)), set: true}
-}
-
-// allowed reports whether r carries admin rights.
-func (a adminAuth) allowed(r *http.Request) bool {
-	if !a.set {
-		return isLoopback(r.RemoteAddr)
-	}
-	scheme, key, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return false
-	}
-	sum := sha256.Sum256([]byte(strings.TrimSpace(key)))
-	return subtle.ConstantTimeCompare(sum[:], a.key[:]) == 1
-}
-
-func (a adminAuth) wrap(next http.HandlerFunc) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !a.allowed(r) {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="hubbub admin"`)
-			http.Error(w, "the admin API needs Authorization: Bearer ADMIN_KEY (or, with no --admin-key, a loopback client)", http.StatusUnauthorized)
-			return
-		}
-		next(w, r)
-	})
-}
 
 // topicInfo is one row of GET /api/topics.
 type topicInfo struct {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/hubbub/hubbub/access"
 	"github.com/hubbub/hubbub/activity"
 	"github.com/hubbub/hubbub/broker"
 	"github.com/hubbub/hubbub/config"
@@ -51,7 +52,8 @@ type Server struct {
 	certs *certReloader
 	// activity tracks the busiest topics for the dashboard.
 	activity *activity.Tracker
-	admin    adminAuth
+	// access decides who may read, publish and administer.
+	access *access.Policy
 	// node names this process in $sys/stats/NODE and the admin API.
 	node string
 	// features are the optional admin APIs served (see stats.Features).
@@ -114,31 +116,36 @@ func New(cfg config.Config, logger *slog.Logger) (*Server, error) {
 	h := hub.New(log, b, hub.Options{SubscriberBuffer: cfg.SubscriberBuffer, Logger: logger, Coalesce: rules,
 		MaxPageBytes: cfg.MaxResponseBytes})
 	s := &Server{cfg: cfg, log: logger, store: st, broker: b, hub: h, metrics: m,
-		activity: activity.New(10000, nil), admin: newAdminAuth(cfg.AdminKey), node: nodeID,
+		activity: activity.New(10000, nil), node: nodeID,
 		features: []string{"nodes"},
 		cluster:  &clusterState{id: nodeID}, commits: commits, certs: certs}
 	b.Tap(s.activity.Record)
 	s.base, s.cancelBase = context.WithCancel(context.Background())
+	if s.access, err = newAccess(s.base, cfg, logger); err != nil {
+		s.cancelBase()
+		_ = st.Close()
+		return nil, err
+	}
 	if s.webhooks, err = s.openWebhooks(cfg); err != nil {
+		s.cancelBase()
 		_ = st.Close()
 		return nil, err
 	}
 	s.features = append(s.features, "websub")
-	auth := newPublishAuth(cfg.PublishKeys)
 	wsOrigins := append(append([]string(nil), cfg.WSOrigins...), originHosts(cfg.CORSOrigins)...)
 	lim := limit.New(limit.Options{
 		ReadTimeout: cfg.ReadTimeout, MaxConnsPerIP: cfg.MaxConnsPerIP, PublishRate: cfg.PublishRate,
 		WSOriginPatterns: wsOrigins, OnReject: m.Limited,
+		ClientAddr: s.access.ClientAddr, RateKey: s.rateKey,
 	})
 	all := s.routes(transport.New(h, transport.Options{
 		MaxBody: cfg.MaxBody, MaxResponseBytes: cfg.MaxResponseBytes, Heartbeat: cfg.Heartbeat, SSERetry: cfg.SSERetry,
 		PollTimeout: cfg.PollTimeout, PollMaxTimeout: cfg.PollMaxTimeout,
 		PublicURL: cfg.PublicURL, Observer: m, Logger: logger,
-		CanPublish:       func(r *http.Request) bool { code, _ := auth.check(r); return code == 0 },
 		WSOriginPatterns: wsOrigins,
-		IsAdmin:          s.admin.allowed,
+		Access:           s.access,
 		AllowPublish:     lim.AllowPublish,
-	}), auth, lim)
+	}), lim)
 	browsers := origin.New(origin.Options{Allowed: cfg.CORSOrigins, PublicURL: cfg.PublicURL})
 	s.handler = browsers.Wrap(all)
 	if cfg.AdminListen != "" {
@@ -193,11 +200,11 @@ func (s *Server) Handler() http.Handler { return s.handler }
 // --admin-listen.
 func (s *Server) AdminHandler() http.Handler { return s.adminHandler }
 
-// routes serves every route behind lim's door; publishes draw on lim's
-// rate buckets once authorised.
-func (s *Server) routes(t *transport.Handlers, auth publishAuth, lim *limit.Limiter) http.Handler {
+// routes serves every route behind lim's door. Publishing is authorised
+// inside the transports (per topic), which then ask lim's rate buckets.
+func (s *Server) routes(t *transport.Handlers, lim *limit.Limiter) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("/publish", auth.wrap(lim.Publish(http.HandlerFunc(t.Publish))))
+	mux.HandleFunc("/publish", t.Publish)
 	mux.HandleFunc("/events", t.Events)
 	mux.HandleFunc("GET /ws", t.WebSocket)
 	mux.HandleFunc("GET /documents", t.Documents)
@@ -210,15 +217,16 @@ func (s *Server) routes(t *transport.Handlers, auth publishAuth, lim *limit.Limi
 	// WebSub: POST / and /hub (GET / stays the dashboard).
 	mux.Handle("POST /{$}", s.webhooks.hub)
 	mux.Handle("POST /hub", s.webhooks.hub)
-	mux.Handle("GET /api/subscriptions", s.admin.wrap(s.apiSubscriptions))
+	admin := s.access.RequireAdmin
+	mux.Handle("GET /api/subscriptions", admin(http.HandlerFunc(s.apiSubscriptions)))
 	// Conduit: callbacks of other hubs, and the admin API of upstreams.
 	mux.Handle("/upstream/", s.webhooks.upstream.Handler())
-	upstreams := s.admin.wrap(s.webhooks.upstream.API().ServeHTTP)
+	upstreams := admin(s.webhooks.upstream.API())
 	mux.Handle("/api/upstreams", upstreams)
 	mux.Handle("/api/upstreams/", upstreams)
-	mux.Handle("GET /api/nodes", s.admin.wrap(s.apiNodes))
-	mux.Handle("GET /api/topics", s.admin.wrap(s.apiTopics))
-	mux.Handle("GET /api/stats", s.admin.wrap(s.apiStats))
+	mux.Handle("GET /api/nodes", admin(http.HandlerFunc(s.apiNodes)))
+	mux.Handle("GET /api/topics", admin(http.HandlerFunc(s.apiTopics)))
+	mux.Handle("GET /api/stats", admin(http.HandlerFunc(s.apiStats)))
 	mux.Handle("GET /metrics", metricsAuth(s.cfg.MetricsKey, promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{})))
 	web.New(web.Options{Version: Version}).Register(mux)
 	return lim.Wrap(mux)
@@ -304,11 +312,7 @@ func (s *Server) Run(ctx context.Context) error {
 	if ls.admin != nil {
 		s.log.Info("admin listening", "addr", ls.admin.Addr().String(), "scheme", s.scheme(), "serves", "/, /api/..., /metrics and every other route")
 	}
-	if len(s.cfg.PublishKeys) == 0 {
-		s.log.Warn("no publish keys configured: publishing is accepted from loopback clients only (set --publish-key or HUBBUB_PUBLISH_KEYS)")
-	} else {
-		s.log.Info("publishing requires a bearer key", "keys", len(s.cfg.PublishKeys))
-	}
+	s.logAccess()
 	return s.Serve(ctx, ls.main, ls.admin)
 }
 

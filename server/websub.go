@@ -78,6 +78,7 @@ func (s *Server) openWebhooks(cfg config.Config) (w *webhooks, err error) {
 		SubscribeRate:      float64(orNoLimit(cfg.WebSubRate)),
 		Logger:             s.log, Observer: newWebhookMetrics(s.metrics.reg),
 		MaxFetchBytes: cfg.MaxBody, FetchMinInterval: cfg.FetchMinInterval,
+		Authorize: s.access.WebSub, ClientAddr: s.access.ClientAddr,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("websub: %w", err)

@@ -32,8 +32,7 @@ func (h *Handlers) Documents(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusBadRequest, "name exactly one topic: ?topic=NAME")
 		return
 	}
-	if !h.mayRead(r, v["topic"]) {
-		httpError(w, http.StatusForbidden, "topics under $sys/ are the hub's own: reading them needs the admin key")
+	if _, ok := h.authorizeRead(w, r, v["topic"]); !ok {
 		return
 	}
 	req := hub.DocumentsRequest{Topic: v.Get("topic"), Keys: v["key"], After: v.Get("after")}

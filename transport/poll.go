@@ -38,8 +38,9 @@ func (r *eventsResponse) finish() {
 
 // poll serves a long-poll: the events after the cursor at once when there
 // are any, else the first to arrive, else an empty list when the timeout
-// passes. Every answer carries the cursor to poll with next.
-func (h *Handlers) poll(w http.ResponseWriter, r *http.Request, q query) {
+// passes. Every answer carries the cursor to poll with next. A poll that a
+// token authorised waits no later than notAfter (when not zero).
+func (h *Handlers) poll(w http.ResponseWriter, r *http.Request, q query, notAfter time.Time) {
 	timeout := h.opts.PollTimeout
 	if q.timeout > 0 {
 		timeout = q.timeout
@@ -59,6 +60,9 @@ func (h *Handlers) poll(w http.ResponseWriter, r *http.Request, q query) {
 	h.obs.Connected(NamePoll, 1)
 	defer h.obs.Connected(NamePoll, -1)
 
+	if !notAfter.IsZero() {
+		timeout = max(0, min(timeout, time.Until(notAfter)))
+	}
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()
 	var resp eventsResponse

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"mime"
 	"net/http"
 	"net/url"
@@ -49,12 +50,26 @@ const maxEventsPerPublish = 1000
 
 // Publish serves POST /publish: a JSON event or array of events, or a raw
 // body of any type with ?topic= (repeatable). It answers only once every
-// event is durable. Authorisation is the caller's (server middleware).
+// event is durable. A client that may not publish at all is refused
+// before its body is read; one whose token does not cover every topic of
+// the request is refused as a whole (see Access.Publish).
 func (h *Handlers) Publish(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", "POST")
 		httpError(w, http.StatusMethodNotAllowed, "use POST")
 		return
+	}
+	id := h.opts.Access.Identify(r)
+	if !h.authorizePublish(w, r, id, nil) {
+		return
+	}
+	if h.opts.AllowPublish != nil { // the rate counts authorised publishers only
+		if wait, ok := h.opts.AllowPublish(r); !ok {
+			secs := max(1, int(math.Ceil(wait.Seconds())))
+			w.Header().Set("Retry-After", strconv.Itoa(secs))
+			httpError(w, http.StatusTooManyRequests, fmt.Sprintf("publish rate limit: try again in %ds", secs))
+			return
+		}
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, h.opts.MaxBody)
 	drafts, status, err := parsePublish(r)
@@ -70,11 +85,15 @@ func (h *Handlers) Publish(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusForbidden, fmt.Sprintf("topic %q: topics under $sys/ are the hub's own and cannot be published to", t))
 		return
 	}
+	if !h.authorizePublish(w, r, id, draftTopics(drafts)) {
+		return
+	}
 	results, err := h.hub.Publish(r.Context(), drafts)
 	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
+	h.log.Debug("published", "client", h.opts.Access.ClientAddr(r), "events", len(results))
 	writeJSON(w, http.StatusOK, PublishResponse{Events: publishResults(results)})
 }
 

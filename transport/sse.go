@@ -52,9 +52,12 @@ func (h *Handlers) subscribeReq(w http.ResponseWriter, r *http.Request, q query,
 // "event: reset" with that reset's cursor as their id. A comment line is
 // sent every Heartbeat. A subscriber that falls behind is told so in a
 // comment and disconnected; EventSource then reconnects with Last-Event-ID
-// and loses nothing that history still holds.
-func (h *Handlers) sse(w http.ResponseWriter, r *http.Request, q query) {
+// and loses nothing that history still holds. A stream that a token
+// authorised ends at notAfter (when not zero) with "event: auth-expired".
+func (h *Handlers) sse(w http.ResponseWriter, r *http.Request, q query, notAfter time.Time) {
 	rc := http.NewResponseController(w)
+	ctx, stop := untilExpiry(r.Context(), notAfter)
+	defer stop()
 	sub, ok := h.subscribe(w, r, q, 0, 0, NameSSE)
 	if !ok {
 		return
@@ -82,9 +85,12 @@ func (h *Handlers) sse(w http.ResponseWriter, r *http.Request, q query) {
 	beat := time.NewTicker(h.opts.Heartbeat)
 	defer beat.Stop()
 	for {
-		msgs, err := sub.Next(r.Context(), beat.C)
+		msgs, err := sub.Next(ctx, beat.C)
 		if err != nil {
-			if errors.Is(err, broker.ErrSlow) {
+			if authExpired(ctx) && r.Context().Err() == nil {
+				_, _ = w.Write(sseAuthExpired)
+				_ = rc.Flush()
+			} else if errors.Is(err, broker.ErrSlow) {
 				h.obs.SlowDisconnect(NameSSE)
 				_, _ = w.Write([]byte(": disconnected: this client fell too far behind; reconnect with Last-Event-ID\n\n"))
 				_ = rc.Flush()
@@ -119,6 +125,10 @@ func (h *Handlers) sse(w http.ResponseWriter, r *http.Request, q query) {
 		}
 	}
 }
+
+// sseAuthExpired ends a stream whose token expired; the client should
+// reconnect with a fresh token and its Last-Event-ID.
+var sseAuthExpired = []byte("event: auth-expired\ndata: {\"reason\":\"token expired\"}\n\n")
 
 func appendSSEReset(b []byte, m hub.Message) []byte {
 	rj := toResetJSON(m.Reset)

@@ -12,6 +12,7 @@ import (
 var (
 	heartbeatLine = []byte("{\"heartbeat\":true}\n")
 	slowLine      = []byte("{\"error\":\"slow\",\"message\":\"this client fell too far behind; reconnect with after=CURSOR\"}\n")
+	expiredLine   = []byte("{\"error\":\"auth_expired\",\"message\":\"token expired; reconnect with a fresh token and after=CURSOR\"}\n")
 )
 
 // stream serves wait=stream: the last count events (default 0), or the
@@ -19,9 +20,13 @@ var (
 // (application/x-ndjson). Other lines, told apart by having no "id":
 // {"heartbeat":true} every Heartbeat; {"reset":{...}} before events that
 // follow a gap; and, for subscriptions with several topics or a pattern,
-// {"cursor":"..."} after each batch of events, to resume with.
-func (h *Handlers) stream(w http.ResponseWriter, r *http.Request, q query) {
+// {"cursor":"..."} after each batch of events, to resume with. A stream
+// that a token authorised ends at notAfter (when not zero) with the line
+// {"error":"auth_expired",...}.
+func (h *Handlers) stream(w http.ResponseWriter, r *http.Request, q query, notAfter time.Time) {
 	rc := http.NewResponseController(w)
+	ctx, stop := untilExpiry(r.Context(), notAfter)
+	defer stop()
 	last := 0
 	if q.countSet && !q.hasCursor {
 		last = q.count
@@ -45,9 +50,12 @@ func (h *Handlers) stream(w http.ResponseWriter, r *http.Request, q query) {
 	defer beat.Stop()
 	buf := make([]byte, 0, 4096)
 	for {
-		msgs, err := sub.Next(r.Context(), beat.C)
+		msgs, err := sub.Next(ctx, beat.C)
 		if err != nil {
-			if errors.Is(err, broker.ErrSlow) {
+			if authExpired(ctx) && r.Context().Err() == nil {
+				_, _ = w.Write(expiredLine)
+				_ = rc.Flush()
+			} else if errors.Is(err, broker.ErrSlow) {
 				h.obs.SlowDisconnect(NameStream)
 				_, _ = w.Write(slowLine)
 				_ = rc.Flush()

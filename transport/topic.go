@@ -31,8 +31,7 @@ func (h *Handlers) Topic(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	if !h.mayRead(r, q.topics) {
-		httpError(w, http.StatusForbidden, "topics under $sys/ are the hub's own: reading them needs the admin key")
+	if _, ok := h.authorizeRead(w, r, q.topics); !ok {
 		return
 	}
 	base := h.baseURL(r)

@@ -6,12 +6,14 @@
 package transport
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"time"
 
+	"github.com/hubbub/hubbub/access"
 	"github.com/hubbub/hubbub/event"
 	"github.com/hubbub/hubbub/hub"
 )
@@ -54,12 +56,9 @@ type Options struct {
 	PublicURL string
 	Observer  Observer
 	Logger    *slog.Logger
-	// CanPublish says whether a request (a WebSocket connection) may
-	// publish; nil means never.
-	CanPublish func(*http.Request) bool
-	// IsAdmin says whether a request may read the hub's own $sys/ topics;
-	// nil means nobody may.
-	IsAdmin func(*http.Request) bool
+	// Access decides who may read and publish; nil is a policy with no
+	// keys (see access.Options).
+	Access Access
 	// WSOriginPatterns are the browser origins (host patterns) allowed to
 	// open WebSockets besides the hub's own host.
 	WSOriginPatterns []string
@@ -119,6 +118,10 @@ func New(h *hub.Hub, opts Options) *Handlers {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
+	if opts.Access == nil {
+		// A policy without keys, JWKS or files cannot fail to build.
+		opts.Access, _ = access.New(context.Background(), access.Options{Logger: opts.Logger})
+	}
 	return &Handlers{hub: h, opts: opts, obs: opts.Observer, log: opts.Logger}
 }
 
@@ -135,31 +138,20 @@ func (h *Handlers) Events(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	if !h.mayRead(r, q.topics) {
-		httpError(w, http.StatusForbidden, "topics under $sys/ are the hub's own: reading them needs the admin key")
+	d, ok := h.authorizeRead(w, r, q.topics)
+	if !ok {
 		return
 	}
 	switch {
 	case q.wait == "poll":
-		h.poll(w, r, q)
+		h.poll(w, r, q, d.NotAfter)
 	case q.wait == "stream":
-		h.stream(w, r, q)
+		h.stream(w, r, q, d.NotAfter)
 	case q.wait == "" && (q.format == "sse" || q.format == "" && acceptsSSE(r)):
-		h.sse(w, r, q)
+		h.sse(w, r, q, d.NotAfter)
 	default:
 		h.retrieve(w, r, q)
 	}
-}
-
-// mayRead reports whether r may read topics: every client may, except
-// that the hub's own $sys/ topics need admin rights.
-func (h *Handlers) mayRead(r *http.Request, topics []string) bool {
-	for _, t := range topics {
-		if event.IsReserved(t) && (h.opts.IsAdmin == nil || !h.opts.IsAdmin(r)) {
-			return false
-		}
-	}
-	return true
 }
 
 // reservedIn returns the first reserved topic the drafts name, or "".

@@ -14,6 +14,7 @@ import (
 	"github.com/coder/websocket"
 	"golang.org/x/time/rate"
 
+	"github.com/hubbub/hubbub/access"
 	"github.com/hubbub/hubbub/broker"
 	"github.com/hubbub/hubbub/event"
 	"github.com/hubbub/hubbub/filter"
@@ -77,6 +78,8 @@ type wsIn struct {
 	Initial   bool                       `json:"initial"`
 	// CoalesceMS opts a subscription into coalescing (milliseconds).
 	CoalesceMS int `json:"coalesce_ms"`
+	// Token is the credential of the auth and refresh ops.
+	Token string `json:"token"`
 }
 
 // wsError is the error message sent to a client.
@@ -84,6 +87,7 @@ type wsError struct {
 	Op      string `json:"op"`
 	Sub     string `json:"sub,omitempty"`
 	Code    string `json:"code"`
+	Status  int    `json:"status,omitempty"` // of an authorisation error: 401 or 403
 	Message string `json:"message"`
 }
 
@@ -95,6 +99,7 @@ const (
 	wsNotFound    = "not_found"
 	wsConflict    = "conflict"
 	wsRateLimited = "rate_limited"
+	wsUnauthed    = "unauthorized"
 )
 
 // WebSocket serves GET /ws: JSON text messages, one per frame. A client
@@ -120,10 +125,10 @@ func (h *Handlers) WebSocket(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithCancel(r.Context())
 	wc := &wsConn{
 		h: h, c: c, ctx: ctx, cancel: cancel,
-		frames:     rate.NewLimiter(rate.Limit(h.opts.WSFrameRate), h.opts.WSFrameBurst),
-		canPublish: h.opts.CanPublish != nil && h.opts.CanPublish(r),
-		r:          r,
-		subs:       make(map[string]*wsSub),
+		frames: rate.NewLimiter(rate.Limit(h.opts.WSFrameRate), h.opts.WSFrameBurst),
+		id:     h.opts.Access.Identify(r),
+		r:      r,
+		subs:   make(map[string]*wsSub),
 	}
 	defer wc.shutdown()
 	go wc.pingLoop()
@@ -131,15 +136,15 @@ func (h *Handlers) WebSocket(w http.ResponseWriter, r *http.Request) {
 }
 
 type wsConn struct {
-	h          *Handlers
-	c          *websocket.Conn
-	ctx        context.Context
-	cancel     context.CancelFunc
-	canPublish bool
-	r          *http.Request // the upgrade request, for read rights
-	frames     *rate.Limiter // messages the client may send
+	h      *Handlers
+	c      *websocket.Conn
+	ctx    context.Context
+	cancel context.CancelFunc
+	r      *http.Request // the upgrade request, for the local rule and rate keys
+	frames *rate.Limiter // messages the client may send
 
 	mu   sync.Mutex
+	id   access.Identity // from the upgrade request, then each auth op
 	subs map[string]*wsSub
 	wg   sync.WaitGroup
 	// topics counts the topics and patterns of subs, together (under mu).
@@ -150,9 +155,12 @@ type wsConn struct {
 
 type wsSub struct {
 	sub    *hub.Subscription
-	topics int
-	cancel context.CancelFunc
+	cancel context.CancelCauseFunc // cause errAuthExpired or a wsDenied
 	done   chan struct{}
+	topics []string
+	// expiry ends the subscription when the token it needed expires; nil
+	// when it needed none. Guarded by wsConn.mu.
+	expiry *time.Timer
 }
 
 func (wc *wsConn) shutdown() {
@@ -206,8 +214,10 @@ func (wc *wsConn) readLoop() {
 			wc.publish(in)
 		case "ping":
 			wc.send([]byte(`{"op":"pong"}`))
+		case "auth", "refresh":
+			wc.auth(in.Token)
 		default:
-			wc.sendError(in.Sub, wsBadRequest, fmt.Sprintf("unknown op %q: use subscribe, unsubscribe, publish or ping", in.Op))
+			wc.sendError(in.Sub, wsBadRequest, fmt.Sprintf("unknown op %q: use subscribe, unsubscribe, publish, auth, refresh or ping", in.Op))
 		}
 	}
 }
@@ -303,8 +313,9 @@ func (wc *wsConn) subscribe(in wsIn) {
 		return
 	}
 	req.Topics, req.Transport = topics, NameWS
-	if !wc.h.mayRead(wc.r, topics) {
-		wc.sendError(in.Sub, wsForbidden, "topics under $sys/ are the hub's own: reading them needs the admin key")
+	d := wc.h.opts.Access.Read(wc.identity(), topics)
+	if !d.Allowed() {
+		wc.sendDenial(in.Sub, d)
 		return
 	}
 	single := ""
@@ -340,15 +351,16 @@ func (wc *wsConn) subscribe(in wsIn) {
 		wc.sendErr(in.Sub, err)
 		return
 	}
-	ctx, cancel := context.WithCancel(wc.ctx)
-	s := &wsSub{sub: sub, topics: len(topics), cancel: cancel, done: make(chan struct{})}
+	ctx, cancel := context.WithCancelCause(wc.ctx)
+	s := &wsSub{sub: sub, cancel: cancel, done: make(chan struct{}), topics: topics}
 	wc.mu.Lock()
 	wc.subs[in.Sub] = s
-	wc.topics += s.topics
+	wc.topics += len(s.topics)
+	s.expiry = expireAt(d.NotAfter, cancel)
 	wc.mu.Unlock()
 	// "subscribed" goes out before any event of this subscription.
 	if !wc.sendJSON(map[string]string{"op": "subscribed", "sub": in.Sub, "cursor": sub.Cursor()}) {
-		cancel()
+		cancel(nil)
 		sub.Close()
 		return
 	}
@@ -370,14 +382,14 @@ func (wc *wsConn) unsubscribe(id string) {
 	s := wc.subs[id]
 	delete(wc.subs, id)
 	if s != nil {
-		wc.topics -= s.topics
+		wc.topics -= len(s.topics)
 	}
 	wc.mu.Unlock()
 	if s == nil {
 		wc.sendError(id, wsNotFound, "no subscription with this sub id")
 		return
 	}
-	s.cancel()
+	s.cancel(nil)
 	<-s.done // no event of it may follow "unsubscribed"
 	wc.sendJSON(map[string]string{"op": "unsubscribed", "sub": id})
 }
@@ -388,6 +400,7 @@ func (wc *wsConn) pump(ctx context.Context, id string, s *wsSub) {
 	defer wc.wg.Done()
 	defer close(s.done)
 	defer s.sub.Close()
+	defer wc.endAuthorised(ctx, id, s)
 	quoted, _ := json.Marshal(id)
 	var buf []byte
 	for {
@@ -434,9 +447,12 @@ func (wc *wsConn) pump(ctx context.Context, id string, s *wsSub) {
 }
 
 func (wc *wsConn) publish(in wsIn) {
-	if !wc.canPublish {
-		wc.sendJSON(map[string]string{"op": "error", "client_id": in.ClientID, "code": wsForbidden,
-			"message": "this connection may not publish: connect from loopback or with Authorization: Bearer KEY"})
+	topics, err := topicsOf(in)
+	if err != nil {
+		wc.sendErr(in.Sub, err)
+		return
+	}
+	if !wc.mayPublish(in.ClientID, topics) {
 		return
 	}
 	if wc.h.opts.AllowPublish != nil {
@@ -446,11 +462,6 @@ func (wc *wsConn) publish(in wsIn) {
 				"message": fmt.Sprintf("publish rate limit: try again in %ds", secs)})
 			return
 		}
-	}
-	topics, err := topicsOf(in)
-	if err != nil {
-		wc.sendErr(in.Sub, err)
-		return
 	}
 	if t := reservedIn([]event.Draft{{Topics: topics}}); t != "" {
 		wc.sendJSON(map[string]string{"op": "error", "client_id": in.ClientID, "code": wsForbidden,

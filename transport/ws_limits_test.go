@@ -55,7 +55,10 @@ func topicList(prefix string, n int) string {
 // and registers nothing with the broker, so publishes pay nothing for it.
 func TestWSSubscribeTopicCaps(t *testing.T) {
 	obs := &limitObserver{}
-	th := newTestHubOpts(t, store.Retention{}, false, hub.Options{}, transport.Options{Observer: obs})
+	// A long heartbeat: reading a 50,000-topic frame under -race on a busy
+	// machine can take longer than the usual test heartbeat, and the
+	// server's pong would then be read too late.
+	th := newTestHubOpts(t, store.Retention{}, false, hub.Options{}, transport.Options{Observer: obs, Heartbeat: time.Minute})
 	c := th.dial(t)
 	c.send(`{"op":"subscribe","sub":"big","topics":` + topicList("p", 50000) + `}`)
 	m := c.expect("error", map[string]any{"sub": "big", "code": "bad_request"})

@@ -12,6 +12,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/hubbub/hubbub/access"
 	"github.com/hubbub/hubbub/broker"
 	"github.com/hubbub/hubbub/event"
 	"github.com/hubbub/hubbub/hub"
@@ -37,8 +38,17 @@ func newTestHubOpts(t *testing.T, ret store.Retention, canPublish bool, ho hub.O
 		t.Fatal(err)
 	}
 	h := hub.New(st, b, ho)
-	to.Heartbeat = time.Second
-	to.CanPublish = func(*http.Request) bool { return canPublish }
+	if to.Heartbeat == 0 {
+		to.Heartbeat = time.Second
+	}
+	if !canPublish && to.Access == nil {
+		// A publish key that the tests never send: publishing needs it.
+		pol, err := access.New(context.Background(), access.Options{PublishKeys: []string{"unsent"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		to.Access = pol
+	}
 	th := transport.New(h, to)
 	mux := http.NewServeMux()
 	mux.HandleFunc("/ws", th.WebSocket)
@@ -191,7 +201,7 @@ func TestWSErrors(t *testing.T) {
 		{`{"op":"subscribe","sub":"s","topic":"t","coalesce_ms":-1}`, "bad_request"},
 		{`{"op":"subscribe","sub":"s","topic":"t","bogus":1}`, "bad_request"},
 		{`{"op":"unsubscribe","sub":"nope"}`, "not_found"},
-		{`{"op":"publish","topic":"t","data":1}`, "forbidden"},
+		{`{"op":"publish","topic":"t","data":1}`, "unauthorized"},
 	}
 	for _, tc := range cases {
 		c.send(tc.msg)
@@ -333,8 +343,12 @@ func TestWSSlowClientClosed(t *testing.T) {
 			}
 		}
 	}
-	if th.hub.Broker().Stats.CutOff.Load() != 1 {
-		t.Fatalf("cut-offs: %d, want 1 (slow only)", th.hub.Broker().Stats.CutOff.Load())
+	// The slow client is cut off when its queue overflows; on a machine so
+	// busy that this takes longer than the transport's 30s write timeout,
+	// the blocked write closes it first. Either way it must end (below),
+	// and the fast client must not be cut.
+	if n := th.hub.Broker().Stats.CutOff.Load(); n > 1 {
+		t.Fatalf("cut-offs: %d, want at most 1 (slow only)", n)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

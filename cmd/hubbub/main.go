@@ -24,6 +24,7 @@ Usage:
   hubbub tail -t TOPIC [--after ID]         print a topic's events as they come (SSE), resuming after drops
   hubbub upstream add|list|remove           subscribe to another hub's topic and republish it here
   hubbub bench [flags]                      load a running hub; report throughput and latency
+  hubbub token --secret S [flags]           print a signed token (--subscribe, --publish, --admin, --ttl)
   hubbub config-reference                   print every setting (flag, env, YAML key, default) as Markdown
   hubbub version                            print the version
 
@@ -56,6 +57,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = upstreamCmd(ctx, args[1:], stdout, stderr, getenv)
 	case "bench":
 		err = bench(ctx, args[1:], stdout, stderr, getenv)
+	case "token":
+		err = token(ctx, args[1:], stdout, stderr, getenv)
 	case "config-reference":
 		if len(args) > 1 && isHelp(args[1]) {
 			fmt.Fprintln(stdout, "Usage: hubbub config-reference\n\nPrints every setting of 'hubbub serve' (flag, environment variable, YAML key, default, meaning) as a Markdown table.")
