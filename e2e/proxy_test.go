@@ -349,3 +349,46 @@ func TestCaddyStreamsSSE(t *testing.T) {
 		}
 	}
 }
+
+// Behind a same-host proxy every client arrives from loopback; without keys
+// such a client must not count as local (audit finding 2, newcomer report
+// 1): publishing and the admin API are refused through nginx, while a
+// direct loopback client still may.
+func TestNginxProxiedClientIsNotLocal(t *testing.T) {
+	hub, proxied, _ := startProxiedHub(t)
+	body := []byte(`{"topic":"proxy/local","data":1}`)
+	if a := proxied.do(t, http.MethodPost, "/publish", ctHeader("application/json"), body); a.Status != http.StatusUnauthorized && a.Status != http.StatusForbidden {
+		t.Errorf("publish through nginx without a key: %s, want 401 or 403", a)
+	}
+	if a := proxied.do(t, http.MethodGet, "/api/stats", nil, nil); a.Status != http.StatusUnauthorized {
+		t.Errorf("/api/stats through nginx: %s, want 401", a)
+	}
+	if a := hub.do(t, http.MethodPost, "/publish", ctHeader("application/json"), body); a.Status != http.StatusOK {
+		t.Errorf("publish from loopback directly: %s, want 200", a)
+	}
+	if got := hub.retrieveAll(t, "proxy/local"); len(got) != 1 {
+		t.Errorf("stored %d events, want 1 (only the direct one)", len(got))
+	}
+}
+
+// With --trusted-proxy the client address is the one nginx forwards (the
+// rightmost hop not in a trusted range), and that is what the hub's logs
+// show.
+func TestNginxTrustedProxyNamesTheClient(t *testing.T) {
+	hub, proxied, _ := startProxiedHub(t, "--trusted-proxy", "127.0.0.1/32", "--publish-key", "k", "--log-level", "debug")
+	a := proxied.do(t, http.MethodPost, "/publish", http.Header{
+		"Content-Type":    {"application/json"},
+		"Authorization":   {"Bearer k"},
+		"X-Forwarded-For": {"203.0.113.7"},
+	}, []byte(`{"topic":"proxy/client","data":1}`))
+	if a.Status != http.StatusOK {
+		t.Fatalf("publish through nginx: %s", a)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(hub.Stderr(), "client=203.0.113.7") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the hub's log never named client=203.0.113.7:\n%s", clipString(hub.Stderr(), 4000))
+		}
+		time.Sleep(20 * time.Millisecond) // polling the log file; the event is the line appearing
+	}
+}
