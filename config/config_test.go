@@ -103,7 +103,7 @@ func TestEveryFieldFromEveryLayer(t *testing.T) {
 		PublicURL: "https://hub.example.com", PublishKeys: []string{"a"}, AdminKey: "adm",
 		JWTSecret: "0123456789abcdef0123456789abcdef", JWTPublicKey: "/etc/hub.pem", JWKSURL: "https://id.example/jwks",
 		JWTIssuer: "iss", JWTAudience: "aud", Private: []string{"user/**"}, SubscribeAuth: "required", TrustedProxies: []string{"10.0.0.0/8"},
-		MaxBody: 2048,
+		MaxBody:     2048,
 		ReadTimeout: 9 * time.Second, IdleTimeout: 3 * time.Minute, MaxConnsPerIP: 12, PublishRate: 2.5, MaxResponseBytes: 4096,
 		HistoryMaxEvents: 5, HistoryMaxAge: time.Hour, Heartbeat: 3 * time.Second, SubscriberBuffer: 7,
 		PollTimeout: 40 * time.Second, PollMaxTimeout: 5 * time.Minute, SSERetry: 500 * time.Millisecond,
