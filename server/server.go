@@ -66,10 +66,14 @@ type Server struct {
 	// bridge and heartbeats (cluster.go).
 	cluster *clusterState
 
-	// base is the parent of every request's context; cancelling it ends
-	// long-lived streams at shutdown.
+	// transports serve the wire protocol (kept to wait for WebSockets at
+	// shutdown).
+	transports *transport.Handlers
+
+	// base is the parent of every request's context; cancelBase cancels it
+	// with transport.ErrShutdown, which ends long-lived streams cleanly.
 	base       context.Context
-	cancelBase context.CancelFunc
+	cancelBase func()
 }
 
 // New opens the store named by cfg and wires the hub together. It does not
@@ -120,7 +124,8 @@ func New(cfg config.Config, logger *slog.Logger) (*Server, error) {
 		features: []string{"nodes"},
 		cluster:  &clusterState{id: nodeID}, commits: commits, certs: certs}
 	b.Tap(s.activity.Record)
-	s.base, s.cancelBase = context.WithCancel(context.Background())
+	base, cancel := context.WithCancelCause(context.Background())
+	s.base, s.cancelBase = base, func() { cancel(transport.ErrShutdown) }
 	if s.access, err = newAccess(s.base, cfg, logger); err != nil {
 		s.cancelBase()
 		_ = st.Close()
@@ -138,14 +143,15 @@ func New(cfg config.Config, logger *slog.Logger) (*Server, error) {
 		WSOriginPatterns: wsOrigins, OnReject: m.Limited,
 		ClientAddr: s.access.ClientAddr, RateKey: s.rateKey,
 	})
-	all := s.routes(transport.New(h, transport.Options{
+	s.transports = transport.New(h, transport.Options{
 		MaxBody: cfg.MaxBody, MaxResponseBytes: cfg.MaxResponseBytes, Heartbeat: cfg.Heartbeat, SSERetry: cfg.SSERetry,
 		PollTimeout: cfg.PollTimeout, PollMaxTimeout: cfg.PollMaxTimeout,
 		PublicURL: cfg.PublicURL, Observer: m, Logger: logger,
 		WSOriginPatterns: wsOrigins,
 		Access:           s.access,
 		AllowPublish:     lim.AllowPublish,
-	}), lim)
+	})
+	all := s.routes(s.transports, lim)
 	browsers := origin.New(origin.Options{Allowed: cfg.CORSOrigins, PublicURL: cfg.PublicURL})
 	s.handler = browsers.Wrap(all)
 	if cfg.AdminListen != "" {
@@ -290,6 +296,7 @@ func (s *Server) Serve(ctx context.Context, ln, adminLn net.Listener) error {
 	}
 	s.cancelBase() // streams never go idle by themselves
 	err := <-done
+	s.transports.WaitWebSockets(sctx) // hijacked: Shutdown does not wait for them
 	if admin != nil {
 		err = errors.Join(err, <-done)
 		if serr := <-errc; !errors.Is(serr, http.ErrServerClosed) && err == nil {
@@ -313,7 +320,9 @@ func (s *Server) Run(ctx context.Context) error {
 		s.log.Info("admin listening", "addr", ls.admin.Addr().String(), "scheme", s.scheme(), "serves", "/, /api/..., /metrics and every other route")
 	}
 	s.logAccess()
-	return s.Serve(ctx, ls.main, ls.admin)
+	err = s.Serve(ctx, ls.main, ls.admin)
+	s.log.Info("stopped", "err", err)
+	return err
 }
 
 // Close releases the store. Call it after Serve has returned.

@@ -67,7 +67,12 @@ func (h *Handlers) poll(w http.ResponseWriter, r *http.Request, q query, notAfte
 	defer timer.Stop()
 	var resp eventsResponse
 	msgs, err := sub.Next(r.Context(), timer.C)
-	if err != nil && !errors.Is(err, broker.ErrSlow) {
+	switch {
+	case err != nil && shuttingDown(r):
+		// Answer as a time-out would: the client polls again, elsewhere
+		// or later, with the cursor.
+		msgs = nil
+	case err != nil && !errors.Is(err, broker.ErrSlow):
 		h.fail(w, r, err)
 		return
 	}

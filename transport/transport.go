@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/hubbub/hubbub/access"
@@ -84,6 +85,33 @@ type Handlers struct {
 	opts Options
 	obs  Observer
 	log  *slog.Logger
+	// sockets counts the WebSocket handlers running: their connections
+	// are hijacked, so http.Server.Shutdown does not wait for them.
+	sockets sync.WaitGroup
+}
+
+// ErrShutdown is the cause with which the server cancels the base context
+// of every request when it shuts down (context.WithCancelCause). The
+// transports then end long-lived requests cleanly instead of as if the
+// client had gone: a long-poll answers its cursor with no events, and a
+// WebSocket is closed with 1001 (going away).
+var ErrShutdown = errors.New("the server is shutting down")
+
+// shuttingDown reports whether r ends because the server shuts down.
+func shuttingDown(r *http.Request) bool {
+	return errors.Is(context.Cause(r.Context()), ErrShutdown)
+}
+
+// WaitWebSockets waits until every WebSocket handler has returned (after
+// its close frame went out), or ctx ends. The server calls it at shutdown,
+// after cancelling the requests' base context with ErrShutdown.
+func (h *Handlers) WaitWebSockets(ctx context.Context) {
+	done := make(chan struct{})
+	go func() { h.sockets.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
 }
 
 // New returns the transports for h.

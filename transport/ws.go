@@ -119,10 +119,23 @@ func (h *Handlers) WebSocket(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return // Accept has answered the client
 	}
+	h.sockets.Add(1)
+	defer h.sockets.Done()
 	h.obs.Connected(NameWS, 1)
 	defer h.obs.Connected(NameWS, -1)
 	c.SetReadLimit(h.opts.MaxBody)
-	ctx, cancel := context.WithCancel(r.Context())
+	// The connection's context is not r's: cancelling a read's context
+	// drops the connection without a close frame. When r ends because the
+	// server shuts down, the client gets 1001 first; otherwise (the client
+	// is gone) the connection simply ends.
+	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
+	stop := context.AfterFunc(r.Context(), func() {
+		if shuttingDown(r) {
+			_ = c.Close(websocket.StatusGoingAway, "the server is shutting down: reconnect with your cursors")
+		}
+		cancel()
+	})
+	defer stop()
 	wc := &wsConn{
 		h: h, c: c, ctx: ctx, cancel: cancel,
 		frames: rate.NewLimiter(rate.Limit(h.opts.WSFrameRate), h.opts.WSFrameBurst),

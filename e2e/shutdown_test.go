@@ -1,0 +1,81 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// A graceful stop ends long-lived requests as clients can act on (newcomer
+// report 6): a long-poll gets its usual answer, no events and the cursor to
+// poll with next (not an empty 200), and a WebSocket gets close 1001
+// (going away), not a dropped connection.
+func TestShutdownEndsPollsAndSocketsCleanly(t *testing.T) {
+	h := startHub(t, t.TempDir())
+	h.publish(t, `{"topic":"shut/a","data":1}`)
+
+	type pollAnswer struct {
+		status int
+		body   []byte
+		err    error
+	}
+	polled := make(chan pollAnswer, 1)
+	go func() {
+		resp, err := streamc.Get(h.URL + "/events?topic=shut/quiet&wait=poll&timeout=60")
+		if err != nil {
+			polled <- pollAnswer{err: err}
+			return
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		polled <- pollAnswer{resp.StatusCode, b, err}
+	}()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(h.URL, "http")+"/ws", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseNow()
+	if err := c.Write(ctx, websocket.MessageText, []byte(`{"op":"subscribe","sub":"s","topic":"shut/b"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if _, msg, err := c.Read(ctx); err != nil || !strings.Contains(string(msg), `"subscribed"`) {
+		t.Fatalf("subscribe: %s %v", msg, err)
+	}
+	h.waitMetric(t, `hubbub_connections{transport="poll"}`, 20*time.Second, func(v float64) bool { return v == 1 })
+	closed := make(chan error, 1) // the client reads, as a browser does, so it answers the close
+	go func() {
+		for {
+			if _, _, err := c.Read(ctx); err != nil {
+				closed <- err
+				return
+			}
+		}
+	}()
+
+	if code := h.Stop(); code != 0 {
+		t.Fatalf("exit code %d after SIGTERM", code)
+	}
+	a := <-polled
+	if a.err != nil || a.status != http.StatusOK {
+		t.Fatalf("long-poll at shutdown: %d %q %v", a.status, a.body, a.err)
+	}
+	var resp struct {
+		Events []json.RawMessage `json:"events"`
+		Cursor string            `json:"cursor"`
+	}
+	if err := json.Unmarshal(a.body, &resp); err != nil || resp.Events == nil || resp.Cursor == "" {
+		t.Fatalf("long-poll at shutdown answered %q (%v), want no events and a cursor", a.body, err)
+	}
+	if err := <-closed; websocket.CloseStatus(err) != websocket.StatusGoingAway {
+		t.Fatalf("WebSocket at shutdown: %v (status %d), want close 1001", err, websocket.CloseStatus(err))
+	}
+}
