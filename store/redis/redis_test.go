@@ -150,7 +150,7 @@ func TestPublish(t *testing.T) {
 		t.Fatal(err)
 	}
 	full := event.Draft{
-		Topics: []string{topic, "pub/other"}, Type: "update", Key: "k\n1", ContentType: "application/octet-stream",
+		Topics: []string{topic, "pub/other"}, Type: "update", Key: "k 1/é", ContentType: "application/octet-stream",
 		Data: []byte{0, 1, 2, '\n', 255}, Tags: []string{"a", "b c"}, Geo: &event.Geo{Lat: 1.5, Lon: -2.25},
 		IdempotencyKey: "i1",
 	}
