@@ -23,6 +23,7 @@ import (
 	"github.com/hubbub/hubbub/config"
 	"github.com/hubbub/hubbub/event"
 	"github.com/hubbub/hubbub/hub"
+	"github.com/hubbub/hubbub/internal/redisconn"
 	"github.com/hubbub/hubbub/limit"
 	"github.com/hubbub/hubbub/origin"
 	"github.com/hubbub/hubbub/store"
@@ -170,6 +171,7 @@ func New(cfg config.Config, logger *slog.Logger) (*Server, error) {
 // embedded store in cfg.Data.
 func openStore(cfg config.Config, sc store.Config, logger *slog.Logger) (store.Log, error) {
 	if cfg.Store != "" {
+		redisconn.UseLogger(logger)
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		st, err := redisstore.Open(ctx, cfg.Store, sc, redisstore.WithLogger(logger), redisstore.WithPrefix(cfg.RedisPrefix))
@@ -315,9 +317,23 @@ func (s *Server) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	s.log.Info("hubbub listening", "addr", ls.main.Addr().String(), "scheme", s.scheme(), "version", Version, "data", s.cfg.Data)
+	dashboard := ls.main.Addr().String()
+	if ls.admin != nil {
+		dashboard = ls.admin.Addr().String()
+	}
+	attrs := []any{"addr", ls.main.Addr().String(), "scheme", s.scheme(), "version", Version,
+		"dashboard", s.scheme() + "://" + dashboard + "/"}
+	if s.cfg.Store == "" {
+		attrs = append(attrs, "store", "embedded", "data", s.cfg.Data)
+	} else {
+		attrs = append(attrs, "store", redactURL(s.cfg.Store), "redis_prefix", s.cfg.RedisPrefix)
+	}
+	s.log.Info("hubbub listening", attrs...)
 	if ls.admin != nil {
 		s.log.Info("admin listening", "addr", ls.admin.Addr().String(), "scheme", s.scheme(), "serves", "/, /api/..., /metrics and every other route")
+	}
+	if s.cfg.AllowPrivateCallbacks {
+		s.log.Warn("--allow-private-callbacks is on: webhook callbacks and thin-ping fetches may reach loopback and private addresses")
 	}
 	s.logAccess()
 	err = s.Serve(ctx, ls.main, ls.admin)

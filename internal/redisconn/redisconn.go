@@ -19,7 +19,9 @@
 package redisconn
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -67,4 +69,16 @@ func New(url string, poolSize int) (goredis.UniversalClient, error) {
 	}
 	ro.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
 	return goredis.NewClient(ro), nil
+}
+
+// UseLogger sends go-redis's own log lines (connection pool dial failures
+// and the like), which it would otherwise print to stderr outside slog and
+// so break JSON logs, to logger at warn level. go-redis keeps one logger
+// per process: the last call wins.
+func UseLogger(logger *slog.Logger) { goredis.SetLogger(slogPrinter{logger}) }
+
+type slogPrinter struct{ l *slog.Logger }
+
+func (p slogPrinter) Printf(ctx context.Context, format string, v ...any) {
+	p.l.WarnContext(ctx, "redis: "+fmt.Sprintf(format, v...))
 }
