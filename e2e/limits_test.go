@@ -67,6 +67,17 @@ func TestConnsPerIPLimit(t *testing.T) {
 	}
 	s3.Close()
 	s2.Close()
+	// Wait for the hub to notice both streams are gone: until then a
+	// scrape of /metrics is itself over the limit.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		a, err := h.try(http.MethodGet, "/healthz", nil, nil)
+		if err == nil && a.Status == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("slots still held 10s after closing the streams: %v %v", a, err)
+		}
+	}
 	h.waitMetric(t, `hubbub_limit_rejections_total{limit="conns_per_ip"}`, 10*time.Second, func(v float64) bool { return v >= 3 })
 }
 
