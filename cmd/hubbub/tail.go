@@ -17,7 +17,8 @@ import (
 // tail follows topics over SSE, printing each event's JSON on its own line
 // (resets as {"reset":...}), and reconnects after any drop with the last id
 // it saw, backing off up to 10 s. It stops on interrupt, or after --max
-// events.
+// events, then says on stderr the cursor to resume with (--after), which
+// for several topics or a pattern is the whole subscription's cursor.
 func tail(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
 	fs := flag.NewFlagSet("hubbub tail", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -26,6 +27,7 @@ func tail(ctx context.Context, args []string, stdout, stderr io.Writer, getenv f
 	after := fs.String("after", "", "cursor to resume after (an event id)")
 	maxEvents := fs.Int("max", 0, "stop after this many events (0: never)")
 	base := serverFlag(fs, getenv)
+	auth := fs.String("auth", getenv("HUBBUB_TOKEN"), "token (or admin key) sent as a bearer credential, for private and $sys/ topics (env HUBBUB_TOKEN)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: hubbub tail -t TOPIC [--after ID] [flags]\n\nPrints events as JSON lines as they arrive, resuming after dropped connections.")
 		fs.PrintDefaults()
@@ -48,10 +50,15 @@ func tail(ctx context.Context, args []string, stdout, stderr io.Writer, getenv f
 	q := url.Values{"topic": topics}
 	endpoint := strings.TrimRight(*base, "/") + "/events?" + q.Encode()
 	last := *after
+	defer func() {
+		if last != "" {
+			fmt.Fprintf(stderr, "hubbub tail: resume with --after %s\n", last)
+		}
+	}()
 	seen := 0
 	backoff := 250 * time.Millisecond
 	for {
-		n, err := tailOnce(ctx, endpoint, &last, stdout, *maxEvents-seen)
+		n, err := tailOnce(ctx, endpoint, *auth, &last, stdout, *maxEvents-seen)
 		seen += n
 		if *maxEvents > 0 && seen >= *maxEvents {
 			return nil
@@ -80,12 +87,15 @@ type permanentError struct{ error }
 
 // tailOnce runs one SSE connection, updating *last, and returns how many
 // events it printed. limit <= 0 means no limit.
-func tailOnce(ctx context.Context, endpoint string, last *string, out io.Writer, limit int) (int, error) {
+func tailOnce(ctx context.Context, endpoint, auth string, last *string, out io.Writer, limit int) (int, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, endpoint, nil)
 	if err != nil {
 		return 0, permanentError{err}
 	}
 	req.Header.Set("Accept", "text/event-stream")
+	if auth != "" {
+		req.Header.Set("Authorization", "Bearer "+auth)
+	}
 	if *last != "" {
 		req.Header.Set("Last-Event-ID", *last)
 	}
