@@ -1,8 +1,9 @@
 // Package limit bounds what one client can cost the hub: how long a
 // request body may take to arrive, how many requests one client address
 // may have open at once, and how fast one publisher may publish. The server
-// wires one [Limiter] in front of every route ([Limiter.Wrap]) and one
-// behind publish authorisation ([Limiter.Publish]).
+// wires one [Limiter] in front of every route ([Limiter.Wrap]); the
+// transports ask [Limiter.AllowPublish] once they have authorised a
+// publish (HTTP and WebSocket alike).
 //
 // Every refusal is a plain-text answer with a status a client can act on
 // (408, 429 with Retry-After) and is reported to Options.OnReject under one
@@ -308,20 +309,9 @@ func (l *Limiter) InFlight(addr string) int {
 	return l.conns.n[addr]
 }
 
-// Publish is the door of the publish route; put it behind authorisation,
-// so that only authorised publishes draw on a bucket. A request over
-// PublishRate for its rate key gets 429 with Retry-After.
-func (l *Limiter) Publish(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if wait, ok := l.AllowPublish(r); !ok {
-			TooMany(w, wait, fmt.Sprintf("publish rate limit: at most %g requests per second; try again in %s", l.opts.PublishRate, retrySeconds(wait)+"s"))
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
-}
-
-// AllowPublish takes one token from the bucket of r's rate key. When the
+// AllowPublish takes one token from the bucket of r's rate key; the
+// transports ask it after authorising a publish, so that only authorised
+// publishes draw on a bucket. When the
 // bucket is empty it takes none and returns how long until one is there.
 // Every WebSocket publish op counts as one publish of its upgrade request.
 func (l *Limiter) AllowPublish(r *http.Request) (time.Duration, bool) {

@@ -276,9 +276,13 @@ func TestConnsPerIPClientAddrHook(t *testing.T) {
 func TestPublishRate(t *testing.T) {
 	var rej rejections
 	l := New(Options{PublishRate: 0.5, PublishBurst: 2, OnReject: rej.add})
-	srv := httptest.NewServer(l.Publish(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if wait, ok := l.AllowPublish(r); !ok {
+			TooMany(w, wait, "publish rate limit")
+			return
+		}
 		fmt.Fprintln(w, "published")
-	})))
+	}))
 	defer srv.Close()
 	post := func(token string) *http.Response {
 		req, _ := http.NewRequest(http.MethodPost, srv.URL, strings.NewReader("x"))
@@ -385,7 +389,7 @@ func TestDefaultRateKey(t *testing.T) {
 // BenchmarkWrap measures the door's cost on a request with every limit on.
 func BenchmarkWrap(b *testing.B) {
 	l := New(Options{MaxConnsPerIP: 100, ReadTimeout: time.Second, PublishRate: 1e9})
-	h := l.Wrap(l.Publish(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})))
+	h := l.Wrap(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) { l.AllowPublish(r) }))
 	r := httptest.NewRequest(http.MethodGet, "/events", nil)
 	r.RemoteAddr = "10.1.2.3:4567"
 	w := httptest.NewRecorder()
