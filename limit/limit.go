@@ -2,8 +2,8 @@
 // request body may take to arrive, how many requests one client address
 // may have open at once, and how fast one publisher may publish. The server
 // wires one [Limiter] in front of every route ([Limiter.Wrap]); the
-// transports ask [Limiter.AllowPublish] once they have authorised a
-// publish (HTTP and WebSocket alike).
+// transports ask [Limiter.AllowKey], with the publisher the server names,
+// once they have authorised a publish (HTTP and WebSocket alike).
 //
 // Every refusal is a plain-text answer with a status a client can act on
 // (408, 429 with Retry-After) and is reported to Options.OnReject under one
@@ -309,16 +309,23 @@ func (l *Limiter) InFlight(addr string) int {
 	return l.conns.n[addr]
 }
 
-// AllowPublish takes one token from the bucket of r's rate key; the
-// transports ask it after authorising a publish, so that only authorised
-// publishes draw on a bucket. When the
-// bucket is empty it takes none and returns how long until one is there.
-// Every WebSocket publish op counts as one publish of its upgrade request.
+// AllowPublish is AllowKey for r's rate key (Options.RateKey).
 func (l *Limiter) AllowPublish(r *http.Request) (time.Duration, bool) {
 	if l.rates == nil {
 		return 0, true
 	}
-	wait, ok := l.rates.take(l.opts.RateKey(r), time.Now())
+	return l.AllowKey(l.opts.RateKey(r))
+}
+
+// AllowKey takes one token from the bucket of the publisher named key; the
+// transports ask it (through the server) after authorising a publish, so
+// that only authorised publishes draw on a bucket. When the bucket is
+// empty it takes none and returns how long until one is there.
+func (l *Limiter) AllowKey(key string) (time.Duration, bool) {
+	if l.rates == nil {
+		return 0, true
+	}
+	wait, ok := l.rates.take(key, time.Now())
 	if !ok {
 		l.opts.OnReject(PublishRate)
 	}

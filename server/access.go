@@ -43,8 +43,7 @@ func (s *Server) ClientAddr(r *http.Request) string { return s.access.ClientAddr
 // rateKey names the publisher whose --publish-rate bucket a publish draws
 // on: a token's subject (so one subject's many tokens share a bucket), a
 // key (by its hash, never the key itself), else the client address.
-func (s *Server) rateKey(r *http.Request) string {
-	id := s.access.Identify(r)
+func (s *Server) rateKey(r *http.Request, id access.Identity) string {
 	switch {
 	case id.Kind == access.Token && id.Claims.Subject != "":
 		return "sub:" + id.Claims.Subject

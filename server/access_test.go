@@ -467,6 +467,22 @@ func (w *wsConn) expect(op, sub string) map[string]any {
 	}
 }
 
+// next reads the next message, within 20 s.
+func (w *wsConn) next() map[string]any {
+	w.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	_, b, err := w.c.Read(ctx)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		w.t.Fatal(err)
+	}
+	return m
+}
+
 // TestWebSocketTokenExpiry: a subscription that needed a token ends with
 // an error op (401, "token expired") when the token expires; a refresh in
 // time keeps it alive; a refresh that no longer covers it ends it (403).
@@ -534,6 +550,33 @@ func TestWebSubSysRefused(t *testing.T) {
 		form := "hub.mode=subscribe&hub.verify=sync&hub.topic=" + url.QueryEscape(topic) + "&hub.callback=" + url.QueryEscape("https://callback.example/steal")
 		if got := call(t, "POST", srv.URL+"/hub", "", strings.NewReader(form), "Content-Type", "application/x-www-form-urlencoded"); got != 403 && got != 401 {
 			t.Errorf("anonymous WebSub subscription to %s: %d, want 401 or 403", topic, got)
+		}
+	}
+}
+
+// TestPublishRateFollowsTheToken: --publish-rate buckets are per token
+// subject, also for a WebSocket that authenticated with an auth op after
+// an anonymous upgrade; two subjects on one address do not share one.
+func TestPublishRateFollowsTheToken(t *testing.T) {
+	srv := startHub(t, func(c *config.Config) {
+		c.JWTSecret = testSecret
+		c.PublishRate = 0.01 // a burst of one, then one in 100 s
+	})
+	for _, sub := range []string{"alice", "bob"} {
+		tok, err := access.Mint(testSecret, access.HubbubClaim{Publish: []string{"chat/*"}}, sub, "", "", time.Now(), time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := dialWS(t, srv.URL)
+		w.send(`{"op":"auth","token":%q}`, tok)
+		w.expect("authenticated", "")
+		w.send(`{"op":"publish","topic":"chat/a","data":1,"client_id":"%s-1"}`, sub)
+		if m := w.next(); m["op"] != "published" {
+			t.Fatalf("%s's first publish: %v", sub, m)
+		}
+		w.send(`{"op":"publish","topic":"chat/a","data":2,"client_id":"%s-2"}`, sub)
+		if m := w.next(); m["op"] != "error" || m["code"] != "rate_limited" {
+			t.Fatalf("%s's second publish: %v, want rate_limited", sub, m)
 		}
 	}
 }

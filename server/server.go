@@ -142,7 +142,7 @@ func New(cfg config.Config, logger *slog.Logger) (*Server, error) {
 	lim := limit.New(limit.Options{
 		ReadTimeout: cfg.ReadTimeout, MaxConnsPerIP: cfg.MaxConnsPerIP, PublishRate: cfg.PublishRate,
 		WSOriginPatterns: wsOrigins, OnReject: m.Limited,
-		ClientAddr: s.access.ClientAddr, RateKey: s.rateKey,
+		ClientAddr: s.access.ClientAddr,
 	})
 	s.transports = transport.New(h, transport.Options{
 		MaxBody: cfg.MaxBody, MaxResponseBytes: cfg.MaxResponseBytes, Heartbeat: cfg.Heartbeat, SSERetry: cfg.SSERetry,
@@ -150,7 +150,9 @@ func New(cfg config.Config, logger *slog.Logger) (*Server, error) {
 		PublicURL: cfg.PublicURL, Observer: m, Logger: logger,
 		WSOriginPatterns: wsOrigins,
 		Access:           s.access,
-		AllowPublish:     lim.AllowPublish,
+		AllowPublish: func(r *http.Request, id access.Identity) (time.Duration, bool) {
+			return lim.AllowKey(s.rateKey(r, id)) // id is verified already: no second JWT check
+		},
 	})
 	all := s.routes(s.transports, lim)
 	browsers := origin.New(origin.Options{Allowed: cfg.CORSOrigins, PublicURL: cfg.PublicURL})

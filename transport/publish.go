@@ -64,7 +64,7 @@ func (h *Handlers) Publish(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if h.opts.AllowPublish != nil { // the rate counts authorised publishers only
-		if wait, ok := h.opts.AllowPublish(r); !ok {
+		if wait, ok := h.opts.AllowPublish(r, id); !ok {
 			secs := max(1, int(math.Ceil(wait.Seconds())))
 			w.Header().Set("Retry-After", strconv.Itoa(secs))
 			httpError(w, http.StatusTooManyRequests, fmt.Sprintf("publish rate limit: try again in %ds", secs))

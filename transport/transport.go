@@ -63,11 +63,13 @@ type Options struct {
 	// WSOriginPatterns are the browser origins (host patterns) allowed to
 	// open WebSockets besides the hub's own host.
 	WSOriginPatterns []string
-	// AllowPublish is asked before each WebSocket publish op, with the
-	// upgrade request, after CanPublish: false (and the wait until the
-	// next is allowed) refuses it with a rate_limited error op. nil
-	// allows every one.
-	AllowPublish func(*http.Request) (time.Duration, bool)
+	// AllowPublish is asked once a publish is authorised (POST /publish,
+	// and each WebSocket publish op with its upgrade request), with the
+	// identity that authorised it, so the caller need not verify a token
+	// again: false (and the wait until the next is allowed) refuses it,
+	// with 429 and Retry-After or a rate_limited error op. nil allows
+	// every one.
+	AllowPublish func(r *http.Request, id access.Identity) (time.Duration, bool)
 	// WSFrameRate and WSFrameBurst bound the messages per second one
 	// WebSocket client may send (50 and 100); over them it gets a
 	// rate_limited error op and the connection is closed with 1008.

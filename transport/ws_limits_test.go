@@ -13,6 +13,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/hubbub/hubbub/access"
 	"github.com/hubbub/hubbub/hub"
 	"github.com/hubbub/hubbub/store"
 	"github.com/hubbub/hubbub/transport"
@@ -158,7 +159,7 @@ func TestWSPublishRate(t *testing.T) {
 	var mu sync.Mutex
 	allowed := 2
 	th := newTestHubOpts(t, store.Retention{}, true, hub.Options{}, transport.Options{
-		AllowPublish: func(r *http.Request) (time.Duration, bool) {
+		AllowPublish: func(r *http.Request, _ access.Identity) (time.Duration, bool) {
 			mu.Lock()
 			defer mu.Unlock()
 			if r.URL.Path != "/ws" {
