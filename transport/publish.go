@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"mime"
 	"net/http"
 	"net/url"
@@ -65,7 +64,7 @@ func (h *Handlers) Publish(w http.ResponseWriter, r *http.Request) {
 	}
 	if h.opts.AllowPublish != nil { // the rate counts authorised publishers only
 		if wait, ok := h.opts.AllowPublish(r, id); !ok {
-			secs := max(1, int(math.Ceil(wait.Seconds())))
+			secs := retrySeconds(wait)
 			w.Header().Set("Retry-After", strconv.Itoa(secs))
 			httpError(w, http.StatusTooManyRequests, fmt.Sprintf("publish rate limit: try again in %ds", secs))
 			return

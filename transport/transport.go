@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
 	"sync"
 	"time"
@@ -212,6 +213,10 @@ func writeBatch(rc *http.ResponseController, w http.ResponseWriter, b []byte) er
 	}
 	return rc.Flush()
 }
+
+// retrySeconds is a wait as whole seconds for Retry-After, rounded up, at
+// least 1.
+func retrySeconds(wait time.Duration) int { return max(1, int(math.Ceil(wait.Seconds()))) }
 
 // httpError writes a plain-text error answer.
 func httpError(w http.ResponseWriter, code int, msg string) {

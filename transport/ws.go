@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"net/http"
 	"sync"
 	"time"
@@ -470,7 +469,7 @@ func (wc *wsConn) publish(in wsIn) {
 	}
 	if wc.h.opts.AllowPublish != nil {
 		if wait, ok := wc.h.opts.AllowPublish(wc.r, wc.identity()); !ok {
-			secs := max(1, int(math.Ceil(wait.Seconds())))
+			secs := retrySeconds(wait)
 			wc.sendJSON(map[string]any{"op": "error", "client_id": in.ClientID, "code": wsRateLimited, "retry_after": secs,
 				"message": fmt.Sprintf("publish rate limit: try again in %ds", secs)})
 			return
