@@ -118,3 +118,19 @@ func (t *Tracker) Top(n int) []Topic {
 	}
 	return all
 }
+
+// Get returns topic's numbers, and false when the tracker holds none for it
+// (no event seen since this node started, or evicted as one of the
+// quietest).
+func (t *Tracker) Get(topic string) (Topic, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	en := t.topics[topic]
+	if en == nil {
+		return Topic{Topic: topic}, false
+	}
+	en.decay(t.now())
+	tp := en.Topic
+	tp.RatePerMin = math.Round(en.rate*60*100) / 100
+	return tp, true
+}

@@ -294,7 +294,9 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (Config, 
 		return Config{}, fmt.Errorf("%w: %w", ErrFlags, err)
 	}
 	if fs.NArg() > 0 {
-		return Config{}, fmt.Errorf("unexpected argument %q (settings are given as --name value)", fs.Arg(0))
+		err := fmt.Errorf("unexpected argument %q (settings are given as --name value)", fs.Arg(0))
+		fmt.Fprintln(stderr, err)
+		return Config{}, fmt.Errorf("%w: %w", ErrFlags, err)
 	}
 
 	if *configPath != "" {

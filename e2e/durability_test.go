@@ -266,7 +266,7 @@ func TestCLI(t *testing.T) {
 		return out.String(), errb.String(), code
 	}
 
-	out, errOut, code := run("publish", "-t", "cli/a", "--server", h.URL, `{"a":1}`)
+	out, errOut, code := run("publish", "--json", "-t", "cli/a", "--server", h.URL, `{"a":1}`)
 	if code != 0 {
 		t.Fatalf("hubbub publish: exit %d: %s%s", code, out, errOut)
 	}
@@ -281,7 +281,7 @@ func TestCLI(t *testing.T) {
 	// tail: started first, then two publishes.
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	tail := exec.CommandContext(ctx, hubBinary, "tail", "-t", "cli/tail", "--server", h.URL, "--max", "2")
+	tail := exec.CommandContext(ctx, hubBinary, "tail", "--json", "-t", "cli/tail", "--server", h.URL, "--max", "2")
 	tail.Env = hubEnv()
 	var tailOut, tailErr lockedBuf
 	tail.Stdout, tail.Stderr = &tailOut, &tailErr

@@ -72,7 +72,13 @@ func (s *Server) snapshot(ctx context.Context) stats {
 	return st
 }
 
+// apiTopics answers GET /api/topics: the 100 busiest topics this node has
+// seen, or with topic= (repeatable) the topics named, busy or not.
 func (s *Server) apiTopics(w http.ResponseWriter, r *http.Request) {
+	if named := r.URL.Query()["topic"]; len(named) > 0 {
+		s.apiTopicsNamed(w, r, named)
+		return
+	}
 	writeAPI(w, map[string]any{"topics": s.topics(r.Context(), 100)})
 }
 

@@ -237,6 +237,7 @@ func (s *Server) routes(t *transport.Handlers, lim *limit.Limiter) http.Handler 
 	mux.Handle("GET /api/nodes", admin(http.HandlerFunc(s.apiNodes)))
 	mux.Handle("GET /api/topics", admin(http.HandlerFunc(s.apiTopics)))
 	mux.Handle("GET /api/stats", admin(http.HandlerFunc(s.apiStats)))
+	s.adminRoutes(mux, admin)
 	mux.Handle("GET /metrics", metricsAuth(s.cfg.MetricsKey, promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{})))
 	web.New(web.Options{Version: Version}).Register(mux)
 	return lim.Wrap(mux)

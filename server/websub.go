@@ -211,19 +211,9 @@ func (s *Server) apiSubscriptions(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "listing subscriptions failed", http.StatusServiceUnavailable)
 		return
 	}
-	type row struct {
-		websub.Subscription
-		LeaseExpires time.Time `json:"lease_expires"`
-		Lag          uint64    `json:"lag"`
-		Secret       bool      `json:"signed"` // never the secret itself
-	}
-	out := make([]row, len(subs))
+	out := make([]subscriptionView, len(subs))
 	for i, sub := range subs {
-		out[i] = row{Subscription: sub, LeaseExpires: sub.Expires, Secret: sub.Secret != ""}
-		out[i].Subscription.Secret = ""
-		if h, err := s.store.Head(r.Context(), sub.LogTopic); err == nil && h.Last > sub.Cursor.Seq {
-			out[i].Lag = h.Last - sub.Cursor.Seq
-		}
+		out[i] = s.viewOf(r.Context(), sub)
 	}
 	resp := map[string]any{"subscriptions": out}
 	if len(subs) == limit {
@@ -256,7 +246,7 @@ func newWebhookMetrics(reg *prometheus.Registry) *webhookMetrics {
 		dropped: prometheus.NewCounter(prometheus.CounterOpts{Name: "hubbub_webhook_events_dropped_total",
 			Help: "Events webhook subscriptions never received because retention removed them first."}),
 		removed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hubbub_websub_subscriptions_removed_total",
-			Help: "Webhook subscriptions ended, by reason (unsubscribed, expired, gone)."}, []string{"reason"}),
+			Help: "Webhook subscriptions ended, by reason (unsubscribed, expired, gone, removed by an admin)."}, []string{"reason"}),
 	}
 	reg.MustRegister(m.verified, m.delivered, m.events, m.fetched, m.dropped, m.removed)
 	return m

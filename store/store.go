@@ -143,6 +143,21 @@ type Trimmer interface {
 	TrimExpired(ctx context.Context) error
 }
 
+// TopicTrimmer is implemented by backends that trim one topic's history
+// on demand (the admin API's POST /api/topics/trim).
+type TopicTrimmer interface {
+	// TrimTopic removes the events of topic older than its newest keep,
+	// exactly as count retention does: the head's First moves up (the epoch
+	// and Last stay), a cursor before it gets a "trimmed" reset, and the
+	// latest-by-key view keeps every key. It never removes an event
+	// appended while it runs, so at least the newest keep events as of the
+	// call remain. A topic holding keep events or fewer, or never written,
+	// is left as it is. It returns the head after the trim. Physical
+	// deletion of the events may come later; no reader sees them after
+	// TrimTopic returns.
+	TrimTopic(ctx context.Context, topic string, keep uint64) (Head, error)
+}
+
 // DocumentLister is implemented by backends that can list a topic's
 // latest-by-key view (the document subscriptions of the WebSocket transport
 // and GET /documents use it).

@@ -36,8 +36,12 @@ func (m *Manager) API() http.Handler {
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"upstreams": out})
 	})
+	// DELETE answers 202 with {"id", "state"}: "unsubscribing" until the
+	// remote hub verifies the unsubscription, or "removed" when the
+	// upstream is gone already (it had failed or been denied).
 	mux.HandleFunc("DELETE /api/upstreams/{id}", func(w http.ResponseWriter, r *http.Request) {
-		ok, err := m.Remove(r.Context(), r.PathValue("id"))
+		id := r.PathValue("id")
+		ok, err := m.Remove(r.Context(), id)
 		switch {
 		case err != nil:
 			m.log.Error("upstream: remove failed", "err", err)
@@ -45,7 +49,11 @@ func (m *Manager) API() http.Handler {
 		case !ok:
 			http.Error(w, "no such upstream", http.StatusNotFound)
 		default:
-			w.WriteHeader(http.StatusAccepted)
+			state := "removed"
+			if u, ok, err := m.st.Get(r.Context(), id); err == nil && ok {
+				state = u.State
+			}
+			writeJSON(w, http.StatusAccepted, map[string]string{"id": id, "state": state})
 		}
 	})
 	return mux

@@ -318,6 +318,10 @@ func TestAPI(t *testing.T) {
 	if resp, err = http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusAccepted {
 		t.Fatalf("delete: %v %v", resp, err)
 	}
+	if del, _ := io.ReadAll(resp.Body); string(del) != `{"id":"`+id+`","state":"unsubscribing"}`+"\n" {
+		t.Fatalf("delete answered %q", del)
+	}
+	resp.Body.Close()
 	if un := e.request(); un.Get("hub.mode") != "unsubscribe" || un.Get("hub.topic") != topic {
 		t.Fatalf("unsubscribe request %v", un)
 	}

@@ -1,7 +1,7 @@
 // Package web serves hubbub's browser side from assets embedded in the
 // binary: the dashboard (/), the live wall (/wall), the API explorer
-// (/explorer), the JavaScript client (/client.js) and their static files
-// (/static/...). Nothing is built or fetched at run time, and the pages load
+// (/explorer), the JavaScript client (/client.js, from the npm package in
+// web/client) and their static files (/static/...). Nothing is built or fetched at run time, and the pages load
 // nothing from other hosts except the pictures that events name.
 //
 // The pages only use what the hub serves anyway: its wire protocol
@@ -25,8 +25,13 @@ import (
 	"time"
 )
 
-//go:embed pages static
+//go:embed pages static client/client.js
 var files embed.FS
+
+// clientFile is the JavaScript client in its npm package directory
+// (web/client, published as hubbub-client); the hub serves it as
+// /client.js and /static/client.js.
+const clientFile = "client/client.js"
 
 // Options configure the UI.
 type Options struct {
@@ -77,6 +82,11 @@ func New(opts Options) *UI {
 	version := []byte(html.EscapeString(opts.Version))
 	load("pages", u.pages, func(b []byte) []byte { return bytes.ReplaceAll(b, []byte("{{VERSION}}"), version) })
 	load("static", u.static, func(b []byte) []byte { return b })
+	b, err := files.ReadFile(clientFile)
+	if err != nil {
+		panic("web: embedded assets: " + err.Error())
+	}
+	u.static["client.js"] = newAsset(clientFile, b)
 	return u
 }
 

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -27,33 +26,41 @@ import (
 // With several nodes sharing one Redis, --subscribe-server (repeatable)
 // puts the subscribers on other nodes than the publishers (spread round
 // robin), so the latency measured is cross-node.
-func bench(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
-	fs := flag.NewFlagSet("hubbub bench", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	base := serverFlag(fs, getenv)
-	publishers := fs.Int("publishers", 16, "concurrent publishers")
-	subscribers := fs.Int("subscribers", 100, "SSE subscribers")
-	events := fs.Int("events", 10000, "events to publish in all")
-	rate := fs.Int("rate", 0, "total events per second (0: as fast as the hub acknowledges)")
-	size := fs.Int("size", 256, "approximate payload size in bytes")
-	topic := fs.String("topic", "", "topic (default: a fresh bench/... topic)")
-	auth := authFlag(fs, getenv)
-	timeout := fs.Duration("timeout", 2*time.Minute, "give up after this long")
+func bench(ctx context.Context, e env, args []string) error {
+	f := newFlags(e, "hubbub bench", `hubbub bench [flags]
+
+Loads a running hub with SSE subscribers and publishers and reports publish
+throughput, acknowledgement latency and publish-to-delivery latency (with
+--json, as one JSON object).`)
+	base := serverFlag(f)
+	publishers := f.Int("publishers", 16, "`N` concurrent publishers")
+	subscribers := f.Int("subscribers", 100, "`N` SSE subscribers")
+	events := f.Int("events", 10000, "`N` events to publish in all")
+	rate := f.Int("rate", 0, "total `EVENTS` per second (0: as fast as the hub acknowledges)")
+	size := f.Int("size", 256, "approximate payload size in `BYTES`")
+	topic := f.String("topic", "", "`TOPIC` (default: a fresh bench/... topic)")
+	auth := publishKeyFlag(f)
+	timeout := f.Duration("timeout", 2*time.Minute, "give up after this `DURATION`")
 	var subServers stringList
-	fs.Var(&subServers, "subscribe-server", "base URL of a hub the subscribers connect to (repeatable; spread round robin; default: --server)")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: hubbub bench [flags]\n\nLoads a running hub with SSE subscribers and publishers and reports throughput and latency.")
-		fs.PrintDefaults()
+	f.Var(&subServers, "subscribe-server", "base `URL` of a hub the subscribers connect to (repeatable; spread round robin; default: --server)")
+	asJSON := jsonFlag(f)
+	f.Lookup("json").Usage = "print the report as JSON"
+	if err := f.parse(args); err != nil {
+		return err
 	}
-	if err := fs.Parse(args); err != nil {
-		if err == flag.ErrHelp {
-			return err
-		}
-		return errUsage
+	if err := f.wantArgs(); err != nil {
+		return err
 	}
-	if *publishers < 1 || *events < 1 || *subscribers < 0 || *size < 0 || *rate < 0 {
-		fs.Usage()
-		return errUsage
+	switch {
+	case *publishers < 1:
+		return f.fail("--publishers must be at least 1")
+	case *events < 1:
+		return f.fail("--events must be at least 1")
+	case *subscribers < 0, *size < 0, *rate < 0:
+		return f.fail("--subscribers, --size and --rate must not be negative")
+	}
+	if _, err := newAPIClient(*base, "", ""); err != nil {
+		return err
 	}
 	if *topic == "" {
 		*topic = fmt.Sprintf("bench/%d", time.Now().UnixNano())
@@ -150,18 +157,63 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	for _, l := range lat {
 		deliveries = append(deliveries, l...)
 	}
-	fmt.Fprintf(stdout, "topic %s: %d events by %d publishers in %v: %.0f events/s acknowledged\n",
-		*topic, len(all), *publishers, pubDur.Round(time.Millisecond), float64(len(all))/pubDur.Seconds())
-	fmt.Fprintf(stdout, "publish ack latency: %s\n", percentiles(all))
+	rep := benchReport{Topic: *topic, Events: len(all), Publishers: *publishers, Seconds: pubDur.Seconds(),
+		EventsPerSecond: float64(len(all)) / pubDur.Seconds(), Ack: latencies(all),
+		Subscribers: *subscribers, SubscribeServers: subServers}
+	want := *subscribers * *events
 	if *subscribers > 0 {
-		want := *subscribers * *events
-		fmt.Fprintf(stdout, "deliveries: %d of %d to %d SSE subscribers on %s\n", len(deliveries), want, *subscribers, strings.Join(subServers, ", "))
-		fmt.Fprintf(stdout, "publish-to-delivery latency: %s\n", percentiles(deliveries))
-		if len(deliveries) != want {
-			return fmt.Errorf("%d deliveries missing", want-len(deliveries))
+		rep.Deliveries, rep.DeliveriesExpected = len(deliveries), want
+		d := latencies(deliveries)
+		rep.Delivery = &d
+	}
+	if *asJSON {
+		b, _ := json.MarshalIndent(rep, "", "  ")
+		fmt.Fprintf(e.stdout, "%s\n", b)
+	} else {
+		fmt.Fprintf(e.stdout, "topic %s: %d events by %d publishers in %v: %.0f events/s acknowledged\n",
+			*topic, len(all), *publishers, pubDur.Round(time.Millisecond), rep.EventsPerSecond)
+		fmt.Fprintf(e.stdout, "publish ack latency: %s\n", percentiles(all))
+		if *subscribers > 0 {
+			fmt.Fprintf(e.stdout, "deliveries: %d of %d to %d SSE subscribers on %s\n", len(deliveries), want, *subscribers, strings.Join(subServers, ", "))
+			fmt.Fprintf(e.stdout, "publish-to-delivery latency: %s\n", percentiles(deliveries))
 		}
 	}
+	if *subscribers > 0 && len(deliveries) != want {
+		return fmt.Errorf("%d deliveries missing", want-len(deliveries))
+	}
 	return nil
+}
+
+// benchReport is bench's --json output; latencies are in milliseconds.
+type benchReport struct {
+	Topic              string     `json:"topic"`
+	Events             int        `json:"events"`
+	Publishers         int        `json:"publishers"`
+	Seconds            float64    `json:"seconds"`
+	EventsPerSecond    float64    `json:"events_per_second"`
+	Ack                latencyMS  `json:"ack_latency_ms"`
+	Subscribers        int        `json:"subscribers"`
+	SubscribeServers   []string   `json:"subscribe_servers,omitempty"`
+	Deliveries         int        `json:"deliveries"`
+	DeliveriesExpected int        `json:"deliveries_expected"`
+	Delivery           *latencyMS `json:"delivery_latency_ms,omitempty"`
+}
+
+type latencyMS struct {
+	P50 float64 `json:"p50"`
+	P90 float64 `json:"p90"`
+	P99 float64 `json:"p99"`
+	Max float64 `json:"max"`
+}
+
+func latencies(d []time.Duration) latencyMS {
+	if len(d) == 0 {
+		return latencyMS{}
+	}
+	slices.Sort(d)
+	ms := func(x time.Duration) float64 { return float64(x.Microseconds()) / 1000 }
+	p := func(q float64) float64 { return ms(d[min(len(d)-1, int(q*float64(len(d))))]) }
+	return latencyMS{P50: p(0.50), P90: p(0.90), P99: p(0.99), Max: ms(d[len(d)-1])}
 }
 
 func benchPublish(ctx context.Context, hc *http.Client, endpoint, auth, body string) error {

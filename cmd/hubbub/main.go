@@ -1,5 +1,6 @@
-// Command hubbub is the realtime push hub: `hubbub serve` runs it, and
-// `publish`, `tail` and `version` talk to a running one.
+// Command hubbub is the realtime push hub: `hubbub serve` runs it, and the
+// other commands talk to a running one (publish, tail, admin, upstream,
+// bench) or help set one up (token, config-reference, version).
 package main
 
 import (
@@ -10,26 +11,50 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/hubbub/hubbub/config"
 	"github.com/hubbub/hubbub/server"
 )
 
-const usage = `hubbub: a realtime push hub
+// command is one subcommand of hubbub.
+type command struct {
+	name     string
+	synopsis string // what follows "hubbub NAME" in the usage
+	summary  string
+	run      func(ctx context.Context, e env, args []string) error
+}
 
-Usage:
-  hubbub serve [flags]                      run the hub (embedded store in ./hubbub-data)
-  hubbub publish -t TOPIC [-k KEY] DATA|-   publish an event and print where it was stored
-  hubbub tail -t TOPIC [--after ID]         print a topic's events as they come (SSE), resuming after drops
-  hubbub upstream add|list|remove           subscribe to another hub's topic and republish it here
-  hubbub bench [flags]                      load a running hub; report throughput and latency
-  hubbub token --secret S [flags]           print a signed token (--subscribe, --publish, --admin, --ttl)
-  hubbub config-reference                   print every setting (flag, env, YAML key, default) as Markdown
-  hubbub version                            print the version
+// commands lists every subcommand, in the order the usage shows them.
+// README.md's CLI section lists them all (TestReadmeListsEveryCommand).
+func commands() []command {
+	return []command{
+		{"serve", "[flags]", "run the hub (embedded store in ./hubbub-data)", serve},
+		{"publish", "-t TOPIC [-k KEY] DATA|-", "publish an event and say where it was stored", publish},
+		{"tail", "-t TOPIC [--after CURSOR]", "print a topic's events as they come (SSE), resuming after drops", tail},
+		{"admin", "topics|subscriptions|nodes|stats ...", "administer a running hub (topics, webhook subscriptions, nodes)", admin},
+		{"upstream", "add|list|remove ...", "subscribe to another hub's topic and republish it here", upstreamCmd},
+		{"bench", "[flags]", "load a running hub; report throughput and latency", bench},
+		{"token", "--secret S [flags]", "print a signed token (--subscribe, --publish, --admin, --ttl)", token},
+		{"config-reference", "", "print every setting (flag, env, YAML key, default) as Markdown", configReference},
+		{"version", "", "print the version", version},
+	}
+}
 
+func usage() string {
+	var b strings.Builder
+	b.WriteString("hubbub: a realtime push hub\n\nUsage:\n")
+	for _, c := range commands() {
+		fmt.Fprintf(&b, "  %-55s %s\n", strings.TrimSpace("hubbub "+c.name+" "+c.synopsis), c.summary)
+	}
+	b.WriteString(`
+Commands that talk to a hub take --server URL (env HUBBUB_URL, default
+http://127.0.0.1:8080) and --json, for the hub's JSON instead of text for people.
 Run 'hubbub COMMAND --help' for a command's flags.
-`
+`)
+	return b.String()
+}
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -38,49 +63,40 @@ func main() {
 	os.Exit(code)
 }
 
-// run executes one command and returns the process exit code: 0 success,
-// 1 failure, 2 bad usage.
+// run executes one command and returns the process exit code: 0 success
+// (and --help), 1 failure, 2 bad usage.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
+	e := env{stdin: stdin, stdout: stdout, stderr: stderr, getenv: getenv}
 	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
+		fmt.Fprint(stderr, usage())
 		return 2
 	}
+	name := args[0]
+	if name == "--version" {
+		name = "version"
+	}
+	if isHelp(name) {
+		if len(args) == 1 {
+			fmt.Fprint(stdout, usage())
+			return 0
+		}
+		name, args = args[1], []string{args[1], "--help"} // hubbub help COMMAND
+	}
 	var err error
-	switch args[0] {
-	case "serve":
-		err = serve(ctx, args[1:], stderr, getenv)
-	case "publish":
-		err = publish(ctx, args[1:], stdin, stdout, stderr, getenv)
-	case "tail":
-		err = tail(ctx, args[1:], stdout, stderr, getenv)
-	case "upstream":
-		err = upstreamCmd(ctx, args[1:], stdout, stderr, getenv)
-	case "bench":
-		err = bench(ctx, args[1:], stdout, stderr, getenv)
-	case "token":
-		err = token(ctx, args[1:], stdout, stderr, getenv)
-	case "config-reference":
-		if len(args) > 1 && isHelp(args[1]) {
-			fmt.Fprintln(stdout, "Usage: hubbub config-reference\n\nPrints every setting of 'hubbub serve' (flag, environment variable, YAML key, default, meaning) as a Markdown table.")
+	found := false
+	for _, c := range commands() {
+		if c.name == name {
+			found = true
+			err = c.run(ctx, e, args[1:])
 			break
 		}
-		config.Reference(stdout)
-	case "version", "--version":
-		if len(args) > 1 && isHelp(args[1]) {
-			fmt.Fprintln(stdout, "Usage: hubbub version\n\nPrints the version of this binary.")
-			break
-		}
-		fmt.Fprintln(stdout, "hubbub", server.Version)
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
-	default:
-		fmt.Fprintf(stderr, "hubbub: unknown command %q\n\n%s", args[0], usage)
+	}
+	if !found {
+		fmt.Fprintf(stderr, "hubbub: unknown command %q\n\n%s", name, usage())
 		return 2
 	}
 	switch {
-	case err == nil:
-		return 0
-	case errors.Is(err, flag.ErrHelp):
+	case err == nil, errors.Is(err, flag.ErrHelp):
 		return 0
 	case errors.Is(err, errUsage):
 		return 2
@@ -90,16 +106,18 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 }
 
-// isHelp reports whether arg asks for help.
-func isHelp(arg string) bool {
-	return arg == "-h" || arg == "--help" || arg == "-help" || arg == "help"
-}
-
-// errUsage marks errors already explained to the user by a FlagSet.
-var errUsage = errors.New("usage")
-
-func serve(ctx context.Context, args []string, stderr io.Writer, getenv func(string) string) error {
-	cfg, err := config.Load(args, getenv, stderr)
+func serve(ctx context.Context, e env, args []string) error {
+	for _, a := range args {
+		if a == "--" {
+			break
+		}
+		if a == "-h" || a == "--help" || a == "-help" {
+			// config.Load prints the help on the writer it is given.
+			_, err := config.Load([]string{"--help"}, e.getenv, e.stdout)
+			return err
+		}
+	}
+	cfg, err := config.Load(args, e.getenv, e.stderr)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
@@ -109,7 +127,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer, getenv func(str
 		}
 		return fmt.Errorf("configuration: %w", err)
 	}
-	logger := cfg.Logger(stderr)
+	logger := cfg.Logger(e.stderr)
 	srv, err := server.New(cfg, logger)
 	if err != nil {
 		return err
@@ -119,4 +137,28 @@ func serve(ctx context.Context, args []string, stderr io.Writer, getenv func(str
 		runErr = fmt.Errorf("closing the store: %w", err)
 	}
 	return runErr
+}
+
+func configReference(_ context.Context, e env, args []string) error {
+	f := newFlags(e, "hubbub config-reference", "hubbub config-reference\n\nPrints every setting of 'hubbub serve' (flag, environment variable, YAML key,\ndefault, meaning) as a Markdown table.")
+	if err := f.parse(args); err != nil {
+		return err
+	}
+	if err := f.wantArgs(); err != nil {
+		return err
+	}
+	config.Reference(e.stdout)
+	return nil
+}
+
+func version(_ context.Context, e env, args []string) error {
+	f := newFlags(e, "hubbub version", "hubbub version\n\nPrints the version of this binary.")
+	if err := f.parse(args); err != nil {
+		return err
+	}
+	if err := f.wantArgs(); err != nil {
+		return err
+	}
+	_, err := fmt.Fprintln(e.stdout, "hubbub", server.Version)
+	return err
 }

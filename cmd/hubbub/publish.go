@@ -4,81 +4,49 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
-	"strings"
-	"time"
 )
 
-// stringList is a repeatable string flag.
-type stringList []string
+func publish(ctx context.Context, e env, args []string) error {
+	f := newFlags(e, "hubbub publish", `hubbub publish -t TOPIC [-k KEY] [flags] DATA|-
 
-func (s *stringList) String() string     { return strings.Join(*s, ",") }
-func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
-
-// serverFlag adds --server (env HUBBUB_URL) to fs.
-func serverFlag(fs *flag.FlagSet, getenv func(string) string) *string {
-	def := getenv("HUBBUB_URL")
-	if def == "" {
-		def = "http://127.0.0.1:8080"
-	}
-	return fs.String("server", def, "hub base URL (env HUBBUB_URL)")
-}
-
-// authFlag is the publish credential the CLI sends: HUBBUB_PUBLISH_KEY, else
-// the first of the server's own HUBBUB_PUBLISH_KEYS, so a shell set up for
-// the server can publish too.
-func authFlag(fs *flag.FlagSet, getenv func(string) string) *string {
-	def := getenv("HUBBUB_PUBLISH_KEY")
-	if def == "" {
-		def, _, _ = strings.Cut(getenv("HUBBUB_PUBLISH_KEYS"), ",")
-		def = strings.TrimSpace(def)
-	}
-	return fs.String("auth", def, "publish key or token sent as a bearer token (env HUBBUB_PUBLISH_KEY, else the first of HUBBUB_PUBLISH_KEYS)")
-}
-
-func publish(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) error {
-	fs := flag.NewFlagSet("hubbub publish", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+DATA is sent as the event's JSON data when it is valid JSON, else as a JSON
+string; '-' reads it from standard input. Prints where each event was stored
+(topic, seq and id), or with --json the hub's answer.`)
 	var topics stringList
-	fs.Var(&topics, "t", "topic to publish to (repeatable)")
-	key := fs.String("k", "", "document key of the event")
-	typ := fs.String("type", "", "event type (default message)")
-	idem := fs.String("idempotency-key", "", "idempotency key: a repeat within 24 h stores nothing new")
-	contentType := fs.String("content-type", "", "publish DATA as a raw body of this type instead of JSON")
-	auth := authFlag(fs, getenv)
-	base := serverFlag(fs, getenv)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: hubbub publish -t TOPIC [-k KEY] [flags] DATA|-\n\nDATA is sent as the event's JSON data when it is valid JSON, else as a JSON string;\n'-' reads it from standard input. Prints the server's answer.")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if err == flag.ErrHelp {
-			return err
-		}
-		return errUsage
+	f.Var(&topics, "t", "`TOPIC` to publish to (repeatable)")
+	key := f.String("k", "", "document `KEY` of the event")
+	typ := f.String("type", "", "event `TYPE` (default message)")
+	idem := f.String("idempotency-key", "", "idempotency `KEY`: a repeat within 24 h stores nothing new")
+	contentType := f.String("content-type", "", "publish DATA as a raw body of this media `TYPE` instead of JSON")
+	auth := publishKeyFlag(f)
+	base := serverFlag(f)
+	asJSON := jsonFlag(f)
+	if err := f.parse(args); err != nil {
+		return err
 	}
 	if len(topics) == 0 {
-		fmt.Fprintln(stderr, "hubbub publish: name a topic with -t TOPIC")
-		fs.Usage()
-		return errUsage
+		return f.fail("name a topic with -t TOPIC")
 	}
-	if fs.NArg() != 1 {
-		fs.Usage()
-		return errUsage
+	if err := f.wantArgs("DATA (or - to read it from standard input)"); err != nil {
+		return err
 	}
-	data := []byte(fs.Arg(0))
-	if fs.Arg(0) == "-" {
+	data := []byte(f.args()[0])
+	if f.args()[0] == "-" {
 		var err error
-		if data, err = io.ReadAll(stdin); err != nil {
+		if data, err = io.ReadAll(e.stdin); err != nil {
 			return fmt.Errorf("reading standard input: %w", err)
 		}
 	}
+	c, err := newAPIClient(*base, *auth, "publishing needs --auth or HUBBUB_PUBLISH_KEYS")
+	if err != nil {
+		return err
+	}
 
-	endpoint := strings.TrimRight(*base, "/") + "/publish"
+	endpoint := c.base + "/publish"
 	var body []byte
 	ct := "application/json"
 	if *contentType != "" {
@@ -111,28 +79,39 @@ func publish(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		}
 		body, _ = json.Marshal(msg)
 	}
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, apiTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, bytes.NewReader(body))
 	if err != nil {
 		return fmt.Errorf("--server: %w", err)
 	}
 	req.Header.Set("Content-Type", ct)
-	if *auth != "" {
-		req.Header.Set("Authorization", "Bearer "+*auth)
-	}
-	resp, err := http.DefaultClient.Do(req)
+	out, err := c.send(req)
 	if err != nil {
-		return fmt.Errorf("publish: %w", err)
+		return fmt.Errorf("publish refused: %w", err)
 	}
-	defer resp.Body.Close()
-	out, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	if err != nil {
-		return fmt.Errorf("reading the answer: %w", err)
+	if *asJSON {
+		_, err = e.stdout.Write(out)
+		return err
 	}
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("publish refused: %s: %s", resp.Status, strings.TrimSpace(string(out)))
+	var answer struct {
+		Events []struct {
+			Topic     string `json:"topic"`
+			ID        string `json:"id"`
+			Seq       uint64 `json:"seq"`
+			Time      string `json:"time"`
+			Duplicate bool   `json:"duplicate"`
+		} `json:"events"`
 	}
-	_, err = stdout.Write(out)
-	return err
+	if err := json.Unmarshal(out, &answer); err != nil {
+		return fmt.Errorf("the hub's answer is not the JSON expected (%v): %.200s", err, out)
+	}
+	for _, ev := range answer.Events {
+		note := ""
+		if ev.Duplicate {
+			note = " (a repeat of this idempotency key: stored before, nothing new)"
+		}
+		fmt.Fprintf(e.stdout, "%s #%d id %s at %s%s\n", ev.Topic, ev.Seq, ev.ID, ev.Time, note)
+	}
+	return nil
 }

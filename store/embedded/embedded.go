@@ -105,8 +105,8 @@ func WithMemTableSize(n uint64) Option { return func(o *options) { o.memTableSiz
 // (every minute by default); 0 or less disables it.
 func WithTrimInterval(d time.Duration) Option { return func(o *options) { o.trimInterval = d } }
 
-// Store is the embedded log. It implements store.Log and store.Trimmer, and
-// is safe for concurrent use.
+// Store is the embedded log. It implements store.Log, store.Trimmer and
+// store.TopicTrimmer, and is safe for concurrent use.
 type Store struct {
 	db     *pebble.DB
 	cfg    store.Config

@@ -299,3 +299,30 @@ func (s *Store) sweepLoop(interval time.Duration) {
 	defer close(s.swept)
 	store.Sweep(s.closing, interval, s.TrimExpired, s.log)
 }
+
+// TrimTopic implements store.TopicTrimmer: one trim job moves the topic's
+// First on the committer (which ignores a First that is no longer ahead of
+// the head's), and a second deletes the events below the published First.
+func (s *Store) TrimTopic(ctx context.Context, topic string, keep uint64) (store.Head, error) {
+	h, err := s.Head(ctx, topic)
+	if err != nil || h.Epoch == "" || h.Last+1-h.First <= keep {
+		return h, err
+	}
+	if err := s.runTrimLocked(ctx, &trimJob{firsts: map[string]uint64{topic: h.Last + 1 - keep}}); err != nil {
+		return store.Head{}, err
+	}
+	if err := s.runTrimLocked(ctx, &trimJob{purgeAll: true}); err != nil {
+		return store.Head{}, err
+	}
+	return s.Head(ctx, topic)
+}
+
+// runTrimLocked is runTrim for callers that do not hold closeMu.
+func (s *Store) runTrimLocked(ctx context.Context, j *trimJob) error {
+	s.closeMu.RLock()
+	defer s.closeMu.RUnlock()
+	if s.closed {
+		return store.ErrClosed
+	}
+	return s.runTrim(ctx, j)
+}

@@ -146,8 +146,8 @@ func WithAppendTimeout(d time.Duration) Option { return func(o *options) { o.app
 // (16 by default).
 func WithPipelines(n int) Option { return func(o *options) { o.pipelines = n } }
 
-// Store is the Redis log. It implements store.Log and store.Trimmer, and is
-// safe for concurrent use.
+// Store is the Redis log. It implements store.Log, store.Trimmer and
+// store.TopicTrimmer, and is safe for concurrent use.
 type Store struct {
 	rdb      goredis.UniversalClient
 	channels []string // the fan-out channels, FanoutChannels of them
@@ -248,7 +248,7 @@ func (s *Store) prepare(ctx context.Context) error {
 	if err := s.rdb.Ping(ctx).Err(); err != nil {
 		return fmt.Errorf("redis store: connect: %w", err)
 	}
-	for _, sc := range []*goredis.Script{s.scripts.append, s.scripts.read, s.scripts.trim, s.scripts.unindex, s.scripts.documents} {
+	for _, sc := range []*goredis.Script{s.scripts.append, s.scripts.read, s.scripts.trim, s.scripts.trimCount, s.scripts.unindex, s.scripts.documents} {
 		if err := sc.Load(ctx, s.rdb).Err(); err != nil {
 			return fmt.Errorf("redis store: load script: %w", err)
 		}

@@ -172,6 +172,28 @@ end
 return {'ok', r[1]}
 `
 
+// trimCountScript trims one topic to its newest events, as count
+// retention in the append script does.
+//
+//	KEYS[1] log   KEYS[2] meta
+//	ARGV[1] how many of the newest events to keep
+//
+// It returns {} for an unknown topic, else the head after the trim,
+// {epoch, first, last}.
+const trimCountLua = `
+local m = redis.call('HMGET', KEYS[2], 'epoch', 'first', 'last')
+if not m[1] then return {} end
+local first, last = tonumber(m[2]), tonumber(m[3])
+local nf = last - tonumber(ARGV[1]) + 1
+if nf > first then
+  local s = string.format('%d', nf)
+  redis.call('XTRIM', KEYS[1], 'MINID', s .. '-0')
+  redis.call('HSET', KEYS[2], 'first', s)
+  return {m[1], s, m[3]}
+end
+return {m[1], m[2], m[3]}
+`
+
 // documentsScript lists latest-by-key entries in key order.
 //
 //	KEYS[1] latest   KEYS[2] keys
@@ -211,7 +233,7 @@ return 0
 
 // scripts are the store's Lua scripts, loaded at Open.
 type scripts struct {
-	append, read, trim, unindex, documents *goredis.Script
+	append, read, trim, trimCount, unindex, documents *goredis.Script
 }
 
 func newScripts() scripts {
@@ -219,6 +241,7 @@ func newScripts() scripts {
 		append:    goredis.NewScript(appendLua),
 		read:      goredis.NewScript(readLua),
 		trim:      goredis.NewScript(trimLua),
+		trimCount: goredis.NewScript(trimCountLua),
 		unindex:   goredis.NewScript(unindexLua),
 		documents: goredis.NewScript(documentsLua),
 	}

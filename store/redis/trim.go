@@ -110,3 +110,23 @@ func (s *Store) sweepLoop(interval time.Duration) {
 	defer close(s.swept)
 	store.Sweep(s.stop, interval, s.TrimExpired, s.log)
 }
+
+// TrimTopic implements store.TopicTrimmer in one script call, atomic with
+// the topic's appends: the events kept are the newest keep when it runs.
+func (s *Store) TrimTopic(ctx context.Context, topic string, keep uint64) (store.Head, error) {
+	if err := s.acquire(); err != nil {
+		return store.Head{}, err
+	}
+	defer s.closeMu.RUnlock()
+	b := s.base(topic)
+	v, err := s.scripts.trimCount.Run(ctx, s.rdb, []string{b + "log", b + "meta"},
+		strconv.FormatUint(min(keep, maxExact), 10)).Slice()
+	if err != nil {
+		return store.Head{}, fmt.Errorf("redis store: trim %q: %w", topic, err)
+	}
+	h, err := parseHead(v)
+	if err != nil {
+		return store.Head{}, fmt.Errorf("redis store: trim %q: %w", topic, err)
+	}
+	return h, nil
+}

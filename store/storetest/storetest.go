@@ -42,6 +42,7 @@ func Run(t *testing.T, b Backend) {
 	t.Run("Epoch", s.testEpoch)
 	t.Run("RetentionCount", s.testRetentionCount)
 	t.Run("RetentionAge", s.testRetentionAge)
+	t.Run("TrimTopic", s.testTrimTopic)
 	t.Run("Latest", s.testLatest)
 	t.Run("LatestRetention", s.testLatestRetention)
 	t.Run("Documents", s.testDocuments)

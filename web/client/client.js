@@ -1,11 +1,14 @@
 /**
- * hubbub client: subscribe to and publish on a hubbub hub from a browser.
- * No dependencies, no build step: load it with
- *   <script src="https://HUB/client.js"></script>
- * or copy this file. It defines `hubbub` (a global, or module.exports).
+ * hubbub client: subscribe to and publish on a hubbub hub, from a browser
+ * or Node (>= 18). No dependencies, no build step. In a page:
+ *   <script src="https://HUB/client.js"></script>     (defines the global `hubbub`)
+ * From npm (package hubbub-client; this same file, with TypeScript types):
+ *   import hubbub from "hubbub-client";                 (or {subscribe, publish})
+ *   const hubbub = require("hubbub-client");
  *
  * hubbub.subscribe(baseUrl, options) -> {close(), cursor()}
- *   baseUrl            the hub, e.g. "https://hub.example.com"; "" = this page's origin
+ *   baseUrl            the hub, e.g. "https://hub.example.com"; "" = this page's
+ *                      origin (in a page only: elsewhere give the URL)
  *   options.topics     a topic or pattern, or an array of them (required)
  *   options.after      cursor to resume after (an event's id); default: from now on
  *   options.transport  "sse" (default), "ws" (WebSocket, GET /ws) or "poll" (long-poll)
@@ -16,10 +19,15 @@
  *                      applied here, in the client
  *   options.headers    an object of extra request headers for the SSE and
  *                      long-poll requests, e.g. {Authorization: "Bearer KEY"}
- *                      (the admin key that $sys/ topics need). Ignored over
- *                      WebSocket: browsers cannot send headers there. From
- *                      another origin, headers other than Accept make the
- *                      browser ask the hub first (CORS preflight)
+ *                      (the admin key that $sys/ topics need). Over WebSocket
+ *                      they go only with options.WebSocket (browsers cannot
+ *                      send headers there). From another origin, headers
+ *                      other than Accept make the browser ask the hub first
+ *                      (CORS preflight)
+ *   options.WebSocket  the WebSocket class to use for transport "ws"; default
+ *                      the global one. Node before 22 has none: pass the ws
+ *                      package's (require("ws")), which also sends
+ *                      options.headers with the upgrade request
  *   options.onEvent(event)          each event, as the hub's event JSON
  *   options.onReset(reset)          {topic, reason, cursor}: history was lost
  *   options.onStatus(status, info)  "connecting", "live", "reconnecting",
@@ -95,6 +103,7 @@
   function subscribe(baseUrl, options) {
     const opts = options || {};
     const base = trimBase(baseUrl);
+    if (base === "") throw new Error("hubbub.subscribe: give the hub's URL (there is no page origin here)");
     const topics = [].concat(opts.topics || []);
     if (topics.length === 0) throw new Error("hubbub.subscribe: give options.topics");
     const want = opts.transport || "sse";
@@ -329,9 +338,15 @@
     }
 
     function connectWS() {
+      const WS = opts.WebSocket || (typeof WebSocket !== "undefined" ? WebSocket : null);
+      if (!WS) {
+        return fatal(new Error('hubbub: there is no WebSocket here; pass options.WebSocket (such as require("ws")) or use transport "sse"'));
+      }
       let ws;
       try {
-        ws = new WebSocket(base.replace(/^http/, "ws") + "/ws");
+        const url = base.replace(/^http/, "ws") + "/ws";
+        // The third argument is the ws package's options; browsers ignore it.
+        ws = opts.WebSocket && Object.keys(extraHeaders).length ? new WS(url, [], {headers: extraHeaders}) : new WS(url);
       } catch (err) {
         return fatal(err);
       }
@@ -400,7 +415,9 @@
     const headers = {"Content-Type": "application/json"};
     if (opts.key) headers.Authorization = "Bearer " + opts.key;
     if (opts.idempotencyKey) headers["Idempotency-Key"] = opts.idempotencyKey;
-    return fetch(trimBase(baseUrl) + "/publish", {
+    const base = trimBase(baseUrl);
+    if (base === "") return Promise.reject(new Error("hubbub.publish: give the hub's URL (there is no page origin here)"));
+    return fetch(base + "/publish", {
       method: "POST", headers: headers, body: JSON.stringify(event),
     }).then(function (resp) {
       return resp.text().then(function (text) {

@@ -1,0 +1,144 @@
+// Type declarations of hubbub-client (client.js), for require() and for
+// the browser global. The ES module entry has the same in index.d.mts.
+
+declare namespace hubbub {
+  /** A hubbub event, as the hub shows it in JSON everywhere. */
+  interface HubEvent {
+    /** The cursor just after this event in its topic: EPOCH:SEQ. */
+    id: string;
+    topic: string;
+    /** Per topic, from 1, strictly increasing, without gaps. */
+    seq: number;
+    /** "message" unless the publisher gave one. */
+    type: string;
+    /** Server time, RFC 3339 with microseconds. */
+    time: string;
+    /** Document id. */
+    key?: string;
+    tags?: string[];
+    geo?: { lat: number; lon: number };
+    /** The media type of a raw (non-JSON) publish. */
+    content_type?: string;
+    /** The JSON value for JSON payloads, a string for text. */
+    data?: unknown;
+    /** Binary payloads, base64-encoded, instead of data. */
+    data_base64?: string;
+  }
+
+  /** History a cursor asked for is gone; delivery goes on from cursor. */
+  interface Reset {
+    topic: string;
+    reason: "epoch" | "trimmed" | "unknown-position" | (string & {});
+    cursor: string;
+  }
+
+  type Transport = "sse" | "ws" | "poll";
+
+  type Status = "connecting" | "live" | "reconnecting" | "closed" | "error";
+
+  interface StatusInfo {
+    /** The transport in use (SSE may fall back to "poll"). */
+    transport: Transport;
+    /** Why: set with "reconnecting" and "error". */
+    error?: Error;
+    /** Milliseconds until the next attempt, with "reconnecting". */
+    delay?: number;
+  }
+
+  /** The hub's filter and projection query parameters. */
+  interface FilterParams {
+    /** Events with any of these tags. */
+    tag?: string | string[];
+    /** Events with all of these tags. */
+    tags_all?: string | string[];
+    /** "LAT,LON,RADIUS_M": events whose geo is within the radius. */
+    near?: string;
+    /** Events containing this text, case-insensitively. */
+    q?: string;
+    /** Comma-separated paths of data to keep (a projection). */
+    fields?: string;
+    /** Events whose JSON data has this value at this dotted path. */
+    [where: `where.${string}`]: string | number | boolean | null;
+  }
+
+  /** A WebSocket class, such as the ws package's (Node before 22). */
+  type WebSocketClass = new (url: string, ...rest: any[]) => unknown;
+
+  interface SubscribeOptions {
+    /** A topic or pattern, or several. */
+    topics: string | string[];
+    /** A cursor to resume after (an event's id, or an m.… cursor). */
+    after?: string;
+    /** "sse" (default), "ws" or "poll". */
+    transport?: Transport;
+    /** Filter parameters applied by the hub, or a predicate applied here. */
+    filter?: FilterParams | ((event: HubEvent) => boolean);
+    /** Extra request headers: SSE and long-poll; WebSocket with options.WebSocket. */
+    headers?: Record<string, string>;
+    /** The WebSocket class for transport "ws" (default: the global one). */
+    WebSocket?: WebSocketClass;
+    onEvent?: (event: HubEvent) => void;
+    onReset?: (reset: Reset) => void;
+    onStatus?: (status: Status, info: StatusInfo) => void;
+  }
+
+  interface Subscription {
+    /** Ends the subscription; status "closed". */
+    close(): void;
+    /** The cursor to resume after what was delivered ("" before any). */
+    cursor(): string;
+  }
+
+  /** One event to publish (POST /publish). */
+  interface Draft {
+    topic?: string;
+    topics?: string[];
+    type?: string;
+    key?: string;
+    data?: unknown;
+    tags?: string[];
+    geo?: { lat: number; lon: number };
+    idempotency_key?: string;
+    coalesce_ms?: number;
+  }
+
+  interface PublishOptions {
+    /** A publish key or token, sent as "Authorization: Bearer KEY". */
+    key?: string;
+    /** Sent as the Idempotency-Key header. */
+    idempotencyKey?: string;
+  }
+
+  interface Stored {
+    topic: string;
+    id: string;
+    seq: number;
+    epoch: string;
+    time: string;
+    /** The idempotency key was seen before: nothing new was stored. */
+    duplicate?: boolean;
+  }
+
+  interface PublishAnswer {
+    events: Stored[];
+  }
+
+  /** What publish rejects with when the hub refuses. */
+  interface HubError extends Error {
+    status: number;
+    body: string;
+  }
+
+  /**
+   * Subscribes to topics or patterns: history after options.after, then
+   * live events, resuming from its cursor after any drop, with backoff,
+   * never delivering an event twice.
+   */
+  function subscribe(baseUrl: string, options: SubscribeOptions): Subscription;
+
+  /** Publishes one event or several; resolves to the hub's answer. */
+  function publish(baseUrl: string, event: Draft | Draft[], options?: PublishOptions): Promise<PublishAnswer>;
+}
+
+export = hubbub;
+export as namespace hubbub;

@@ -1,0 +1,50 @@
+package websub
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// Remove ends the subscription with id at once, as an unsubscribe would
+// but without asking the subscriber (the admin API's DELETE). A pending
+// delivery finds no record and does nothing. It reports whether the
+// subscription existed.
+func (h *Hub) Remove(ctx context.Context, id string) (bool, error) {
+	old, found, err := h.o.Records.Get(ctx, id)
+	if err != nil {
+		return false, fmt.Errorf("websub: get subscription: %w", err)
+	}
+	ok, err := h.o.Records.Delete(ctx, id)
+	if err != nil {
+		return false, fmt.Errorf("websub: remove subscription: %w", err)
+	}
+	if ok && found {
+		h.obs.Removed(&old, "removed")
+		h.log.Info("websub: subscription removed by an admin", "topic", old.Topic, "callback", old.Callback)
+	}
+	return ok, nil
+}
+
+// RetryNow makes the subscription with id due at once: it clears the
+// backoff delay of a failing subscription (its failure count and state
+// stay until a delivery succeeds) and queues its delivery for now, even
+// if nothing new was published. It returns the subscription as updated,
+// and ErrNotFound when there is none. A delivery running meanwhile is not
+// interrupted; the queue runs one delivery per subscription at a time.
+func (h *Hub) RetryNow(ctx context.Context, id string) (Subscription, error) {
+	s, err := h.o.Records.Update(ctx, id, func(s *Subscription) error {
+		if s.NextAttempt.IsZero() {
+			return ErrNoChange
+		}
+		s.NextAttempt = time.Time{}
+		return nil
+	})
+	if err != nil {
+		return Subscription{}, err
+	}
+	if err := h.enqueueDeliver(ctx, &s); err != nil {
+		return Subscription{}, err
+	}
+	return s, nil
+}
