@@ -26,7 +26,10 @@ Usage:
   hubbub bench [flags]                      load a running hub; report throughput and latency
   hubbub token --secret S [flags]           print a signed token (--subscribe, --publish, --admin, --ttl)
   hubbub config-reference                   print every setting (flag, env, YAML key, default) as Markdown
-  hubbub version                            print the version
+  hubbub backup DIR                         copy a running hub's embedded store into DIR
+  hubbub restore [--data D] DIR             restore a backup into a new data directory (hub stopped)
+  hubbub healthcheck                        exit 0 if the hub of this environment answers /healthz
+  hubbub version [--json]                   print the version (release, revision, Go)
 
 Run 'hubbub COMMAND --help' for a command's flags.
 `
@@ -66,11 +69,13 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		}
 		config.Reference(stdout)
 	case "version", "--version":
-		if len(args) > 1 && isHelp(args[1]) {
-			fmt.Fprintln(stdout, "Usage: hubbub version\n\nPrints the version of this binary.")
-			break
-		}
-		fmt.Fprintln(stdout, "hubbub", server.Version)
+		err = version(args[1:], stdout, stderr)
+	case "healthcheck":
+		err = healthcheck(ctx, args[1:], stdout, stderr, getenv)
+	case "backup":
+		err = backupCmd(ctx, args[1:], stdout, stderr, getenv)
+	case "restore":
+		err = restoreCmd(ctx, args[1:], stdout, stderr, getenv)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 	default:
