@@ -91,6 +91,13 @@ func from(st stamp, bi *debug.BuildInfo, goVersion, platform string) Info {
 	case st.version != "":
 		in.Version, in.Source = st.version, "ldflags"
 		in.Revision, in.Time = st.revision, st.time
+		// GoReleaser stamps these when it could not read the git state.
+		if in.Revision == "none" {
+			in.Revision = ""
+		}
+		if strings.HasPrefix(in.Time, "0001-01-01") {
+			in.Time = ""
+		}
 		return in
 	case bi != nil && bi.Main.Version != "" && bi.Main.Version != "(devel)":
 		// go install …@vX.Y.Z, or (Go ≥ 1.24) a build in a checkout, where

@@ -40,6 +40,9 @@ func TestFrom(t *testing.T) {
 		{name: "ldflags win over VCS", st: stamp{"v1.4.0", "abc", "2026-12-01T00:00:00Z"}, bi: &debug.BuildInfo{Main: debug.Module{Version: "(devel)"}, Settings: dirty},
 			want:   Info{Version: "v1.4.0", Revision: "abc", Time: "2026-12-01T00:00:00Z", GoVersion: "go1.26.8", Platform: "linux/amd64", Source: "ldflags"},
 			String: "v1.4.0 (abc, 2026-12-01T00:00:00Z) go1.26.8 linux/amd64"},
+		{name: "GoReleaser without git state", st: stamp{"v0.0.1-snapshot", "none", "0001-01-01T00:00:00Z"},
+			want:   Info{Version: "v0.0.1-snapshot", GoVersion: "go1.26.8", Platform: "linux/amd64", Source: "ldflags"},
+			String: "v0.0.1-snapshot go1.26.8 linux/amd64"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := from(tc.st, tc.bi, "go1.26.8", "linux/amd64")
