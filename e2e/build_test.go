@@ -76,16 +76,7 @@ func TestReleaseBuild(t *testing.T) {
 	}
 
 	if strings.Contains(strings.Join(b.Env, " "), "CGO_ENABLED=0") {
-		f, err := elf.Open(bin)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, p := range f.Progs {
-			if p.Type == elf.PT_INTERP {
-				t.Errorf("the release binary is dynamically linked (it has an ELF interpreter)")
-			}
-		}
-		f.Close()
+		checkStatic(t, bin)
 	}
 
 	out, err := exec.Command(bin, "version").CombinedOutput()
@@ -114,6 +105,40 @@ func TestReleaseBuild(t *testing.T) {
 	}
 	if a := h.do(t, http.MethodGet, "/", nil, nil); !strings.Contains(string(a.Body), "hubbub v"+version) {
 		t.Errorf("the dashboard's footer does not show v%s", version)
+	}
+}
+
+// TestReadmeStaticBuild runs the README's static build command (Install)
+// and checks that it stamps the version and links statically.
+func TestReadmeStaticBuild(t *testing.T) {
+	t.Parallel()
+	bin := filepath.Join(t.TempDir(), "hubbub")
+	line := strings.TrimSpace(readmeBlock(t, "<!-- tested: e2e/build_test.go static build -->"))
+	line = replaceOnce(t, line, "-o hubbub ", "-o "+bin+" ")
+	cmd := exec.Command("sh", "-c", line)
+	cmd.Dir = ".."
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v\n%s", line, err, out)
+	}
+	checkStatic(t, bin)
+	if out, err := exec.Command(bin, "version").CombinedOutput(); err != nil || !strings.HasPrefix(string(out), "hubbub v1.2.3 ") {
+		t.Errorf("the README's build: hubbub version: %v: %q", err, out)
+	}
+}
+
+// checkStatic fails unless bin is an ELF file without an interpreter
+// (statically linked).
+func checkStatic(t *testing.T, bin string) {
+	t.Helper()
+	f, err := elf.Open(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			t.Errorf("%s is dynamically linked (it has an ELF interpreter)", bin)
+		}
 	}
 }
 
