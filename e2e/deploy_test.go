@@ -290,6 +290,11 @@ func TestComposeDeployment(t *testing.T) {
 		}
 	}
 	s.expectSeqs(t, "deploy/t", 1, 2, 3, 4, 5, 6)
+	// hubbub backup is for the embedded store; these nodes keep their data
+	// in Redis, and say so.
+	if a := proxied.do(t, http.MethodPost, "/api/backup", admin, nil); a.Status != http.StatusNotImplemented || !strings.Contains(string(a.Body), "back up Redis") {
+		t.Errorf("POST /api/backup on Redis: %s, want 501", a)
+	}
 	if a := proxied.do(t, http.MethodGet, "/metrics", nil, nil); a.Status != http.StatusNotFound {
 		t.Errorf("/metrics through nginx: %s, want 404", a)
 	}
