@@ -155,17 +155,30 @@ func hubEnv() []string {
 // test.
 func startHub(t testing.TB, dataDir string, extraArgs ...string) *hubProc {
 	t.Helper()
+	return startHubEnv(t, dataDir, nil, extraArgs...)
+}
+
+// startHubEnv is startHub with HUBBUB_* settings (or any variable) in env,
+// added to hubEnv's environment.
+func startHubEnv(t testing.TB, dataDir string, env []string, extraArgs ...string) *hubProc {
+	t.Helper()
+	return startHubBinary(t, hubBinary, dataDir, env, extraArgs...)
+}
+
+// startHubBinary is startHubEnv with another hubbub binary than hubBinary.
+func startHubBinary(t testing.TB, bin, dataDir string, env []string, extraArgs ...string) *hubProc {
+	t.Helper()
 	if dataDir == "" {
 		dataDir = t.TempDir()
 	}
 	args := append([]string{"serve", "--listen", "127.0.0.1:0", "--data", dataDir}, extraArgs...)
 	h := &hubProc{
 		t: t, DataDir: dataDir,
-		cmd:    exec.Command(hubBinary, args...),
+		cmd:    exec.Command(bin, args...),
 		stderr: &listenWriter{addr: make(chan string, 1)},
 		done:   make(chan struct{}),
 	}
-	h.cmd.Env = hubEnv()
+	h.cmd.Env = append(hubEnv(), env...)
 	h.cmd.Stdout = &h.stderr.lockedBuf
 	h.cmd.Stderr = h.stderr
 	if err := h.cmd.Start(); err != nil {

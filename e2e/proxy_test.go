@@ -106,12 +106,21 @@ func freePort(t testing.TB) int {
 // unless HUBBUB_REQUIRE_NGINX=1.
 func startNginx(t testing.TB, hub *hubProc) *nginxProc {
 	t.Helper()
+	return startNginxSite(t, func(listen string) string {
+		site := readmeNginxConf(t)
+		site = replaceOnce(t, site, "listen 80;", "listen "+listen+";")
+		return replaceOnce(t, site, "http://127.0.0.1:8080", hub.URL)
+	})
+}
+
+// startNginxSite runs nginx with the site configuration (the content of
+// http { }) that site returns for the loopback address it should listen
+// on, as startNginx describes.
+func startNginxSite(t testing.TB, site func(listen string) string) *nginxProc {
+	t.Helper()
 	bin := requireTool(t, "nginx", "HUBBUB_REQUIRE_NGINX", "apt-get install -y nginx")
 	dir := t.TempDir()
 	port := freePort(t)
-	site := readmeNginxConf(t)
-	site = replaceOnce(t, site, "listen 80;", fmt.Sprintf("listen 127.0.0.1:%d;", port))
-	site = replaceOnce(t, site, "http://127.0.0.1:8080", hub.URL)
 	for _, d := range []string{"body", "proxy", "fastcgi", "uwsgi", "scgi"} {
 		if err := os.MkdirAll(filepath.Join(dir, "tmp", d), 0o700); err != nil {
 			t.Fatal(err)
@@ -127,7 +136,7 @@ http {
     uwsgi_temp_path %[1]s/tmp/uwsgi;
     scgi_temp_path %[1]s/tmp/scgi;
 %[2]s}
-`, dir, site)
+`, dir, site(fmt.Sprintf("127.0.0.1:%d", port)))
 	if err := os.WriteFile(filepath.Join(dir, "nginx.conf"), []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -16,7 +16,10 @@
 //   - Writes. A POST to /publish, /hub or / whose Origin is present and is
 //     neither the hub's own (the request's Host, or the public URL's) nor
 //     allowed gets 403 with a plain reason, as does one marked
-//     Sec-Fetch-Site: cross-site without an allowed Origin. Requests
+//     Sec-Fetch-Site: cross-site without an allowed Origin. A POST to the
+//     admin API (/api/...) is stricter: only the hub's own origin, whatever
+//     --cors-origin allows, since a page could otherwise use a local
+//     browser's admin rights (add an upstream, start a backup). Requests
 //     without these headers (curl, servers, SDKs) are not affected.
 package origin
 
@@ -83,7 +86,7 @@ func (p *Policy) Wrap(next http.Handler) http.Handler {
 			p.preflight(w, r, o)
 			return
 		}
-		if r.Method == http.MethodPost && writeEndpoint(r.URL.Path) {
+		if r.Method == http.MethodPost && (writeEndpoint(r.URL.Path) || strings.HasPrefix(r.URL.Path, "/api/")) {
 			if reason := p.refuseWrite(r, o); reason != "" {
 				http.Error(w, reason, http.StatusForbidden)
 				return
@@ -137,7 +140,13 @@ func (p *Policy) refuseWrite(r *http.Request, o string) string {
 		}
 		return ""
 	}
-	if p.own(r, o) || p.any || p.listed[strings.ToLower(o)] {
+	if p.own(r, o) {
+		return ""
+	}
+	if strings.HasPrefix(r.URL.Path, "/api/") {
+		return "cross-origin request to the admin API refused: only the hub's own pages may POST to /api/"
+	}
+	if p.any || p.listed[strings.ToLower(o)] {
 		return ""
 	}
 	return "cross-origin write refused: origin " + o + " is not this hub's own; its operator can allow it with --cors-origin"

@@ -8,6 +8,7 @@ import (
 
 	"github.com/hubbub/hubbub/activity"
 	"github.com/hubbub/hubbub/event"
+	"github.com/hubbub/hubbub/internal/buildinfo"
 )
 
 // topicInfo is one row of GET /api/topics.
@@ -31,9 +32,13 @@ type stats struct {
 	Live        int64            `json:"live_subscriptions"`
 	Topics      []topicInfo      `json:"topics"`
 	// Features lists the optional admin APIs this node serves ("websub":
-	// GET /api/subscriptions, "nodes": GET /api/nodes), so pages ask only
+	// GET /api/subscriptions, "nodes": GET /api/nodes, "backup": POST
+	// /api/backup, embedded store only), so pages ask only
 	// for what exists.
 	Features []string `json:"features"`
+	// Build names the binary this node runs, so that a mixed-version
+	// cluster (an upgrade in progress) shows on the dashboard.
+	Build buildinfo.Info `json:"build"`
 }
 
 // topics lists the busiest topics with their history and subscribers.
@@ -68,6 +73,7 @@ func (s *Server) snapshot(ctx context.Context) stats {
 		Live:        s.broker.Stats.Subscribers.Load(),
 		Topics:      s.topics(ctx, 20),
 		Features:    append([]string{}, s.features...),
+		Build:       s.build,
 	}
 	return st
 }

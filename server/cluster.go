@@ -63,7 +63,7 @@ func (s *Server) startCluster() error {
 	s.metrics.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name:        "hubbub_node_info",
 		Help:        "Always 1; the labels name this node and its version.",
-		ConstLabels: prometheus.Labels{"node": c.id, "version": Version},
+		ConstLabels: prometheus.Labels{"node": c.id, "version": s.build.Version},
 	}, func() float64 { return 1 }))
 	rs, ok := s.store.(*redisstore.Store)
 	if !ok {
@@ -127,7 +127,7 @@ func (s *Server) startHeartbeat(addr string) {
 func (s *Server) self() cluster.Node {
 	c := s.cluster
 	addr, _ := c.addr.Load().(string)
-	n := cluster.Node{ID: c.id, Address: addr, Version: Version, Started: c.started, Connections: s.metrics.live.Load()}
+	n := cluster.Node{ID: c.id, Address: addr, Version: s.build.Version, Started: c.started, Connections: s.metrics.live.Load()}
 	if peers := c.peers.Load(); peers != nil {
 		for _, p := range *peers {
 			if p.ID != c.id && s.broker.Watched(statsTopicOf(p.ID)) {

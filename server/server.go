@@ -23,6 +23,7 @@ import (
 	"github.com/hubbub/hubbub/config"
 	"github.com/hubbub/hubbub/event"
 	"github.com/hubbub/hubbub/hub"
+	"github.com/hubbub/hubbub/internal/buildinfo"
 	"github.com/hubbub/hubbub/internal/redisconn"
 	"github.com/hubbub/hubbub/limit"
 	"github.com/hubbub/hubbub/origin"
@@ -32,9 +33,6 @@ import (
 	"github.com/hubbub/hubbub/transport"
 	"github.com/hubbub/hubbub/web"
 )
-
-// Version is set at build time (-ldflags "-X .../server.Version=...").
-var Version = "dev"
 
 // Server is one running hub. Build it with New, serve with Serve or Run,
 // and Close it to release the store.
@@ -66,6 +64,10 @@ type Server struct {
 	// cluster is the node's identity, and in Redis mode its fan-out
 	// bridge and heartbeats (cluster.go).
 	cluster *clusterState
+	// build is what this binary is (version, revision, toolchain).
+	build buildinfo.Info
+	// backups allows one backup at a time (backup.go).
+	backups backupGate
 
 	// transports serve the wire protocol (kept to wait for WebSockets at
 	// shutdown).
@@ -123,7 +125,8 @@ func New(cfg config.Config, logger *slog.Logger) (*Server, error) {
 	s := &Server{cfg: cfg, log: logger, store: st, broker: b, hub: h, metrics: m,
 		activity: activity.New(10000, nil), node: nodeID,
 		features: []string{"nodes"},
-		cluster:  &clusterState{id: nodeID}, commits: commits, certs: certs}
+		cluster:  &clusterState{id: nodeID}, commits: commits, certs: certs, build: buildinfo.Read()}
+	registerBuildInfo(m.reg, s.build)
 	b.Tap(s.activity.Record)
 	base, cancel := context.WithCancelCause(context.Background())
 	s.base, s.cancelBase = base, func() { cancel(transport.ErrShutdown) }
@@ -138,6 +141,12 @@ func New(cfg config.Config, logger *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	s.features = append(s.features, "websub")
+	if _, ok := s.backupSources(); ok {
+		s.features = append(s.features, "backup")
+		if err := removeStaleBackups(cfg.Data); err != nil {
+			logger.Warn("backup", "err", err)
+		}
+	}
 	wsOrigins := append(append([]string(nil), cfg.WSOrigins...), originHosts(cfg.CORSOrigins)...)
 	lim := limit.New(limit.Options{
 		ReadTimeout: cfg.ReadTimeout, MaxConnsPerIP: cfg.MaxConnsPerIP, PublishRate: cfg.PublishRate,
@@ -183,7 +192,7 @@ func openStore(cfg config.Config, sc store.Config, logger *slog.Logger) (store.L
 		logger.Info("store: redis", "url", redactURL(cfg.Store))
 		return st, nil
 	}
-	st, err := embedded.Open(filepath.Join(cfg.Data, "log"), sc, embedded.WithLogger(logger))
+	st, err := embedded.Open(filepath.Join(cfg.Data, dirLog), sc, embedded.WithLogger(logger))
 	if err != nil {
 		return nil, fmt.Errorf("open store in %s: %w", cfg.Data, err)
 	}
@@ -238,8 +247,9 @@ func (s *Server) routes(t *transport.Handlers, lim *limit.Limiter) http.Handler 
 	mux.Handle("GET /api/topics", admin(http.HandlerFunc(s.apiTopics)))
 	mux.Handle("GET /api/stats", admin(http.HandlerFunc(s.apiStats)))
 	s.adminRoutes(mux, admin)
+	mux.Handle("POST /api/backup", admin(http.HandlerFunc(s.apiBackup)))
 	mux.Handle("GET /metrics", metricsAuth(s.cfg.MetricsKey, promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{})))
-	web.New(web.Options{Version: Version}).Register(mux)
+	web.New(web.Options{Version: s.build.Version}).Register(mux)
 	return lim.Wrap(mux)
 }
 
@@ -324,7 +334,7 @@ func (s *Server) Run(ctx context.Context) error {
 	if ls.admin != nil {
 		dashboard = ls.admin.Addr().String()
 	}
-	attrs := []any{"addr", ls.main.Addr().String(), "scheme", s.scheme(), "version", Version,
+	attrs := []any{"addr", ls.main.Addr().String(), "scheme", s.scheme(), "version", s.build.Version, "revision", s.build.ShortRevision(),
 		"dashboard", s.scheme() + "://" + dashboard + "/"}
 	if s.cfg.Store == "" {
 		attrs = append(attrs, "store", "embedded", "data", s.cfg.Data)

@@ -32,7 +32,9 @@ type webhooks struct {
 	hub     *websub.Hub
 	// upstream is the subscriber side: other hubs' topics republished here.
 	upstream *upstream.Manager
-	wg       sync.WaitGroup // Run goroutines of runner and hub
+	// upStore keeps the upstreams (the Manager owns and closes it).
+	upStore upstream.Store
+	wg      sync.WaitGroup // Run goroutines of runner and hub
 }
 
 // webhookRecords are the subscription records as the server uses them.
@@ -67,6 +69,7 @@ func (s *Server) openWebhooks(cfg config.Config) (w *webhooks, err error) {
 		return nil, err
 	}
 	closers = append(closers, upStore.Close) // idempotent: the Manager closes it too
+	w.upStore = upStore
 	w.runner = tasks.NewRunner(w.queue, tasks.Options{Logger: s.log, Lease: cfg.TaskLease})
 	w.hub, err = websub.New(websub.Options{
 		Hub: s.hub, Log: s.hub.Log(), Records: w.records, Tasks: w.runner,
@@ -117,11 +120,11 @@ func orNoLimit(n int) int {
 // error nothing stays open.
 func (s *Server) openWebhookStores(cfg config.Config) (tasks.Queue, webhookRecords, error) {
 	if cfg.Store == "" {
-		q, err := tembedded.Open(filepath.Join(cfg.Data, "tasks"))
+		q, err := tembedded.Open(filepath.Join(cfg.Data, dirTasks))
 		if err != nil {
 			return nil, nil, fmt.Errorf("open task queue: %w", err)
 		}
-		r, err := pebblerecords.Open(filepath.Join(cfg.Data, "websub"), s.log)
+		r, err := pebblerecords.Open(filepath.Join(cfg.Data, dirWebSub), s.log)
 		if err != nil {
 			_ = q.Close()
 			return nil, nil, fmt.Errorf("open webhook subscriptions: %w", err)
@@ -146,7 +149,7 @@ func (s *Server) openWebhookStores(cfg config.Config) (tasks.Queue, webhookRecor
 // redis, else in DATA/upstream.
 func openUpstreamStore(cfg config.Config, log *slog.Logger) (upstream.Store, error) {
 	if cfg.Store == "" {
-		return upstream.OpenPebble(filepath.Join(cfg.Data, "upstream"), log)
+		return upstream.OpenPebble(filepath.Join(cfg.Data, dirUpstream), log)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

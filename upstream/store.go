@@ -188,3 +188,18 @@ func (s *pebbleStore) Close() error {
 	s.closed = true
 	return s.db.Close()
 }
+
+// Checkpoint writes a consistent copy of the upstreams into dir, which must
+// not exist (created on the same file system: table files are
+// hard-linked). Changes wait for it.
+func (s *pebbleStore) Checkpoint(dir string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return ErrClosed
+	}
+	if err := s.db.Checkpoint(dir, pebble.WithFlushedWAL()); err != nil {
+		return fmt.Errorf("upstream: checkpoint to %s: %w", dir, err)
+	}
+	return nil
+}

@@ -38,7 +38,10 @@ func commands() []command {
 		{"bench", "[flags]", "load a running hub; report throughput and latency", bench},
 		{"token", "--secret S [flags]", "print a signed token (--subscribe, --publish, --admin, --ttl)", token},
 		{"config-reference", "", "print every setting (flag, env, YAML key, default) as Markdown", configReference},
-		{"version", "", "print the version", version},
+		{"backup", "[--server URL] DIR", "copy a running hub's embedded store into DIR", backupCmd},
+		{"restore", "[--data D] DIR", "restore a backup into a new data directory (hub stopped)", restoreCmd},
+		{"healthcheck", "[--ready]", "exit 0 if the hub of this environment answers /healthz", healthcheck},
+		{"version", "[--json]", "print the version (release, revision, Go)", version},
 	}
 }
 
@@ -149,16 +152,4 @@ func configReference(_ context.Context, e env, args []string) error {
 	}
 	config.Reference(e.stdout)
 	return nil
-}
-
-func version(_ context.Context, e env, args []string) error {
-	f := newFlags(e, "hubbub version", "hubbub version\n\nPrints the version of this binary.")
-	if err := f.parse(args); err != nil {
-		return err
-	}
-	if err := f.wantArgs(); err != nil {
-		return err
-	}
-	_, err := fmt.Fprintln(e.stdout, "hubbub", server.Version)
-	return err
 }

@@ -317,6 +317,9 @@
       const th = el("th");
       th.scope = "row";
       th.append(el("code", name));
+      // The build each node runs, so a mixed-version cluster shows.
+      const ver = (st && st.build && st.build.version) || (x && typeof x.version === "string" && x.version) || "";
+      if (ver) th.append(" ", el("small", ver, "muted node-version"));
       const last = el("td");
       if (st) last.append(timeEl(st.time), " · ");
       last.append(el("span", state, state.indexOf("reporting") >= 0 && state.indexOf("not") < 0 ? "ok" : "muted"));

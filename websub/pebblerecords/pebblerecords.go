@@ -382,3 +382,19 @@ func (r *Records) Close() error {
 	}
 	return nil
 }
+
+// Checkpoint writes a consistent copy of the records, as of one instant
+// during the call, into dir, which must not exist (created on the same
+// file system: table files are hard-linked). It may run while the records
+// serve.
+func (r *Records) Checkpoint(dir string) error {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if r.closed {
+		return ErrClosed
+	}
+	if err := r.db.Checkpoint(dir, pebble.WithFlushedWAL()); err != nil {
+		return fmt.Errorf("pebblerecords: checkpoint to %s: %w", dir, err)
+	}
+	return nil
+}

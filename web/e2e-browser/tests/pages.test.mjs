@@ -25,6 +25,8 @@ test("dashboard loads, shows stats over $sys/stats and a live tail of a topic", 
   await page.locator('section.node tr[data-transport="sse"]').waitFor();
   await page.locator('section.node dd[data-metric="published"]').waitFor();
   await page.locator("#nodes-body tr[data-node]").waitFor();
+  // Each node shows the build it runs (from its stats' "build").
+  await page.locator("#nodes-body tr[data-node] .node-version").waitFor();
   // The hub serves WebSub: the panel lists its subscriptions (none or some).
   await page.locator("#subs-status", {hasText: /webhook subscription/}).waitFor();
 
