@@ -84,15 +84,16 @@ func TestDiscovery(t *testing.T) {
 	t.Parallel()
 	h := startHub(t, "")
 	h.publish(t, `{"topic":"blog/posts","data":{"title":"hello"}}`)
-	for _, c := range []struct{ method, path, ct string }{
-		{http.MethodGet, "/topics/blog/posts", "application/json"},
-		{http.MethodGet, "/topics/blog/posts?format=atom", "application/atom+xml"},
-		{http.MethodHead, "/topics/blog/posts", "application/json"},
+	for _, c := range []struct{ method, path, ct, self string }{
+		{http.MethodGet, "/topics/blog/posts", "application/json", "/topics/blog/posts"},
+		{http.MethodGet, "/topics/blog/posts?format=atom&count=3", "application/atom+xml", "/topics/blog/posts?format=atom"},
+		{http.MethodGet, "/events?topic=blog/posts&format=rss", "application/rss+xml", "/topics/blog/posts?format=rss"},
+		{http.MethodHead, "/topics/blog/posts", "application/json", "/topics/blog/posts"},
 	} {
 		a := h.do(t, c.method, c.path, nil, nil)
 		link := a.Header.Get("Link")
 		if a.Status != http.StatusOK || !strings.HasPrefix(a.Header.Get("Content-Type"), c.ct) ||
-			!strings.Contains(link, h.URL+`/hub>; rel="hub"`) || !strings.Contains(link, h.URL+`/topics/blog/posts>; rel="self"`) {
+			!strings.Contains(link, h.URL+`/hub>; rel="hub"`) || !strings.Contains(link, "<"+h.URL+c.self+`>; rel="self"`) {
 			t.Errorf("%s %s: %s, Link %q", c.method, c.path, a, link)
 		}
 		if c.method == http.MethodGet && !strings.Contains(string(a.Body), "hello") {

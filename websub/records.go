@@ -27,16 +27,23 @@ type Subscription struct {
 	// local topic name for a URL of a topic hubbub hosts
 	// (PUBLIC_URL/topics/NAME), else Topic itself. ListByTopic indexes it.
 	LogTopic string `json:"log_topic"`
-	// HubURL is the hub's public URL sent in rel="hub" links (Options.
-	// PublicURL, or derived from the subscription request).
+	// HubURL is the hub's WebSub endpoint sent in rel="hub" links
+	// (PublicURL/hub, or derived from the subscription request; records
+	// from before this rule may hold the URL the request was POSTed to).
 	HubURL string `json:"hub_url"`
 	// Secret signs deliveries when not empty, with SignatureAlgorithm.
 	Secret             string `json:"secret,omitempty"`
 	SignatureAlgorithm string `json:"signature_algorithm,omitempty"`
 	// Batch > 1 delivers JSON arrays of up to Batch event objects.
 	Batch int `json:"batch,omitempty"`
-	// Filter is the hub.filter JSON, validated by filter.ParseJSON; "" for none.
-	Filter       string    `json:"filter,omitempty"`
+	// Filter is the hub.filter JSON (or the filter parameters of a topic
+	// URL of hubbub's, in that form), validated by filter.ParseJSON; ""
+	// for none.
+	Filter string `json:"filter,omitempty"`
+	// Format is "atom" or "rss" for a subscription to a feed URL of one of
+	// hubbub's topics (BASE/topics/NAME?format=atom): its deliveries are
+	// feeds of that format. "" delivers events as published.
+	Format       string    `json:"format,omitempty"`
 	LeaseSeconds int64     `json:"lease_seconds"`
 	Expires      time.Time `json:"expires"`
 	Created      time.Time `json:"created"`

@@ -294,6 +294,7 @@ func (h *Hub) apply(ctx context.Context, j verifyJob) error {
 		s.SignatureAlgorithm = j.SignatureAlgorithm
 		s.Batch = j.Batch
 		s.Filter = j.Filter
+		s.Format = j.Format
 		s.LeaseSeconds = j.LeaseSeconds
 		s.Expires = now.Add(lease)
 		if !j.NotAfter.IsZero() && j.NotAfter.Before(s.Expires) {

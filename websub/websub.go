@@ -77,8 +77,10 @@ type Options struct {
 	Records Records       // subscriptions and fetch state
 	Tasks   *tasks.Runner // the server's shared runner; Enqueue goes through it
 
-	// PublicURL is the hub's URL as subscribers reach it (rel="hub" links,
-	// User-Agent). Empty: derived from each subscription request's Host.
+	// PublicURL is hubbub's external base URL (--public-url): rel="hub"
+	// links name PublicURL/hub, topic URLs PublicURL/topics/NAME, and it
+	// goes in the User-Agent. Empty: derived from each subscription
+	// request's scheme and Host.
 	PublicURL string
 
 	DefaultLease time.Duration // DefaultLease when zero
@@ -283,18 +285,6 @@ func (h *Hub) Close() error {
 }
 
 func (h *Hub) now() time.Time { return h.o.Now() }
-
-// hubURL is the public URL, or the one derived from r.
-func (h *Hub) hubURL(r *http.Request) string {
-	if h.o.PublicURL != "" || r == nil {
-		return h.o.PublicURL
-	}
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	}
-	return scheme + "://" + r.Host + r.URL.Path
-}
 
 // Observer receives the hub's countable outcomes (for metrics). Methods
 // are called from task goroutines and must not block. Embed NopObserver to
