@@ -397,7 +397,7 @@ func TestCallbackPortsAndGuard(t *testing.T) {
 	}
 	s := newSubscriber(t)
 	code, body := e.post(url.Values{"hub.mode": {"subscribe"}, "hub.topic": {"t"}, "hub.callback": {s.url("/")}, "hub.verify": {"sync"}})
-	if code != http.StatusConflict || strings.TrimSpace(body) != "websub: verification failed: callback could not be reached" {
+	if code != http.StatusConflict || strings.TrimSpace(body) != "websub: verification failed: callback could not be reached (this hub calls no loopback or private address unless started with --allow-private-callbacks)" {
 		t.Fatalf("loopback callback: %d %q", code, body)
 	}
 }

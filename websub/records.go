@@ -82,6 +82,39 @@ type FetchState struct {
 	Fetched      time.Time `json:"fetched"`
 }
 
+// Verification states.
+const (
+	VerifyPending = "pending" // queued or being retried: the callback could not be reached yet
+	VerifyFailed  = "failed"  // the callback refused, or could not be reached in verifyAttempts tries
+	VerifyDenied  = "denied"  // the hub refused the request (Options.Allow)
+)
+
+// Verification is the state of the latest subscribe or unsubscribe request
+// for a (topic, callback) pair whose verification of intent has not (yet)
+// succeeded: pending while it is tried, failed or denied once it no longer
+// is, with the reason the subscriber would be told. A success removes it
+// (the subscription, or its absence, shows the outcome); so does Run's
+// sweep, VerificationRetention after its last change, keeping at most
+// MaxFinishedVerifications failed or denied ones. Requests answered at
+// once (hub.verify=sync: 204 or 409) leave none.
+type Verification struct {
+	ID       string `json:"id"` // SubscriptionID(Topic, Callback)
+	Topic    string `json:"topic"`
+	Callback string `json:"callback"`
+	Mode     string `json:"mode"`  // subscribe or unsubscribe
+	State    string `json:"state"` // VerifyPending, VerifyFailed or VerifyDenied
+	// Attempts counts the tries made (each a verification request, or an
+	// attempt at one that could not reach the callback).
+	Attempts    int       `json:"attempts"`
+	LastError   string    `json:"last_error,omitempty"`
+	NextAttempt time.Time `json:"next_attempt,omitzero"` // pending: when it is tried again
+	Requested   time.Time `json:"requested"`
+	Updated     time.Time `json:"updated"`
+}
+
+// Finished reports whether v is no longer being tried.
+func (v *Verification) Finished() bool { return v.State != VerifyPending }
+
 // ErrNotFound is returned (wrapped) by Records.Update when the
 // subscription does not exist.
 var ErrNotFound = errors.New("websub: no such subscription")
@@ -131,4 +164,13 @@ type Records interface {
 	FetchState(ctx context.Context, topic string) (FetchState, bool, error)
 	// PutFetchState remembers st for topic.
 	PutFetchState(ctx context.Context, topic string, st FetchState) error
+
+	// PutVerification stores v, replacing the verification with its ID.
+	PutVerification(ctx context.Context, v Verification) error
+	// DeleteVerification removes the verification with id, if there is
+	// one.
+	DeleteVerification(ctx context.Context, id string) error
+	// ListVerifications returns up to limit verifications with an id
+	// greater than after ("" for the first page), in id order.
+	ListVerifications(ctx context.Context, after string, limit int) ([]Verification, error)
 }

@@ -31,6 +31,8 @@ type verifyJob struct {
 	Reason string `json:"reason,omitempty"` // denial reason (Mode denied)
 	// NotAfter, when set, caps the subscription's expiry (Authorize).
 	NotAfter time.Time `json:"not_after,omitzero"`
+	// Requested is when the request came (for its Verification record).
+	Requested time.Time `json:"requested,omitzero"`
 	// Failed counts the failed attempts of the task runs before the last
 	// time it was put back for a busy host (see deferVerify); Waits
 	// counts those put-backs.
@@ -85,6 +87,11 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			if err := h.enqueueVerify(r.Context(), deny); err != nil {
 				h.log.Error("websub: enqueue denial failed", "err", err)
 			}
+			if !req.Sync {
+				noted := job
+				noted.Reason = aerr.Error()
+				h.noteVerification(r.Context(), noted, VerifyDenied, 0, nil, time.Time{})
+			}
 			if req.Sync {
 				plain(w, http.StatusForbidden, "websub: subscription denied: "+aerr.Error())
 				return
@@ -101,8 +108,15 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNoContent)
 		return
 	}
+	// On record before the task can run, so its outcome is never
+	// overwritten by this note.
+	job.Requested = h.now()
+	h.noteVerification(r.Context(), job, VerifyPending, 0, nil, time.Time{})
 	if err := h.enqueueVerify(r.Context(), job); err != nil {
 		h.log.Error("websub: enqueue verification failed", "err", err)
+		if derr := h.o.Records.DeleteVerification(r.Context(), SubscriptionID(job.Topic, job.Callback)); derr != nil {
+			h.log.Warn("websub: removing a verification's record failed; the sweep will", "err", derr)
+		}
 		plain(w, http.StatusServiceUnavailable, "websub: cannot queue the verification; try again")
 		return
 	}

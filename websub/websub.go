@@ -263,7 +263,10 @@ func New(o Options) (*Hub, error) {
 // Register registers the handlers of the verify, deliver and fetch kinds
 // on r (the runner given as Options.Tasks). Call it once, before r.Run.
 func (h *Hub) Register(r *tasks.Runner) {
-	r.Handle(KindVerify, h.handleVerify, tasks.KindOptions{Concurrency: verifyConcurrency, MaxAttempts: verifyAttempts,
+	// handleVerify counts its own tries and picks its own waits; the
+	// runner's limit is only a backstop for errors of the hub's own
+	// (records, queue).
+	r.Handle(KindVerify, h.handleVerify, tasks.KindOptions{Concurrency: verifyConcurrency, MaxAttempts: 2 * verifyAttempts,
 		Backoff: tasks.Backoff{Base: h.o.RetryBase, Max: h.o.RetryMax}})
 	// Unlimited attempts: a subscription is never dropped before its lease
 	// ends; the handler picks its own delays (RetryAfter).
