@@ -1,13 +1,16 @@
 package websub_test
 
 import (
+	"context"
 	"encoding/xml"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hubbub/hubbub/event"
+	"github.com/hubbub/hubbub/websub"
 )
 
 // A subscription to any URL under which hubbub serves a topic reaches that
@@ -86,5 +89,30 @@ func TestSubscribeToTopicURLsRefused(t *testing.T) {
 		if code, body := e.post(v); code != http.StatusBadRequest || !strings.Contains(body, tc.want) {
 			t.Errorf("subscribe to %s (filter %q): %d %q, want 400 about %q", tc.topic, tc.filter, code, body, tc.want)
 		}
+	}
+}
+
+// A subscription stored before its topic URL was mapped (its log topic was
+// the URL itself, which nothing publishes to) reads the topic from its next
+// renewal on.
+func TestRenewalMapsAnOldTopicURL(t *testing.T) {
+	e := newEnv(t, t.TempDir(), nil).start()
+	s := newSubscriber(t)
+	topic, cb := e.srv.URL+"/topics/blog/old?format=rss", s.url("/cb")
+	old := websub.Subscription{ID: websub.SubscriptionID(topic, cb), Topic: topic, Callback: cb, LogTopic: topic,
+		HubURL: e.srv.URL + "/", State: websub.StateActive, LeaseSeconds: 3600, Expires: e.clock.Now().Add(time.Hour)}
+	if err := e.records.Put(context.Background(), old); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.subscribe(topic, cb, nil); err != nil {
+		t.Fatal(err)
+	}
+	got, _, _ := e.records.Get(context.Background(), old.ID)
+	if got.LogTopic != "blog/old" || got.Format != "rss" {
+		t.Fatalf("renewed record reads %q as %q, want blog/old as rss", got.LogTopic, got.Format)
+	}
+	e.publish(event.Draft{Topics: []string{"blog/old"}, Data: []byte(`{"title":"renewed"}`)})
+	if d := s.next(); !strings.Contains(string(d.body), "renewed") || !strings.HasPrefix(d.header.Get("Content-Type"), "application/rss+xml") {
+		t.Fatalf("delivery after renewal: %s %s", d.header.Get("Content-Type"), d.body)
 	}
 }

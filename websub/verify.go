@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hubbub/hubbub/event"
 	"github.com/hubbub/hubbub/tasks"
 )
 
@@ -367,8 +368,18 @@ func (h *Hub) apply(ctx context.Context, j verifyJob) error {
 		}
 		s.Verified = now
 	}
-	_, err := h.o.Records.Update(ctx, id, func(s *Subscription) error {
+	head, err := h.o.Log.Head(ctx, j.LogTopic)
+	if err != nil {
+		return fmt.Errorf("websub: head of %q: %w", j.LogTopic, err)
+	}
+	_, err = h.o.Records.Update(ctx, id, func(s *Subscription) error {
 		set(s)
+		if s.LogTopic != j.LogTopic {
+			// The same hub.topic now reads another log (a topic URL of
+			// hubbub's, mapped since this record was made): from its head.
+			s.LogTopic = j.LogTopic
+			s.Cursor = event.Position{Epoch: head.Epoch, Seq: head.Last}
+		}
 		return nil
 	})
 	if err == nil {
@@ -381,10 +392,6 @@ func (h *Hub) apply(ctx context.Context, j verifyJob) error {
 		return err
 	} else if over {
 		return &verifyError{public: "the callback's host has as many subscriptions as this hub allows per host"}
-	}
-	head, err := h.o.Log.Head(ctx, j.LogTopic)
-	if err != nil {
-		return fmt.Errorf("websub: head of %q: %w", j.LogTopic, err)
 	}
 	s := Subscription{ID: id, Topic: j.Topic, Callback: j.Callback, LogTopic: j.LogTopic, Created: now, State: StateActive}
 	s.Cursor.Epoch, s.Cursor.Seq = head.Epoch, head.Last
