@@ -23,8 +23,8 @@ import (
 
 // nodeScript starts `node e2e/node/SCRIPT` with env, and returns its
 // stdout as lines (the channel closes when it exits) and a wait function
-// that returns its exit error and stderr.
-func nodeScript(t *testing.T, script string, env ...string) (<-chan string, func() (error, string)) {
+// that returns its stderr and exit error.
+func nodeScript(t *testing.T, script string, env ...string) (<-chan string, func() (string, error)) {
 	t.Helper()
 	var missing []string
 	node, err := exec.LookPath("node")
@@ -75,17 +75,17 @@ func nodeScript(t *testing.T, script string, env ...string) (<-chan string, func
 		_, _ = io.Copy(io.Discard, out)
 	}()
 	t.Cleanup(func() { cancel(); _ = cmd.Wait() })
-	return lines, func() (error, string) { return cmd.Wait(), stderr.String() }
+	return lines, func() (string, error) { err := cmd.Wait(); return stderr.String(), err }
 }
 
 // nextLine returns the script's next stdout line, failing the test when
 // it ends or d passes first.
-func nextLine(t *testing.T, lines <-chan string, d time.Duration, wait func() (error, string)) string {
+func nextLine(t *testing.T, lines <-chan string, d time.Duration, wait func() (string, error)) string {
 	t.Helper()
 	select {
 	case l, ok := <-lines:
 		if !ok {
-			err, stderr := wait()
+			stderr, err := wait()
 			t.Fatalf("the node script ended (%v) without the line expected; stderr:\n%s", err, stderr)
 		}
 		return l
@@ -115,7 +115,7 @@ func TestNodeSSEComments(t *testing.T) {
 	if err := json.Unmarshal([]byte(line), &got); err != nil {
 		t.Fatalf("script said %q: %v", line, err)
 	}
-	if err, stderr := wait(); err != nil || got.Error != "" {
+	if stderr, err := wait(); err != nil || got.Error != "" {
 		t.Fatalf("script failed (%v, %s): %s; stderr:\n%s", err, got.Error, line, stderr)
 	}
 	if got.Heartbeats < 2 || len(got.Comments) < 3 || got.Comments[0] != ": hubbub stream open" {
@@ -165,7 +165,7 @@ func TestNodeShutdown(t *testing.T) {
 	if err := json.Unmarshal([]byte(line), &got); err != nil {
 		t.Fatalf("script said %q: %v", line, err)
 	}
-	if err, stderr := wait(); err != nil || got.Error != "" {
+	if stderr, err := wait(); err != nil || got.Error != "" {
 		t.Fatalf("script failed (%v, %s): %s; stderr:\n%s", err, got.Error, line, stderr)
 	}
 	if got.WSClose == nil || got.WSClose.Code != 1001 || got.WSClose.Reason == "" {
