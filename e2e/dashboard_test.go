@@ -42,4 +42,8 @@ func TestStatsFromEveryNode(t *testing.T) {
 	if n := hubs[1].metric(t, "hubbub_events_published_total"); n != 0 {
 		t.Errorf("hubbub_events_published_total = %v after stats only, want 0", n)
 	}
+	// They are counted apart.
+	if n := hubs[1].metric(t, "hubbub_sys_events_published_total"); n < 1 {
+		t.Errorf("hubbub_sys_events_published_total = %v after its stats were seen, want at least 1", n)
+	}
 }

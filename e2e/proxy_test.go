@@ -201,12 +201,19 @@ func startProxiedHub(t testing.TB, hubArgs ...string) (hub, proxied *hubProc, ng
 
 // TestNginxStreamsSSEUnbuffered: an event published after an SSE stream
 // opened through nginx arrives through it while the stream stays open
-// (nginx buffering would hold it back).
+// (nginx buffering would hold it back), and so does the opening comment,
+// a lone line, before any event.
 func TestNginxStreamsSSEUnbuffered(t *testing.T) {
 	hub, proxied, _ := startProxiedHub(t)
-	s := proxied.openSSE(t, "topic=proxy/sse", "", false)
+	s := proxied.openSSE(t, "topic=proxy/sse", "", true)
 	if got := s.resp.Header.Get("Content-Type"); !strings.HasPrefix(got, "text/event-stream") {
 		t.Fatalf("Content-Type through nginx %q", got)
+	}
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(s.raw.String(), "\n: hubbub stream open\n"); {
+		if time.Now().After(deadline) {
+			t.Fatalf("the opening comment did not come through nginx within 10s: %q", s.raw.String())
+		}
+		time.Sleep(20 * time.Millisecond) // polling interval
 	}
 	for i := 1; i <= 3; i++ {
 		hub.publish(t, fmt.Sprintf(`{"topic":"proxy/sse","data":{"n":%d}}`, i))

@@ -318,6 +318,9 @@ func TestPublishContract(t *testing.T) {
 			{"unknown field", "/publish", "application/json", `{"topic":"bad/1","dat":1}`, 400},
 			{"one bad in array", "/publish", "application/json", `[{"topic":"bad/1","data":1},{"topic":"","data":2}]`, 400},
 			{"empty body", "/publish", "application/json", ``, 400},
+			{"empty raw body (curl --data-binary @missing-file)", "/publish?topic=bad/1", "image/png", ``, 400},
+			{"empty raw body, no type", "/publish?topic=bad/1", "", ``, 400},
+			{"text without topic", "/publish", "text/plain", `hello`, 400},
 			{"xml without topic", "/publish", "application/xml", `<a topic="bad/1"/>`, 415},
 		}
 		before := h.metric(t, "hubbub_events_published_total")

@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"strings"
@@ -50,6 +51,7 @@ func TestShutdownEndsPollsAndSocketsCleanly(t *testing.T) {
 	if _, msg, err := c.Read(ctx); err != nil || !strings.Contains(string(msg), `"subscribed"`) {
 		t.Fatalf("subscribe: %s %v", msg, err)
 	}
+	sse := h.openSSE(t, "topic=shut/c", "", true)
 	h.waitMetric(t, `hubbub_connections{transport="poll"}`, 20*time.Second, func(v float64) bool { return v == 1 })
 	closed := make(chan error, 1) // the client reads, as a browser does, so it answers the close
 	go func() {
@@ -77,5 +79,13 @@ func TestShutdownEndsPollsAndSocketsCleanly(t *testing.T) {
 	}
 	if err := <-closed; websocket.CloseStatus(err) != websocket.StatusGoingAway {
 		t.Fatalf("WebSocket at shutdown: %v (status %d), want close 1001", err, websocket.CloseStatus(err))
+	}
+	// An SSE stream is told why it ends (a comment, so EventSource just
+	// reconnects with Last-Event-ID), then ends.
+	if _, err := sse.tryNext(10 * time.Second); err == nil || errors.Is(err, errTimeout) {
+		t.Fatalf("SSE stream at shutdown: %v, want its end", err)
+	}
+	if raw := sse.raw.String(); !strings.Contains(raw, "\n: the server is shutting down; reconnect with Last-Event-ID\n") {
+		t.Fatalf("SSE stream at shutdown ended without saying so: %q", raw)
 	}
 }

@@ -527,4 +527,34 @@ func TestHeartbeat(t *testing.T) {
 	if n := countLinePrefix(s.raw.String(), ":"); n < 2 {
 		t.Errorf("idle SSE stream: %d comment lines in 1s+ with --heartbeat 1s, want an opening one and a heartbeat:\n%s", n, s.raw.String())
 	}
+	// Comments are lone lines: no blank line ends a block without data
+	// (clients such as @microsoft/fetch-event-source dispatch those as
+	// empty messages; see also TestNodeSSEComments).
+	if n := emptyDispatches(s.raw.String()); n != 0 {
+		t.Errorf("idle SSE stream: %d blank lines end a block without data:\n%q", n, s.raw.String())
+	}
+}
+
+// emptyDispatches counts the blank lines of an SSE stream that end a block
+// with no data line: what a client that does not skip empty events would
+// dispatch as an empty message.
+func emptyDispatches(raw string) int {
+	n, data := 0, false
+	for _, line := range strings.Split(raw, "\n") {
+		switch {
+		case line == "":
+			if !data {
+				n++
+			}
+			data = false
+		case strings.HasPrefix(line, "data:"):
+			data = true
+		}
+	}
+	if strings.HasSuffix(raw, "\n") { // the split's last element is no line
+		if !data {
+			n--
+		}
+	}
+	return n
 }

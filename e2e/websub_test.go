@@ -4,10 +4,12 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -73,6 +75,27 @@ func TestWebSub(t *testing.T) {
 	if strings.Contains(list, "s3cret") || !strings.Contains(list, `"signed":true`) {
 		t.Fatalf("/api/subscriptions shows a secret or lacks signed: %s", list)
 	}
+	// One snake_case shape (newcomer report 16): the cursor as the string
+	// clients use everywhere, one lease expiry.
+	var subs struct {
+		Subscriptions []map[string]any `json:"subscriptions"`
+		Verifications []map[string]any `json:"verifications"`
+	}
+	if err := json.Unmarshal([]byte(list), &subs); err != nil || len(subs.Subscriptions) != 1 || subs.Verifications == nil {
+		t.Fatalf("/api/subscriptions: %v: %s", err, list)
+	}
+	row := subs.Subscriptions[0]
+	if c, ok := row["cursor"].(string); !ok || !strings.HasSuffix(c, ":1") {
+		t.Errorf("cursor %v, want EPOCH:1", row["cursor"])
+	}
+	for k := range row {
+		if k != strings.ToLower(k) || k == "expires" || k == "hub_url" || k == "secret" {
+			t.Errorf("/api/subscriptions row has the key %q: %s", k, list)
+		}
+	}
+	if row["lease_expires"] == nil || row["topic"] != "orders/eu" || row["state"] != "active" {
+		t.Errorf("/api/subscriptions row: %v", row)
+	}
 	if a := h.do(t, http.MethodPost, "/hub", ctHeader("application/x-www-form-urlencoded"), []byte("hub.mode=subscribe&hub.topic=x")); a.Status != http.StatusBadRequest {
 		t.Fatalf("subscribe without callback: %s", a)
 	}
@@ -84,19 +107,68 @@ func TestDiscovery(t *testing.T) {
 	t.Parallel()
 	h := startHub(t, "")
 	h.publish(t, `{"topic":"blog/posts","data":{"title":"hello"}}`)
-	for _, c := range []struct{ method, path, ct string }{
-		{http.MethodGet, "/topics/blog/posts", "application/json"},
-		{http.MethodGet, "/topics/blog/posts?format=atom", "application/atom+xml"},
-		{http.MethodHead, "/topics/blog/posts", "application/json"},
+	for _, c := range []struct{ method, path, ct, self string }{
+		{http.MethodGet, "/topics/blog/posts", "application/json", "/topics/blog/posts"},
+		{http.MethodGet, "/topics/blog/posts?format=atom&count=3", "application/atom+xml", "/topics/blog/posts?format=atom"},
+		{http.MethodGet, "/events?topic=blog/posts&format=rss", "application/rss+xml", "/topics/blog/posts?format=rss"},
+		{http.MethodHead, "/topics/blog/posts", "application/json", "/topics/blog/posts"},
 	} {
 		a := h.do(t, c.method, c.path, nil, nil)
 		link := a.Header.Get("Link")
 		if a.Status != http.StatusOK || !strings.HasPrefix(a.Header.Get("Content-Type"), c.ct) ||
-			!strings.Contains(link, h.URL+`/hub>; rel="hub"`) || !strings.Contains(link, h.URL+`/topics/blog/posts>; rel="self"`) {
+			!strings.Contains(link, h.URL+`/hub>; rel="hub"`) || !strings.Contains(link, "<"+h.URL+c.self+`>; rel="self"`) {
 			t.Errorf("%s %s: %s, Link %q", c.method, c.path, a, link)
 		}
 		if c.method == http.MethodGet && !strings.Contains(string(a.Body), "hello") {
 			t.Errorf("%s %s: body lacks the event: %s", c.method, c.path, a)
 		}
+	}
+}
+
+// A verification that cannot reach its callback is visible in
+// /api/subscriptions while the hub retries it (newcomer report 16), and a
+// loopback callback refused by the SSRF guard is answered with a pointer
+// to --allow-private-callbacks.
+func TestWebSubVerificationVisible(t *testing.T) {
+	t.Parallel()
+	h := startHub(t, "", "--allow-private-callbacks")
+	dead := "http://127.0.0.1:" + strconv.Itoa(freePort(t)) + "/hook"
+	form := url.Values{"hub.mode": {"subscribe"}, "hub.topic": {"orders/dead"}, "hub.callback": {dead}}
+	if a := h.do(t, http.MethodPost, "/hub", ctHeader("application/x-www-form-urlencoded"), []byte(form.Encode())); a.Status != http.StatusAccepted {
+		t.Fatalf("subscribe: %s, want 202", a)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var resp struct {
+			Verifications []struct {
+				LastError string `json:"last_error"`
+			} `json:"verifications"`
+		}
+		a := h.do(t, http.MethodGet, "/api/subscriptions", nil, nil)
+		if err := json.Unmarshal(a.Body, &resp); err != nil {
+			t.Fatalf("/api/subscriptions: %v: %s", err, a)
+		}
+		if len(resp.Verifications) == 1 && resp.Verifications[0].LastError == "callback could not be reached" {
+			if !strings.Contains(string(a.Body), `"state":"pending"`) || !strings.Contains(string(a.Body), `"next_attempt"`) ||
+				!strings.Contains(string(a.Body), `"callback":"`+dead+`"`) {
+				t.Fatalf("a verification being retried: %s", a)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no failed try on record within 30s: %s", a)
+		}
+		time.Sleep(50 * time.Millisecond) // polling interval
+	}
+
+	guarded := startHub(t, "")
+	cb := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, r.URL.Query().Get("hub.challenge"))
+	}))
+	defer cb.Close()
+	form = url.Values{"hub.mode": {"subscribe"}, "hub.topic": {"orders/eu"}, "hub.callback": {cb.URL + "/hook"}, "hub.verify": {"sync"}}
+	a := guarded.do(t, http.MethodPost, "/hub", ctHeader("application/x-www-form-urlencoded"), []byte(form.Encode()))
+	if a.Status != http.StatusConflict || !strings.Contains(string(a.Body), "--allow-private-callbacks") || strings.Contains(string(a.Body), "127.0.0.1") {
+		t.Fatalf("sync subscribe of a loopback callback: %s, want 409 naming --allow-private-callbacks and no address", a)
 	}
 }

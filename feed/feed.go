@@ -62,7 +62,9 @@ type Meta struct {
 //   - one category per tag;
 //   - content: JSON and text as type="text", text/html as type="html", binary
 //     as base64 with type set to its media type (application/octet-stream
-//     when that is missing, malformed, composite, text or XML).
+//     when that is missing, malformed, composite, text or XML);
+//   - summary, for binary content only (RFC 4287 4.1.1.3 requires one when
+//     content is base64): "N bytes of MEDIA/TYPE", as the RSS description.
 func WriteAtom(w io.Writer, m Meta, events []*event.Event) error {
 	f := atomFeed{
 		ID:        feedID(m.Topic),
@@ -94,6 +96,7 @@ func WriteAtom(w io.Writer, m Meta, events []*event.Event) error {
 		}
 		switch it.kind {
 		case event.PayloadBinary:
+			en.Summary = &atomContent{Type: "text", Body: binarySummary(e, it)}
 			en.Content = atomContent{Type: it.mediaType, Body: base64.StdEncoding.EncodeToString(e.Data)}
 		case event.PayloadText:
 			en.Content = atomContent{Type: "text", Body: it.text}
@@ -151,7 +154,7 @@ func WriteRSS(w io.Writer, m Meta, events []*event.Event) error {
 		}
 		switch {
 		case it.kind == event.PayloadBinary:
-			ri.Description = escapeHTML(strconv.Itoa(len(e.Data)) + " bytes of " + it.mediaType)
+			ri.Description = escapeHTML(binarySummary(e, it))
 		case it.kind == event.PayloadText && it.mediaType == "text/html":
 			ri.Description = it.text
 		default:
@@ -179,6 +182,12 @@ func encode(w io.Writer, v any) error {
 	}
 	_, err := io.WriteString(w, "\n")
 	return err
+}
+
+// binarySummary says what a binary payload is, for readers that do not
+// show it: "N bytes of MEDIA/TYPE".
+func binarySummary(e *event.Event, it item) string {
+	return strconv.Itoa(len(e.Data)) + " bytes of " + it.mediaType
 }
 
 // escapeHTML escapes text for use as HTML character data.
@@ -394,6 +403,7 @@ type atomEntry struct {
 	Updated    string         `xml:"updated"`
 	Links      []atomLink     `xml:"link"`
 	Categories []atomCategory `xml:"category"`
+	Summary    *atomContent   `xml:"summary"` // binary content only
 	Content    atomContent    `xml:"content"`
 }
 

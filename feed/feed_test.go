@@ -38,6 +38,7 @@ type pEntry struct {
 	Updated    string      `xml:"updated"`
 	Links      []pLink     `xml:"link"`
 	Categories []pCategory `xml:"category"`
+	Summary    *pContent   `xml:"summary"`
 	Content    pContent    `xml:"content"`
 }
 
@@ -240,6 +241,15 @@ func checkAtom(t *testing.T, m Meta, evs []*event.Event, wants []want) {
 		}
 		if e.Content.Type != w.atomType || e.Content.Body != w.atomBody {
 			t.Errorf("atom entry %d content %q %q, want %q %q", i, e.Content.Type, e.Content.Body, w.atomType, w.atomBody)
+		}
+		// RFC 4287 4.1.1.3: base64 content (a media type that is neither
+		// text/* nor XML) needs a summary.
+		base64Content := w.atomType != "text" && w.atomType != "html"
+		switch {
+		case base64Content && (e.Summary == nil || e.Summary.Type != "text" || e.Summary.Body != w.rssDesc):
+			t.Errorf("atom entry %d has base64 content and summary %+v, want text %q", i, e.Summary, w.rssDesc)
+		case !base64Content && e.Summary != nil:
+			t.Errorf("atom entry %d has a summary %+v beside its text content", i, e.Summary)
 		}
 	}
 }

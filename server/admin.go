@@ -129,18 +129,10 @@ func (s *Server) apiTrim(w http.ResponseWriter, r *http.Request) {
 	writeAPI(w, trimAnswer{Topic: topic, Epoch: h.Epoch, First: h.First, Last: h.Last, History: h.Last + 1 - h.First, Removed: removed})
 }
 
-// subscriptionView is a webhook subscription as the admin API shows it:
-// never its secret, and with how far it lags behind its topic's log.
-type subscriptionView struct {
-	websub.Subscription
-	LeaseExpires time.Time `json:"lease_expires"`
-	Lag          uint64    `json:"lag"`
-	Secret       bool      `json:"signed"` // never the secret itself
-}
-
-func (s *Server) viewOf(ctx context.Context, sub websub.Subscription) subscriptionView {
-	v := subscriptionView{Subscription: sub, LeaseExpires: sub.Expires, Secret: sub.Secret != ""}
-	v.Subscription.Secret = ""
+// viewOf is sub as the admin API shows it (subscriptionRow), with how far
+// it lags behind its topic's log.
+func (s *Server) viewOf(ctx context.Context, sub websub.Subscription) subscriptionRow {
+	v := newSubscriptionRow(sub)
 	if h, err := s.store.Head(ctx, sub.LogTopic); err == nil && h.Last > sub.Cursor.Seq {
 		v.Lag = h.Last - sub.Cursor.Seq
 	}

@@ -118,7 +118,7 @@ func TestAdminSubscriptions(t *testing.T) {
 	if code, body := do(t, "POST", base+"/publish?topic=adm/hook", "1"); code != 200 {
 		t.Fatalf("publish: %d %s", code, body)
 	}
-	var sub subscriptionView
+	var sub subscriptionRow
 	for deadline := time.Now().Add(15 * time.Second); ; {
 		code, body := get(t, base+"/api/subscriptions/"+id)
 		if code != 200 || json.Unmarshal([]byte(body), &sub) != nil {
@@ -132,7 +132,7 @@ func TestAdminSubscriptions(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	if sub.Callback != cb.URL || sub.Lag != 1 || sub.NextAttempt.Before(time.Now().Add(30*time.Minute)) || sub.Secret {
+	if sub.Callback != cb.URL || sub.Lag != 1 || sub.NextAttempt.Before(time.Now().Add(30*time.Minute)) || sub.Signed {
 		t.Fatalf("subscription after a 503 with Retry-After 3600: %+v", sub)
 	}
 	ok.Store(true)

@@ -22,6 +22,7 @@ import (
 type metrics struct {
 	reg           *prometheus.Registry
 	published     prometheus.Counter
+	sysPublished  prometheus.Counter // the hub's own $sys/ events, apart from publishers'
 	duplicates    prometheus.Counter
 	delivered     *prometheus.CounterVec
 	connections   *prometheus.GaugeVec
@@ -40,7 +41,11 @@ func newMetrics(b *broker.Broker) *metrics {
 		reg: prometheus.NewRegistry(),
 		published: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "hubbub_events_published_total",
-			Help: "Events stored, one per (event, topic) pair; repeated idempotency keys excluded.",
+			Help: "Events stored for publishers, one per (event, topic) pair; repeated idempotency keys and the hub's own $sys/ events excluded.",
+		}),
+		sysPublished: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "hubbub_sys_events_published_total",
+			Help: "Events the hub stored in its own $sys/ topics (the dashboard's stats).",
 		}),
 		duplicates: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "hubbub_publish_duplicates_total",
@@ -72,7 +77,7 @@ func newMetrics(b *broker.Broker) *metrics {
 			Help: "Requests, connections and WebSocket messages refused by a limit, by limit.",
 		}, []string{"limit"}),
 	}
-	m.reg.MustRegister(m.published, m.duplicates, m.delivered, m.connections, m.slow, m.appendLatency, m.appendErrors, m.rejections,
+	m.reg.MustRegister(m.published, m.sysPublished, m.duplicates, m.delivered, m.connections, m.slow, m.appendLatency, m.appendErrors, m.rejections,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "hubbub_broker_cutoffs_total",
@@ -133,7 +138,8 @@ func (l meteredLog) Append(ctx context.Context, drafts []event.Draft) ([]store.R
 		switch {
 		case event.IsReserved(r.Topic):
 			// The hub's own $sys/ events (dashboard stats) are not
-			// publishers' traffic.
+			// publishers' traffic: counted apart.
+			l.m.sysPublished.Inc()
 		case r.Duplicate:
 			l.m.duplicates.Inc()
 		default:

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -201,28 +202,85 @@ func (w *webhooks) ensureUpstreams(cfg config.Config) error {
 	return w.upstream.Ensure(ctx, specs)
 }
 
-// apiSubscriptions answers GET /api/subscriptions?after=ID&limit=N: the
-// webhook subscriptions without their secrets, with how far each lags
-// behind its topic's log.
+// apiSubscriptions answers GET /api/subscriptions?after=ID&limit=N
+// (&verifications_after=ID): the webhook subscriptions in id order
+// (subscriptionRow: never a secret), with how far each lags behind its
+// topic's log, and "next" to page on; and the requests whose verification
+// has not succeeded (pending, failed, denied: websub.Verification), a page
+// of up to N with "verifications_next".
 func (s *Server) apiSubscriptions(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
 	limit := 100
-	if l, err := strconv.Atoi(r.URL.Query().Get("limit")); err == nil && l > 0 && l <= 1000 {
+	if l, err := strconv.Atoi(q.Get("limit")); err == nil && l > 0 && l <= 1000 {
 		limit = l
 	}
-	subs, err := s.webhooks.records.List(r.Context(), r.URL.Query().Get("after"), limit)
+	subs, err := s.webhooks.records.List(r.Context(), q.Get("after"), limit)
 	if err != nil {
 		http.Error(w, "listing subscriptions failed", http.StatusServiceUnavailable)
 		return
 	}
-	out := make([]subscriptionView, len(subs))
+	verifs, err := s.webhooks.records.ListVerifications(r.Context(), q.Get("verifications_after"), limit)
+	if err != nil {
+		http.Error(w, "listing verifications failed", http.StatusServiceUnavailable)
+		return
+	}
+	out := make([]subscriptionRow, len(subs))
 	for i, sub := range subs {
 		out[i] = s.viewOf(r.Context(), sub)
 	}
-	resp := map[string]any{"subscriptions": out}
+	resp := map[string]any{"subscriptions": out, "verifications": verifs}
 	if len(subs) == limit {
 		resp["next"] = subs[len(subs)-1].ID
 	}
+	if len(verifs) == limit {
+		resp["verifications_next"] = verifs[len(verifs)-1].ID
+	}
 	writeAPI(w, resp)
+}
+
+// subscriptionRow is a webhook subscription as the admin API shows it:
+// snake_case throughout, the cursor as the EPOCH:SEQ string clients use
+// everywhere else, the filter as JSON, and never the secret (signed says
+// whether there is one).
+type subscriptionRow struct {
+	ID                 string          `json:"id"`
+	Topic              string          `json:"topic"`     // hub.topic as the subscriber sent it
+	LogTopic           string          `json:"log_topic"` // the topic of hubbub's log it reads
+	Callback           string          `json:"callback"`
+	State              string          `json:"state"` // active or failing
+	Signed             bool            `json:"signed"`
+	SignatureAlgorithm string          `json:"signature_algorithm,omitempty"`
+	Format             string          `json:"format,omitempty"`
+	Batch              int             `json:"batch,omitempty"`
+	Filter             json.RawMessage `json:"filter,omitempty"`
+	LeaseSeconds       int64           `json:"lease_seconds"`
+	LeaseExpires       time.Time       `json:"lease_expires"`
+	Created            time.Time       `json:"created"`
+	Verified           time.Time       `json:"verified"`
+	Cursor             string          `json:"cursor"`
+	Lag                uint64          `json:"lag"`
+	Failures           int             `json:"failures,omitempty"`
+	LastError          string          `json:"last_error,omitempty"`
+	LastSuccess        time.Time       `json:"last_success,omitzero"`
+	NextAttempt        time.Time       `json:"next_attempt,omitzero"`
+	Dropped            uint64          `json:"dropped,omitempty"`
+}
+
+func newSubscriptionRow(s websub.Subscription) subscriptionRow {
+	row := subscriptionRow{
+		ID: s.ID, Topic: s.Topic, LogTopic: s.LogTopic, Callback: s.Callback, State: s.State,
+		Signed: s.Secret != "", Format: s.Format, Batch: s.Batch,
+		LeaseSeconds: s.LeaseSeconds, LeaseExpires: s.Expires, Created: s.Created, Verified: s.Verified,
+		Cursor: s.Cursor.String(), Failures: s.Failures, LastError: s.LastError,
+		LastSuccess: s.LastSuccess, NextAttempt: s.NextAttempt, Dropped: s.Dropped,
+	}
+	if row.Signed {
+		row.SignatureAlgorithm = s.SignatureAlgorithm
+	}
+	if s.Filter != "" && json.Valid([]byte(s.Filter)) {
+		row.Filter = json.RawMessage(s.Filter)
+	}
+	return row
 }
 
 // webhookMetrics is the websub.Observer for Prometheus.

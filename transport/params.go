@@ -29,6 +29,7 @@ type query struct {
 	filter    *filter.Filter     // nil: every event
 	fields    *filter.Projection // nil: data as published
 	coalesce  time.Duration      // coalesce_ms; -1 when not given
+	values    url.Values         // the parameters as given (for the self URL)
 }
 
 const maxTopicsPerRequest = 256
@@ -44,7 +45,7 @@ func parseQuery(r *http.Request) (query, error) {
 }
 
 func parseValues(v url.Values, lastEventID string) (query, error) {
-	var q query
+	q := query{values: v}
 	var err error
 	if m := v.Get("hub.mode"); m != "" && m != "retrieve" {
 		return q, event.Invalid("hub.mode=%q is not served here; GET /events takes hub.mode=retrieve (subscribe through POST /hub)", m)

@@ -9,6 +9,7 @@ import (
 	"github.com/hubbub/hubbub/event"
 	"github.com/hubbub/hubbub/feed"
 	"github.com/hubbub/hubbub/hub"
+	"github.com/hubbub/hubbub/topicurl"
 )
 
 // CursorHeader carries the cursor after a retrieve's events, whatever the
@@ -18,7 +19,8 @@ const CursorHeader = "Hubbub-Cursor"
 // retrieve answers at once with stored events: the newest count (default
 // 10), or with after= the oldest count after the cursor, or with before=
 // the newest count before it; newest last. JSON by default, Atom or RSS by
-// format= or Accept. The answer holds at most MaxResponseBytes (but always
+// format= or Accept, with a Link header naming the answer's canonical URL
+// (rel="self") and, for one topic, the WebSub hub (rel="hub"). The answer holds at most MaxResponseBytes (but always
 // one event): fewer events than count, with the cursor to page on from.
 func (h *Handlers) retrieve(w http.ResponseWriter, r *http.Request, q query) {
 	for _, t := range q.topics {
@@ -37,12 +39,18 @@ func (h *Handlers) retrieve(w http.ResponseWriter, r *http.Request, q query) {
 		}
 	}
 	isFeed := format == "atom" || format == "rss"
+	self, hubURL := h.links(r, q, format)
+	link := "<" + self + `>; rel="self"`
+	if hubURL != "" {
+		link = "<" + hubURL + `>; rel="hub", ` + link
+	}
+	w.Header().Set("Link", link)
 	var m feed.Meta
 	var size func(*event.Event) int
 	var items map[*event.Event]*event.Item
 	overhead := answerOverhead(q.topics)
 	if isFeed {
-		m = h.feedMeta(r, q)
+		m = feed.Meta{Title: strings.Join(q.topics, ", "), Topic: strings.Join(q.topics, " "), SelfURL: self, HubURL: hubURL}
 		var empty int
 		size, empty = feedEntrySize(m, format)
 		overhead = empty + 64
@@ -99,14 +107,18 @@ func answerOverhead(topics []string) int {
 	return n
 }
 
-func (h *Handlers) feedMeta(r *http.Request, q query) feed.Meta {
+// links returns the rel="self" URL of a retrieve answer in format (the
+// canonical one: see topicurl.Self) and the rel="hub" URL, "" unless the
+// answer is of one topic a WebSub subscriber may subscribe to. Both go in
+// the Link header, and in a feed's body too, so the two always agree, and
+// subscribing to the self URL (whichever form of it) delivers the topic.
+func (h *Handlers) links(r *http.Request, q query, format string) (self, hubURL string) {
 	base := h.baseURL(r)
-	return feed.Meta{
-		Title:   strings.Join(q.topics, ", "),
-		Topic:   strings.Join(q.topics, " "),
-		SelfURL: base + r.URL.RequestURI(),
-		HubURL:  base + "/hub",
+	self = topicurl.Self(base, q.topics, format, q.values)
+	if q.single != "" && !event.IsReserved(q.single) {
+		hubURL = topicurl.Hub(base)
 	}
+	return self, hubURL
 }
 
 // feedEntrySize returns the bytes one event adds to a feed of format (a

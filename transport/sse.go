@@ -53,7 +53,14 @@ func (h *Handlers) subscribeReq(w http.ResponseWriter, r *http.Request, q query,
 // sent every Heartbeat. A subscriber that falls behind is told so in a
 // comment and disconnected; EventSource then reconnects with Last-Event-ID
 // and loses nothing that history still holds. A stream that a token
-// authorised ends at notAfter (when not zero) with "event: auth-expired".
+// authorised ends at notAfter (when not zero) with "event: auth-expired";
+// at shutdown a comment says so before the stream ends.
+//
+// Comments (the opening one, heartbeats, the notices) are lone lines, with
+// no blank line after them: a blank line ends an event, and clients that
+// do not skip events without data (@microsoft/fetch-event-source) would
+// otherwise see an empty message for each. Every write is flushed, so a
+// lone line reaches the client (and an unbuffered proxy) at once.
 func (h *Handlers) sse(w http.ResponseWriter, r *http.Request, q query, notAfter time.Time) {
 	rc := http.NewResponseController(w)
 	ctx, stop := untilExpiry(r.Context(), notAfter)
@@ -74,7 +81,8 @@ func (h *Handlers) sse(w http.ResponseWriter, r *http.Request, q query, notAfter
 	buf := make([]byte, 0, 4096)
 	buf = append(buf, "retry: "...)
 	buf = strconv.AppendInt(buf, h.opts.SSERetry.Milliseconds(), 10)
-	buf = append(buf, "\n: hubbub stream open\n\n"...)
+	buf = append(buf, "\n"...)
+	buf = append(buf, sseOpen...)
 	if _, err := w.Write(buf); err != nil {
 		return
 	}
@@ -87,21 +95,22 @@ func (h *Handlers) sse(w http.ResponseWriter, r *http.Request, q query, notAfter
 	for {
 		msgs, err := sub.Next(ctx, beat.C)
 		if err != nil {
-			if authExpired(ctx) && r.Context().Err() == nil {
-				_, _ = w.Write(sseAuthExpired)
-				_ = rc.Flush()
-			} else if errors.Is(err, broker.ErrSlow) {
+			switch {
+			case authExpired(ctx) && r.Context().Err() == nil:
+				_ = writeBatch(rc, w, sseAuthExpired)
+			case errors.Is(err, broker.ErrSlow):
 				h.obs.SlowDisconnect(NameSSE)
-				_, _ = w.Write([]byte(": disconnected: this client fell too far behind; reconnect with Last-Event-ID\n\n"))
-				_ = rc.Flush()
-			} else if r.Context().Err() == nil {
+				_ = writeBatch(rc, w, sseSlow)
+			case shuttingDown(r):
+				_ = writeBatch(rc, w, sseShutdown)
+			case r.Context().Err() == nil:
 				h.log.Warn("sse subscription ended", "err", err)
 			}
 			return
 		}
 		buf = buf[:0]
 		if msgs == nil {
-			buf = append(buf, ": heartbeat\n\n"...)
+			buf = append(buf, sseHeartbeat...)
 		}
 		n := 0
 		for _, m := range msgs {
@@ -129,6 +138,14 @@ func (h *Handlers) sse(w http.ResponseWriter, r *http.Request, q query, notAfter
 // sseAuthExpired ends a stream whose token expired; the client should
 // reconnect with a fresh token and its Last-Event-ID.
 var sseAuthExpired = []byte("event: auth-expired\ndata: {\"reason\":\"token expired\"}\n\n")
+
+// The comments a stream sends, each a lone line (see sse).
+var (
+	sseOpen      = []byte(": hubbub stream open\n")
+	sseHeartbeat = []byte(": heartbeat\n")
+	sseSlow      = []byte(": disconnected: this client fell too far behind; reconnect with Last-Event-ID\n")
+	sseShutdown  = []byte(": the server is shutting down; reconnect with Last-Event-ID\n")
+)
 
 func appendSSEReset(b []byte, m hub.Message) []byte {
 	rj := toResetJSON(m.Reset)

@@ -3,14 +3,13 @@ package transport
 import (
 	"net/http"
 	"net/url"
-	"strings"
 )
 
 // Topic serves GET and HEAD /topics/{topic...}: a topic hubbub hosts, as
 // the retrieve formats (JSON, Atom with format=atom or Accept, RSS), with
-// the Link headers that let a WebSub subscriber discover the hub:
-// <BASE/hub>; rel="hub" and <BASE/topics/TOPIC>; rel="self". The other
-// retrieve parameters (count, after, before, filters) work as on /events.
+// the Link headers that let a WebSub subscriber discover the hub (see
+// retrieve). The other retrieve parameters (count, after, before,
+// filters) work as on /events.
 func (h *Handlers) Topic(w http.ResponseWriter, r *http.Request) {
 	topic := r.PathValue("topic")
 	if topic == "" {
@@ -34,17 +33,5 @@ func (h *Handlers) Topic(w http.ResponseWriter, r *http.Request) {
 	if _, ok := h.authorizeRead(w, r, q.topics); !ok {
 		return
 	}
-	base := h.baseURL(r)
-	self := base + "/topics/" + escapeTopicPath(topic)
-	w.Header().Set("Link", "<"+base+"/hub>; rel=\"hub\", <"+self+">; rel=\"self\"")
 	h.retrieve(w, r, q)
-}
-
-// escapeTopicPath escapes a topic for a URL path, keeping its slashes.
-func escapeTopicPath(topic string) string {
-	parts := strings.Split(topic, "/")
-	for i, p := range parts {
-		parts[i] = url.PathEscape(p)
-	}
-	return strings.Join(parts, "/")
 }

@@ -198,7 +198,7 @@ func (m *Manager) content(w http.ResponseWriter, r *http.Request, id, token stri
 
 // republish publishes body into u.Into and returns the number of events.
 func (m *Manager) republish(r *http.Request, u Upstream, body []byte) (int, error) {
-	n, err := websub.PublishFeed(r.Context(), m.o.Hub, u.Into, m.o.PublicURL, body)
+	n, err := websub.PublishFeed(r.Context(), m.o.Hub, u.Into, websub.PublicHub(m.o.PublicURL), body)
 	if !errors.Is(err, websub.ErrNotFeed) {
 		return n, err
 	}

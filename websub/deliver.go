@@ -8,14 +8,18 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/hubbub/hubbub/event"
+	"github.com/hubbub/hubbub/feed"
 	"github.com/hubbub/hubbub/filter"
 	"github.com/hubbub/hubbub/hub"
 	"github.com/hubbub/hubbub/tasks"
+	"github.com/hubbub/hubbub/topicurl"
 )
 
 // Delivery limits.
@@ -401,13 +405,36 @@ func (h *Hub) checkHead(ctx context.Context, s Subscription) (Subscription, erro
 	return out, nil
 }
 
+// links returns the rel="hub" and rel="self" URLs of s's deliveries: the
+// hub's WebSub endpoint, as discovery names it (BASE/hub), and the topic
+// URL the subscriber subscribed to, or for a topic it named by its bare
+// name, that topic's URL (BASE/topics/NAME).
+func (h *Hub) links(s *Subscription) (hubURL, self string) {
+	base := strings.TrimRight(h.o.PublicURL, "/")
+	if base == "" {
+		// From the subscription request; older records hold the URL it
+		// was POSTed to, "/" or "/hub".
+		base = strings.TrimRight(strings.TrimSuffix(strings.TrimRight(s.HubURL, "/"), "/hub"), "/")
+	}
+	self = s.Topic
+	if u, err := url.Parse(s.Topic); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		self = topicurl.Self(base, []string{s.LogTopic}, s.Format, nil)
+	}
+	return topicurl.Hub(base), self
+}
+
 // compose builds the next POST from the first events of evs (at least
 // one): n is how many it carries. With Batch > 1, a JSON array of up to
-// Batch wire events; for feed content, one feed of consecutive entries of
-// the same feed type; for JSON events, the data as application/json; for
-// any other event, its bytes with its own Content-Type.
+// Batch wire events; for a subscription to a feed URL (Format), a feed of
+// that format with up to maxFeedEntries events; for feed content, one
+// feed of consecutive entries of the same feed type; for JSON events, the
+// data as application/json; for any other event, its bytes with its own
+// Content-Type.
 func (h *Hub) compose(s *Subscription, evs []*event.Event) (n int, body []byte, ctype string) {
 	first := evs[0]
+	if s.Format != "" && s.Batch <= 1 && feedKind(first.ContentType) != s.Format {
+		return h.composeFeed(s, evs)
+	}
 	if s.Batch > 1 {
 		n = min(len(evs), s.Batch)
 		var b bytes.Buffer
@@ -440,6 +467,21 @@ func (h *Hub) compose(s *Subscription, evs []*event.Event) (n int, body []byte, 
 	return 1, first.Data, first.ContentType
 }
 
+// composeFeed renders up to maxFeedEntries events as a feed in s.Format,
+// as GET on its topic URL would show them.
+func (h *Hub) composeFeed(s *Subscription, evs []*event.Event) (n int, body []byte, ctype string) {
+	n = min(len(evs), maxFeedEntries)
+	hubURL, self := h.links(s)
+	m := feed.Meta{Title: s.LogTopic, Topic: s.LogTopic, SelfURL: self, HubURL: hubURL, Updated: h.now()}
+	var b bytes.Buffer
+	write, ctype := feed.WriteAtom, feed.AtomType
+	if s.Format == topicurl.FormatRSS {
+		write, ctype = feed.WriteRSS, feed.RSSType
+	}
+	_ = write(&b, m, evs[:n]) // writes to memory: cannot fail
+	return n, b.Bytes(), ctype
+}
+
 // post sends one delivery. It returns the status (0 on a network error)
 // and the Retry-After the callback asked for, if any.
 func (h *Hub) post(ctx context.Context, s *Subscription, body []byte, ctype string) (int, time.Duration, error) {
@@ -450,11 +492,8 @@ func (h *Hub) post(ctx context.Context, s *Subscription, body []byte, ctype stri
 		return 0, 0, fmt.Errorf("build request: %w", err)
 	}
 	req.Header.Set("Content-Type", ctype)
-	hubURL := h.o.PublicURL
-	if hubURL == "" {
-		hubURL = s.HubURL
-	}
-	req.Header.Set("Link", "<"+hubURL+`>; rel="hub", <`+s.Topic+`>; rel="self"`)
+	hubURL, self := h.links(s)
+	req.Header.Set("Link", "<"+hubURL+`>; rel="hub", <`+self+`>; rel="self"`)
 	req.Header.Set("User-Agent", h.userAgent(s.LogTopic))
 	if s.Secret != "" {
 		alg := s.SignatureAlgorithm

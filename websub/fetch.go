@@ -140,7 +140,7 @@ func (h *Hub) fetch(ctx context.Context, topic string) (int, error) {
 
 // drafts turns a fetched body into the drafts not published before.
 func (h *Hub) drafts(ctx context.Context, topic, ctype string, body []byte) ([]event.Draft, error) {
-	out, isFeed, err := feedDrafts(ctx, h.o.Log, topic, h.o.PublicURL, body, h.now())
+	out, isFeed, err := feedDrafts(ctx, h.o.Log, topic, PublicHub(h.o.PublicURL), body, h.now())
 	if err != nil || isFeed {
 		return out, err
 	}

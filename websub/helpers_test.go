@@ -146,7 +146,7 @@ func newEnvRetention(t testing.TB, dir string, ret store.Retention, opt func(*we
 	e.srv = httptest.NewServer(nil)
 	o := websub.Options{
 		Hub: e.hub, Log: st, Records: e.records, Tasks: e.runner,
-		PublicURL:     e.srv.URL + "/hub",
+		PublicURL:     e.srv.URL,
 		AllowPrivate:  true,
 		MinLease:      time.Second,
 		Logger:        quiet(),

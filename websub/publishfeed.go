@@ -1,6 +1,8 @@
 package websub
 
 import (
+	"github.com/hubbub/hubbub/topicurl"
+
 	"context"
 	"errors"
 	"fmt"
@@ -37,6 +39,15 @@ func PublishFeed(ctx context.Context, h *hub.Hub, topic, hubURL string, body []b
 		return 0, fmt.Errorf("websub: publish %s: %w", topic, err)
 	}
 	return len(drafts), nil
+}
+
+// PublicHub is the hub URL to name in rel="hub" links for a hub whose
+// public URL is publicURL: publicURL/hub, or "" when it is "".
+func PublicHub(publicURL string) string {
+	if publicURL == "" {
+		return ""
+	}
+	return topicurl.Hub(publicURL)
 }
 
 // NewClient returns an HTTP client guarded like the hub's own outgoing

@@ -27,16 +27,23 @@ type Subscription struct {
 	// local topic name for a URL of a topic hubbub hosts
 	// (PUBLIC_URL/topics/NAME), else Topic itself. ListByTopic indexes it.
 	LogTopic string `json:"log_topic"`
-	// HubURL is the hub's public URL sent in rel="hub" links (Options.
-	// PublicURL, or derived from the subscription request).
+	// HubURL is the hub's WebSub endpoint sent in rel="hub" links
+	// (PublicURL/hub, or derived from the subscription request; records
+	// from before this rule may hold the URL the request was POSTed to).
 	HubURL string `json:"hub_url"`
 	// Secret signs deliveries when not empty, with SignatureAlgorithm.
 	Secret             string `json:"secret,omitempty"`
 	SignatureAlgorithm string `json:"signature_algorithm,omitempty"`
 	// Batch > 1 delivers JSON arrays of up to Batch event objects.
 	Batch int `json:"batch,omitempty"`
-	// Filter is the hub.filter JSON, validated by filter.ParseJSON; "" for none.
-	Filter       string    `json:"filter,omitempty"`
+	// Filter is the hub.filter JSON (or the filter parameters of a topic
+	// URL of hubbub's, in that form), validated by filter.ParseJSON; ""
+	// for none.
+	Filter string `json:"filter,omitempty"`
+	// Format is "atom" or "rss" for a subscription to a feed URL of one of
+	// hubbub's topics (BASE/topics/NAME?format=atom): its deliveries are
+	// feeds of that format. "" delivers events as published.
+	Format       string    `json:"format,omitempty"`
 	LeaseSeconds int64     `json:"lease_seconds"`
 	Expires      time.Time `json:"expires"`
 	Created      time.Time `json:"created"`
@@ -74,6 +81,39 @@ type FetchState struct {
 	LastModified string    `json:"last_modified,omitempty"`
 	Fetched      time.Time `json:"fetched"`
 }
+
+// Verification states.
+const (
+	VerifyPending = "pending" // queued or being retried: the callback could not be reached yet
+	VerifyFailed  = "failed"  // the callback refused, or could not be reached in verifyAttempts tries
+	VerifyDenied  = "denied"  // the hub refused the request (Options.Allow)
+)
+
+// Verification is the state of the latest subscribe or unsubscribe request
+// for a (topic, callback) pair whose verification of intent has not (yet)
+// succeeded: pending while it is tried, failed or denied once it no longer
+// is, with the reason the subscriber would be told. A success removes it
+// (the subscription, or its absence, shows the outcome); so does Run's
+// sweep, VerificationRetention after its last change, keeping at most
+// MaxFinishedVerifications failed or denied ones. Requests answered at
+// once (hub.verify=sync: 204 or 409) leave none.
+type Verification struct {
+	ID       string `json:"id"` // SubscriptionID(Topic, Callback)
+	Topic    string `json:"topic"`
+	Callback string `json:"callback"`
+	Mode     string `json:"mode"`  // subscribe or unsubscribe
+	State    string `json:"state"` // VerifyPending, VerifyFailed or VerifyDenied
+	// Attempts counts the tries made (each a verification request, or an
+	// attempt at one that could not reach the callback).
+	Attempts    int       `json:"attempts"`
+	LastError   string    `json:"last_error,omitempty"`
+	NextAttempt time.Time `json:"next_attempt,omitzero"` // pending: when it is tried again
+	Requested   time.Time `json:"requested"`
+	Updated     time.Time `json:"updated"`
+}
+
+// Finished reports whether v is no longer being tried.
+func (v *Verification) Finished() bool { return v.State != VerifyPending }
 
 // ErrNotFound is returned (wrapped) by Records.Update when the
 // subscription does not exist.
@@ -124,4 +164,13 @@ type Records interface {
 	FetchState(ctx context.Context, topic string) (FetchState, bool, error)
 	// PutFetchState remembers st for topic.
 	PutFetchState(ctx context.Context, topic string, st FetchState) error
+
+	// PutVerification stores v, replacing the verification with its ID.
+	PutVerification(ctx context.Context, v Verification) error
+	// DeleteVerification removes the verification with id, if there is
+	// one.
+	DeleteVerification(ctx context.Context, id string) error
+	// ListVerifications returns up to limit verifications with an id
+	// greater than after ("" for the first page), in id order.
+	ListVerifications(ctx context.Context, after string, limit int) ([]Verification, error)
 }

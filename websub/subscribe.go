@@ -8,11 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"strings"
 	"time"
 
+	"github.com/hubbub/hubbub/filter"
 	"github.com/hubbub/hubbub/tasks"
+	"github.com/hubbub/hubbub/topicurl"
 )
 
 // maxFormBytes bounds a hub request's body.
@@ -24,9 +25,14 @@ type verifyJob struct {
 	Request
 	HubURL   string `json:"hub_url"`
 	LogTopic string `json:"log_topic"`
-	Reason   string `json:"reason,omitempty"` // denial reason (Mode denied)
+	// Format is the feed format deliveries take ("", atom, rss): that of
+	// the topic URL (see topicurl.Parse).
+	Format string `json:"format,omitempty"`
+	Reason string `json:"reason,omitempty"` // denial reason (Mode denied)
 	// NotAfter, when set, caps the subscription's expiry (Authorize).
 	NotAfter time.Time `json:"not_after,omitzero"`
+	// Requested is when the request came (for its Verification record).
+	Requested time.Time `json:"requested,omitzero"`
 	// Failed counts the failed attempts of the task runs before the last
 	// time it was put back for a busy host (see deferVerify); Waits
 	// counts those put-backs.
@@ -65,7 +71,11 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.servePublish(w, r, req)
 		return
 	}
-	job := verifyJob{Request: req, HubURL: h.hubURL(r), LogTopic: h.logTopic(req.Topic, r)}
+	job, err := h.newJob(r, req)
+	if err != nil {
+		plain(w, http.StatusBadRequest, err.Error())
+		return
+	}
 	if f := h.checkSubscription(r, &job); f != nil {
 		f.write(w)
 		return
@@ -76,6 +86,11 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			deny.Mode, deny.Reason = ModeDenied, aerr.Error()
 			if err := h.enqueueVerify(r.Context(), deny); err != nil {
 				h.log.Error("websub: enqueue denial failed", "err", err)
+			}
+			if !req.Sync {
+				noted := job
+				noted.Reason = aerr.Error()
+				h.noteVerification(r.Context(), noted, VerifyDenied, 0, nil, time.Time{})
 			}
 			if req.Sync {
 				plain(w, http.StatusForbidden, "websub: subscription denied: "+aerr.Error())
@@ -93,8 +108,15 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNoContent)
 		return
 	}
+	// On record before the task can run, so its outcome is never
+	// overwritten by this note.
+	job.Requested = h.now()
+	h.noteVerification(r.Context(), job, VerifyPending, 0, nil, time.Time{})
 	if err := h.enqueueVerify(r.Context(), job); err != nil {
 		h.log.Error("websub: enqueue verification failed", "err", err)
+		if derr := h.o.Records.DeleteVerification(r.Context(), SubscriptionID(job.Topic, job.Callback)); derr != nil {
+			h.log.Warn("websub: removing a verification's record failed; the sweep will", "err", derr)
+		}
 		plain(w, http.StatusServiceUnavailable, "websub: cannot queue the verification; try again")
 		return
 	}
@@ -122,11 +144,36 @@ func (h *Hub) enqueueVerify(ctx context.Context, j verifyJob) error {
 	return nil
 }
 
+// newJob makes the verify job of a subscribe or unsubscribe request. A
+// topic URL under which hubbub serves one of its topics (resolve) is that
+// topic, in that URL's format and with its filter parameters as the
+// subscription's filter (which hub.filter may not also give). Its errors
+// are client errors.
+func (h *Hub) newJob(r *http.Request, req Request) (verifyJob, error) {
+	ref, err := h.resolve(req.Topic, r)
+	if err != nil {
+		return verifyJob{}, bad("hub.topic: %v", err)
+	}
+	if ref.Filter != nil && req.Mode == ModeSubscribe {
+		f, _, err := filter.FromQuery(ref.Filter)
+		if err != nil {
+			return verifyJob{}, bad("hub.topic's filter: %v", err)
+		}
+		if f != nil && !f.IsZero() {
+			if req.Filter != "" {
+				return verifyJob{}, bad("hub.topic's query has a filter, and so does hub.filter: give one")
+			}
+			req.Filter = f.Key()
+		}
+	}
+	return verifyJob{Request: req, HubURL: topicurl.Hub(h.base(r)), LogTopic: ref.Topic, Format: ref.Format}, nil
+}
+
 // servePublish enqueues one fetch per pinged URL. URLs of topics hubbub
 // hosts itself are not fetched: their events are in the log already.
 func (h *Hub) servePublish(w http.ResponseWriter, r *http.Request, req Request) {
 	for _, u := range req.URLs {
-		if h.logTopic(u, r) != u {
+		if h.isOwn(u, r) {
 			continue
 		}
 		if err := h.enqueueFetch(r.Context(), u); err != nil {
@@ -148,29 +195,55 @@ func (h *Hub) enqueueFetch(ctx context.Context, topic string) error {
 	return h.enqueueFetchAt(ctx, topic, h.gate.next(topic, h.now()))
 }
 
-// logTopic maps a topic URL of a topic hubbub hosts (BASE/topics/NAME,
-// BASE being PublicURL or the request's scheme and host) to NAME; any
-// other topic is its own log topic.
-func (h *Hub) logTopic(topic string, r *http.Request) string {
-	base := strings.TrimSuffix(h.o.PublicURL, "/")
-	if base == "" && r != nil {
-		scheme := "http"
-		if r.TLS != nil {
-			scheme = "https"
-		}
-		base = scheme + "://" + r.Host
+// resolve maps a topic as a subscriber names it to what hubbub serves
+// under it: a URL of one of hubbub's topics (see topicurl.Parse; under
+// PublicURL or under the request's own scheme and host) is that topic,
+// with the URL's format and filter; anything else (a name, another site's
+// URL) is its own log topic. A URL of this hub that names no single topic
+// is an error.
+func (h *Hub) resolve(topic string, r *http.Request) (topicurl.Ref, error) {
+	ref, ok, err := topicurl.Parse(topic, h.bases(r)...)
+	if !ok {
+		return topicurl.Ref{Topic: topic}, nil
 	}
-	if base == "" {
-		return topic
+	return ref, err
+}
+
+// isOwn reports whether topic is a URL under which hubbub serves one of
+// its own topics (see resolve); thin pings do not fetch those.
+func (h *Hub) isOwn(topic string, r *http.Request) bool {
+	_, ok, _ := topicurl.Parse(topic, h.bases(r)...)
+	return ok
+}
+
+// base is the hub's external URL: PublicURL, else the request's scheme
+// and host. No trailing slash.
+func (h *Hub) base(r *http.Request) string {
+	if h.o.PublicURL != "" || r == nil {
+		return strings.TrimRight(h.o.PublicURL, "/")
 	}
-	rest, ok := strings.CutPrefix(topic, base+"/topics/")
-	if !ok || rest == "" {
-		return topic
+	return requestBase(r)
+}
+
+// bases are the URLs hubbub's own topic URLs may start with: PublicURL
+// and the request's scheme and host (a proxy in front may show either).
+func (h *Hub) bases(r *http.Request) []string {
+	var out []string
+	if h.o.PublicURL != "" {
+		out = append(out, strings.TrimRight(h.o.PublicURL, "/"))
 	}
-	if name, err := url.PathUnescape(rest); err == nil && name != "" {
-		return name
+	if r != nil {
+		out = append(out, requestBase(r))
 	}
-	return topic
+	return out
+}
+
+func requestBase(r *http.Request) string {
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host
 }
 
 // plain writes a text/plain answer.

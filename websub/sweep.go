@@ -2,11 +2,25 @@ package websub
 
 import (
 	"context"
+	"slices"
 	"time"
 )
 
 // listPage is how many records reconciliation reads at a time.
 const listPage = 500
+
+// What the sweep keeps of verifications (see Verification).
+const (
+	// VerificationRetention is how long a verification's record is kept
+	// after its last change: a failed or denied one stays visible that
+	// long; a pending one is retried well within it, so one left
+	// unchanged that long lost its task and is dropped.
+	VerificationRetention = 24 * time.Hour
+	// MaxFinishedVerifications bounds the failed and denied records
+	// kept: past it the oldest go first. (Pending ones are bounded by
+	// the queue: one per verify task.)
+	MaxFinishedVerifications = 1000
+)
 
 // Run reconciles at once and then every ReconcileInterval until ctx is
 // done: it removes subscriptions whose lease ended and enqueues a delivery
@@ -28,8 +42,10 @@ func (h *Hub) Run(ctx context.Context) error {
 }
 
 // Reconcile makes one reconciliation pass (see Run) and returns the number
-// of deliveries it enqueued.
+// of deliveries it enqueued. It also sweeps the verification records
+// (VerificationRetention, MaxFinishedVerifications).
 func (h *Hub) Reconcile(ctx context.Context) int {
+	h.sweepVerifications(ctx)
 	enqueued := 0
 	after := ""
 	for range 1 << 24 { // bounded: pages of listPage records
@@ -68,4 +84,47 @@ func (h *Hub) Reconcile(ctx context.Context) int {
 		after = subs[len(subs)-1].ID
 	}
 	return enqueued
+}
+
+// sweepVerifications removes the verification records older than
+// VerificationRetention, and the oldest finished ones past
+// MaxFinishedVerifications.
+func (h *Hub) sweepVerifications(ctx context.Context) {
+	cutoff := h.now().Add(-VerificationRetention)
+	var finished []Verification
+	var drop []string
+	after := ""
+	for range 1 << 24 { // bounded: pages of listPage records
+		page, err := h.o.Records.ListVerifications(ctx, after, listPage)
+		if err != nil {
+			if ctx.Err() == nil {
+				h.log.Error("websub: sweep: list verifications failed", "err", err)
+			}
+			return
+		}
+		for _, v := range page {
+			switch {
+			case v.Updated.Before(cutoff):
+				drop = append(drop, v.ID)
+			case v.Finished():
+				finished = append(finished, v)
+			}
+		}
+		if len(page) < listPage {
+			break
+		}
+		after = page[len(page)-1].ID
+	}
+	if over := len(finished) - MaxFinishedVerifications; over > 0 {
+		slices.SortFunc(finished, func(a, b Verification) int { return a.Updated.Compare(b.Updated) })
+		for _, v := range finished[:over] {
+			drop = append(drop, v.ID)
+		}
+	}
+	for _, id := range drop {
+		if err := h.o.Records.DeleteVerification(ctx, id); err != nil {
+			h.log.Error("websub: sweep: remove verification failed", "id", id, "err", err)
+			return
+		}
+	}
 }

@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hubbub/hubbub/event"
 	"github.com/hubbub/hubbub/tasks"
 )
 
@@ -33,9 +34,11 @@ const (
 	// host (CallbackHost); verifyConcurrency how many run in all.
 	verifyPerHost     = 2
 	verifyConcurrency = 16
-	// verifyAttempts is how many runs a verification may fail to reach
-	// its callback before it goes to the dead-letter list.
-	verifyAttempts = 3
+	// verifyAttempts is how many times a verification may fail to reach
+	// its callback before it is given up as failed. The waits between
+	// them double from RetryBase (5s, 10s, ... 320s by default: about ten
+	// minutes in all, to ride out a restart or a DNS change).
+	verifyAttempts = 8
 	// maxVerifyWait is the longest a verification waits, per put-back,
 	// for its busy host.
 	maxVerifyWait = 15 * time.Second
@@ -75,7 +78,9 @@ func publicReason(err error) string {
 
 // handleVerify runs a verify task: verification of intent, or the notice
 // of a denial. Unreachable callbacks are retried (up to verifyAttempts
-// runs); answers that fail verification are final.
+// tries, with backoff: retryWait); answers that fail verification are
+// final. The request's Verification record says how it stands: pending
+// with the last error and the next try, failed, or (on success) gone.
 //
 // Fairness: at most verifyPerHost verifications (or denial notices) per
 // callback host run at once, out of verifyConcurrency workers. A task for
@@ -100,17 +105,61 @@ func (h *Hub) handleVerify(ctx context.Context, t tasks.Task) error {
 	if j.Mode == ModeDenied {
 		err := h.sendDenial(ctx, j)
 		h.obs.Verified(j.Topic, j.Callback, ModeDenied, err)
-		return err
-	}
-	err := h.verifyAndApply(ctx, j)
-	var te *transientError
-	if errors.As(err, &te) {
-		if j.Failed+t.Attempt+1 >= verifyAttempts {
-			return tasks.Permanent(fmt.Errorf("websub: %d attempts failed; last: %w", j.Failed+t.Attempt+1, err))
+		if err != nil && j.Failed+t.Attempt+1 >= verifyAttempts {
+			return tasks.Permanent(err)
 		}
 		return err
 	}
-	return nil // done, whatever the subscriber answered
+	err := h.verifyAndApply(ctx, j)
+	if err == nil {
+		return nil // verifyAndApply removed the Verification
+	}
+	var te *transientError
+	attempts := j.Failed + t.Attempt + 1
+	if errors.As(err, &te) && attempts < verifyAttempts {
+		wait := h.retryWait(attempts)
+		h.noteVerification(ctx, j, VerifyPending, attempts, err, h.now().Add(wait))
+		return tasks.RetryAfter(wait, err)
+	}
+	if te != nil {
+		err = &verifyError{public: fmt.Sprintf("%s (tried %d times)", publicReason(err), attempts), err: err}
+	}
+	h.noteVerification(ctx, j, VerifyFailed, attempts, err, time.Time{})
+	return nil // done: the failure is on record, whatever the subscriber answered
+}
+
+// retryWait is how long after its nth failed try (from 1) a verification
+// is tried again: drawn from [c/2, c] with c = RetryBase*2^(n-1), at most
+// RetryMax.
+func (h *Hub) retryWait(n int) time.Duration {
+	c := h.o.RetryBase
+	for i := 1; i < n && c < h.o.RetryMax; i++ {
+		c *= 2
+	}
+	c = min(c, h.o.RetryMax)
+	return c/2 + mrand.N(c/2+1)
+}
+
+// noteVerification records how the verification of j stands (see
+// Verification). A failure to record it is logged: the verification goes
+// on regardless.
+func (h *Hub) noteVerification(ctx context.Context, j verifyJob, state string, attempts int, err error, next time.Time) {
+	now := h.now()
+	requested := j.Requested
+	if requested.IsZero() {
+		requested = now
+	}
+	v := Verification{ID: SubscriptionID(j.Topic, j.Callback), Topic: j.Topic, Callback: j.Callback, Mode: j.Mode,
+		State: state, Attempts: attempts, NextAttempt: next, Requested: requested, Updated: now}
+	switch {
+	case j.Reason != "":
+		v.LastError = j.Reason
+	case err != nil:
+		v.LastError = publicReason(err)
+	}
+	if perr := h.o.Records.PutVerification(ctx, v); perr != nil {
+		h.log.Warn("websub: recording a verification's state failed", "topic", j.Topic, "callback", j.Callback, "state", state, "err", perr)
+	}
 }
 
 // deferVerify puts t back in the queue, as a new task with the same key,
@@ -155,6 +204,11 @@ func (h *Hub) verifyAndApply(ctx context.Context, j verifyJob) error {
 	if err == nil {
 		err = h.apply(ctx, j)
 	}
+	if err == nil {
+		if derr := h.o.Records.DeleteVerification(ctx, SubscriptionID(j.Topic, j.Callback)); derr != nil {
+			h.log.Warn("websub: removing a verification's record failed; the sweep will", "topic", j.Topic, "callback", j.Callback, "err", derr)
+		}
+	}
 	h.obs.Verified(j.Topic, j.Callback, j.Mode, err)
 	if err != nil {
 		h.log.Info("websub: verification failed", "mode", j.Mode, "topic", j.Topic, "callback", j.Callback, "err", err)
@@ -181,7 +235,7 @@ func (h *Hub) verifyIntent(ctx context.Context, j verifyJob) error {
 	defer cancel()
 	status, body, err := h.get(ctx, j.Callback, j.LogTopic, params, int64(len(challenge)+maxExtraBody))
 	if err != nil {
-		unreachable := &verifyError{public: "callback could not be reached", err: err}
+		unreachable := &verifyError{public: h.unreachable(), err: err}
 		var op *net.OpError
 		switch {
 		case isRefused(err):
@@ -200,6 +254,18 @@ func (h *Hub) verifyIntent(ctx context.Context, j verifyJob) error {
 		return &verifyError{public: "callback did not echo the challenge"}
 	}
 	return nil
+}
+
+// unreachable is the public reason for a callback that could not be
+// reached, for whatever cause: the same words for an address the SSRF
+// guard refuses as for a dead host, so the answer tells nothing about the
+// network, but a hint at the setting behind the guard, since loopback
+// callbacks are what a first try uses.
+func (h *Hub) unreachable() string {
+	if h.o.AllowPrivate {
+		return "callback could not be reached"
+	}
+	return "callback could not be reached (this hub calls no loopback or private address unless started with --allow-private-callbacks)"
 }
 
 // isTimeout reports whether err is a deadline or network timeout.
@@ -294,6 +360,7 @@ func (h *Hub) apply(ctx context.Context, j verifyJob) error {
 		s.SignatureAlgorithm = j.SignatureAlgorithm
 		s.Batch = j.Batch
 		s.Filter = j.Filter
+		s.Format = j.Format
 		s.LeaseSeconds = j.LeaseSeconds
 		s.Expires = now.Add(lease)
 		if !j.NotAfter.IsZero() && j.NotAfter.Before(s.Expires) {
@@ -301,8 +368,18 @@ func (h *Hub) apply(ctx context.Context, j verifyJob) error {
 		}
 		s.Verified = now
 	}
-	_, err := h.o.Records.Update(ctx, id, func(s *Subscription) error {
+	head, err := h.o.Log.Head(ctx, j.LogTopic)
+	if err != nil {
+		return fmt.Errorf("websub: head of %q: %w", j.LogTopic, err)
+	}
+	_, err = h.o.Records.Update(ctx, id, func(s *Subscription) error {
 		set(s)
+		if s.LogTopic != j.LogTopic {
+			// The same hub.topic now reads another log (a topic URL of
+			// hubbub's, mapped since this record was made): from its head.
+			s.LogTopic = j.LogTopic
+			s.Cursor = event.Position{Epoch: head.Epoch, Seq: head.Last}
+		}
 		return nil
 	})
 	if err == nil {
@@ -315,10 +392,6 @@ func (h *Hub) apply(ctx context.Context, j verifyJob) error {
 		return err
 	} else if over {
 		return &verifyError{public: "the callback's host has as many subscriptions as this hub allows per host"}
-	}
-	head, err := h.o.Log.Head(ctx, j.LogTopic)
-	if err != nil {
-		return fmt.Errorf("websub: head of %q: %w", j.LogTopic, err)
 	}
 	s := Subscription{ID: id, Topic: j.Topic, Callback: j.Callback, LogTopic: j.LogTopic, Created: now, State: StateActive}
 	s.Cursor.Epoch, s.Cursor.Seq = head.Epoch, head.Last

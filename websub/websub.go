@@ -77,8 +77,10 @@ type Options struct {
 	Records Records       // subscriptions and fetch state
 	Tasks   *tasks.Runner // the server's shared runner; Enqueue goes through it
 
-	// PublicURL is the hub's URL as subscribers reach it (rel="hub" links,
-	// User-Agent). Empty: derived from each subscription request's Host.
+	// PublicURL is hubbub's external base URL (--public-url): rel="hub"
+	// links name PublicURL/hub, topic URLs PublicURL/topics/NAME, and it
+	// goes in the User-Agent. Empty: derived from each subscription
+	// request's scheme and Host.
 	PublicURL string
 
 	DefaultLease time.Duration // DefaultLease when zero
@@ -261,7 +263,10 @@ func New(o Options) (*Hub, error) {
 // Register registers the handlers of the verify, deliver and fetch kinds
 // on r (the runner given as Options.Tasks). Call it once, before r.Run.
 func (h *Hub) Register(r *tasks.Runner) {
-	r.Handle(KindVerify, h.handleVerify, tasks.KindOptions{Concurrency: verifyConcurrency, MaxAttempts: verifyAttempts,
+	// handleVerify counts its own tries and picks its own waits; the
+	// runner's limit is only a backstop for errors of the hub's own
+	// (records, queue).
+	r.Handle(KindVerify, h.handleVerify, tasks.KindOptions{Concurrency: verifyConcurrency, MaxAttempts: 2 * verifyAttempts,
 		Backoff: tasks.Backoff{Base: h.o.RetryBase, Max: h.o.RetryMax}})
 	// Unlimited attempts: a subscription is never dropped before its lease
 	// ends; the handler picks its own delays (RetryAfter).
@@ -283,18 +288,6 @@ func (h *Hub) Close() error {
 }
 
 func (h *Hub) now() time.Time { return h.o.Now() }
-
-// hubURL is the public URL, or the one derived from r.
-func (h *Hub) hubURL(r *http.Request) string {
-	if h.o.PublicURL != "" || r == nil {
-		return h.o.PublicURL
-	}
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	}
-	return scheme + "://" + r.Host + r.URL.Path
-}
 
 // Observer receives the hub's countable outcomes (for metrics). Methods
 // are called from task goroutines and must not block. Embed NopObserver to

@@ -33,7 +33,9 @@ func TestDeliverJSONAndRaw(t *testing.T) {
 	if d.query.Get("x") != "1" {
 		t.Fatalf("callback query lost: %v", d.query)
 	}
-	wantLink := "<" + e.srv.URL + `/hub>; rel="hub", <chat/room>; rel="self"`
+	// The hub as discovery names it; a topic named by its bare name is
+	// named by its URL.
+	wantLink := "<" + e.srv.URL + `/hub>; rel="hub", <` + e.srv.URL + `/topics/chat/room>; rel="self"`
 	if got := d.header.Get("Link"); got != wantLink {
 		t.Fatalf("Link %q, want %q", got, wantLink)
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/url"
 	"strconv"
@@ -11,24 +12,24 @@ import (
 
 // subscription is a webhook subscription as the admin API shows it.
 type subscription struct {
-	ID           string    `json:"id"`
-	Topic        string    `json:"topic"`
-	Callback     string    `json:"callback"`
-	LogTopic     string    `json:"log_topic"`
-	Batch        int       `json:"batch"`
-	Filter       string    `json:"filter"`
-	LeaseSeconds int64     `json:"lease_seconds"`
-	LeaseExpires time.Time `json:"lease_expires"`
-	Created      time.Time `json:"created"`
-	Verified     time.Time `json:"verified"`
-	Failures     int       `json:"failures"`
-	State        string    `json:"state"`
-	LastError    string    `json:"last_error"`
-	LastSuccess  time.Time `json:"last_success"`
-	NextAttempt  time.Time `json:"next_attempt"`
-	Dropped      uint64    `json:"dropped"`
-	Lag          uint64    `json:"lag"`
-	Signed       bool      `json:"signed"`
+	ID           string          `json:"id"`
+	Topic        string          `json:"topic"`
+	Callback     string          `json:"callback"`
+	LogTopic     string          `json:"log_topic"`
+	Batch        int             `json:"batch"`
+	Filter       json.RawMessage `json:"filter"`
+	LeaseSeconds int64           `json:"lease_seconds"`
+	LeaseExpires time.Time       `json:"lease_expires"`
+	Created      time.Time       `json:"created"`
+	Verified     time.Time       `json:"verified"`
+	Failures     int             `json:"failures"`
+	State        string          `json:"state"`
+	LastError    string          `json:"last_error"`
+	LastSuccess  time.Time       `json:"last_success"`
+	NextAttempt  time.Time       `json:"next_attempt"`
+	Dropped      uint64          `json:"dropped"`
+	Lag          uint64          `json:"lag"`
+	Signed       bool            `json:"signed"`
 }
 
 func adminSubsList(f *flagSet) func(context.Context, *adminRun) error {
@@ -100,7 +101,7 @@ func showSubscription(a *adminRun, s subscription) error {
 		"id", s.ID, "topic", s.Topic, "log topic", logTopic, "callback", s.Callback, "state", s.State,
 		"lag", count(s.Lag, "event"), "failures", failures, "last error", s.LastError,
 		"next attempt", when(s.NextAttempt), "last success", when(s.LastSuccess), "dropped", dropped,
-		"signed", signed, "batch", batch, "filter", s.Filter,
+		"signed", signed, "batch", batch, "filter", string(s.Filter),
 		"lease", strconv.FormatInt(s.LeaseSeconds, 10)+" s, expires "+when(s.LeaseExpires),
 		"created", when(s.Created), "verified", when(s.Verified))
 }

@@ -341,7 +341,10 @@
 
   // --- webhook subscriptions --------------------------------------------------
 
-  function renderSubs(list) {
+  // renderSubs shows GET /api/subscriptions: the subscriptions, then the
+  // requests whose verification has not succeeded (pending, failed,
+  // denied), or null when the hub has no WebSub.
+  function renderSubs(list, verifications) {
     const status = document.getElementById("subs-status");
     const wrap = document.getElementById("subs-table");
     const body = document.getElementById("subs-body");
@@ -350,7 +353,10 @@
       wrap.hidden = true;
       return;
     }
-    status.textContent = list.length === 0 ? "No webhook subscriptions." : list.length + " webhook subscription" + (list.length === 1 ? "" : "s") + ".";
+    verifications = verifications || [];
+    let text = list.length === 0 ? "No webhook subscriptions." : list.length + " webhook subscription" + (list.length === 1 ? "" : "s") + ".";
+    if (verifications.length > 0) text += " " + verifications.length + " request" + (verifications.length === 1 ? "" : "s") + " not verified.";
+    status.textContent = text;
     const rows = [];
     for (const s of list) {
       // Only these fields are shown: never a secret, whatever the API sends.
@@ -365,8 +371,22 @@
         el("td", fmt(s.lag), "num"), el("td", err || "–", err ? "error" : "muted"));
       rows.push(tr);
     }
+    for (const v of verifications) {
+      const tr = el("tr");
+      tr.dataset.callback = String(v.callback || "");
+      tr.dataset.verification = String(v.state || "");
+      const th = el("th", String(v.topic || ""));
+      th.scope = "row";
+      const state = (v.mode === "unsubscribe" ? "unsubscribe " : "") + String(v.state || "") +
+        (v.state === "pending" ? " (verifying)" : "");
+      const err = el("td", v.last_error ? String(v.last_error) : "–", v.last_error ? "error" : "muted");
+      if (v.state === "pending" && v.next_attempt) err.append(" · next try ", timeEl(v.next_attempt));
+      tr.append(th, el("td", String(v.callback || ""), "url"), el("td", state), el("td", "–", "muted"),
+        el("td", "–", "num muted"), err);
+      rows.push(tr);
+    }
     body.replaceChildren.apply(body, rows);
-    wrap.hidden = list.length === 0;
+    wrap.hidden = rows.length === 0;
   }
 
   // --- the watching itself -------------------------------------------------------
@@ -390,7 +410,10 @@
       asks.push(getJSON("/api/subscriptions").then(function (r) {
         if (g !== gen) return;
         if (r.status === 401 || r.status === 403) return askKey("The hub refused the admin key.");
-        if (r.status === 200) renderSubs(Array.isArray(r.body.subscriptions) ? r.body.subscriptions : []);
+        if (r.status === 200) {
+          renderSubs(Array.isArray(r.body.subscriptions) ? r.body.subscriptions : [],
+            Array.isArray(r.body.verifications) ? r.body.verifications : []);
+        }
         else renderSubs(null);
       }));
     } else {

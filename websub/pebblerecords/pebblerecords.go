@@ -11,6 +11,7 @@
 //
 //	s<id>     JSON of a websub.Subscription
 //	f<topic>  JSON of a websub.FetchState
+//	v<id>     JSON of a websub.Verification (also held in memory)
 package pebblerecords
 
 import (
@@ -32,8 +33,9 @@ import (
 const FormatMajorVersion = pebble.FormatValueSeparation
 
 const (
-	prefixSub   = 's'
-	prefixFetch = 'f'
+	prefixSub    = 's'
+	prefixFetch  = 'f'
+	prefixVerify = 'v'
 )
 
 // ErrClosed is returned by every method after Close.
@@ -50,6 +52,8 @@ type Records struct {
 	byTopic map[string]map[string]struct{}
 	// byHost counts byID by websub.CallbackHost of the callback.
 	byHost map[string]int
+	// verifs holds the verifications, by id.
+	verifs map[string]websub.Verification
 }
 
 var _ websub.Records = (*Records)(nil)
@@ -67,7 +71,7 @@ func Open(dir string, logger *slog.Logger) (*Records, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pebblerecords: open %s: %w", dir, err)
 	}
-	r := &Records{db: db, log: logger, byID: make(map[string]websub.Subscription), byTopic: make(map[string]map[string]struct{}), byHost: make(map[string]int)}
+	r := &Records{db: db, log: logger, byID: make(map[string]websub.Subscription), byTopic: make(map[string]map[string]struct{}), byHost: make(map[string]int), verifs: make(map[string]websub.Verification)}
 	if err := r.load(); err != nil {
 		_ = db.Close()
 		return nil, err
@@ -87,6 +91,21 @@ func (r *Records) load() error {
 			return fmt.Errorf("pebblerecords: decode %q: %w", it.Key()[1:], err)
 		}
 		r.index(s)
+	}
+	if err := it.Close(); err != nil {
+		return fmt.Errorf("pebblerecords: load: %w", err)
+	}
+	it, err = r.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixVerify}, UpperBound: []byte{prefixVerify + 1}})
+	if err != nil {
+		return fmt.Errorf("pebblerecords: load: %w", err)
+	}
+	for it.First(); it.Valid(); it.Next() {
+		var v websub.Verification
+		if err := json.Unmarshal(it.Value(), &v); err != nil {
+			_ = it.Close()
+			return fmt.Errorf("pebblerecords: decode verification %q: %w", it.Key()[1:], err)
+		}
+		r.verifs[v.ID] = v
 	}
 	if err := it.Close(); err != nil {
 		return fmt.Errorf("pebblerecords: load: %w", err)
@@ -366,6 +385,74 @@ func (r *Records) PutFetchState(ctx context.Context, topic string, st websub.Fet
 		return fmt.Errorf("pebblerecords: put fetch state of %q: %w", topic, err)
 	}
 	return nil
+}
+
+func verifyKey(id string) []byte { return append([]byte{prefixVerify}, id...) }
+
+// PutVerification implements websub.Records.
+func (r *Records) PutVerification(ctx context.Context, v websub.Verification) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("pebblerecords: encode verification: %w", err)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return ErrClosed
+	}
+	if err := r.db.Set(verifyKey(v.ID), b, pebble.Sync); err != nil {
+		return fmt.Errorf("pebblerecords: put verification %s: %w", v.ID, err)
+	}
+	r.verifs[v.ID] = v
+	return nil
+}
+
+// DeleteVerification implements websub.Records.
+func (r *Records) DeleteVerification(ctx context.Context, id string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return ErrClosed
+	}
+	if _, ok := r.verifs[id]; !ok {
+		return nil
+	}
+	if err := r.db.Delete(verifyKey(id), pebble.Sync); err != nil {
+		return fmt.Errorf("pebblerecords: delete verification %s: %w", id, err)
+	}
+	delete(r.verifs, id)
+	return nil
+}
+
+// ListVerifications implements websub.Records, from memory.
+func (r *Records) ListVerifications(ctx context.Context, after string, limit int) ([]websub.Verification, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if r.closed {
+		return nil, ErrClosed
+	}
+	var ids []string
+	for id := range r.verifs {
+		if id > after {
+			ids = append(ids, id)
+		}
+	}
+	sort.Strings(ids)
+	ids = ids[:min(len(ids), max(limit, 0))]
+	out := make([]websub.Verification, len(ids))
+	for i, id := range ids {
+		out[i] = r.verifs[id]
+	}
+	return out, nil
 }
 
 // Close closes the database. Later calls fail with ErrClosed; Close may

@@ -8,6 +8,7 @@ import (
 	"github.com/hubbub/hubbub/event"
 	"github.com/hubbub/hubbub/websub"
 	"github.com/hubbub/hubbub/websub/pebblerecords"
+	"github.com/hubbub/hubbub/websub/recordstest"
 )
 
 func sub(topic, cb string) websub.Subscription {
@@ -186,4 +187,23 @@ func countHostCase(t *testing.T, r websub.Records, reopen func() websub.HostCoun
 	want(hc, "a.example", 3)
 	want(hc, "b.example", 1)
 	want(reopen(), "a.example", 3)
+}
+
+func TestVerifications(t *testing.T) {
+	dir := t.TempDir()
+	r, err := pebblerecords.Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recordstest.Verifications(t, r, func() websub.Records {
+		if err := r.Close(); err != nil {
+			t.Fatal(err)
+		}
+		r2, err := pebblerecords.Open(dir, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = r2.Close() })
+		return r2
+	})
 }

@@ -27,6 +27,9 @@
 //	<P>:websub:{subs}:t:<topic>  set: the ids whose LogTopic is <topic>, for
 //	                             ListByTopic and Count
 //	<P>:websub:fetch:<topic>     string: the JSON of a websub.FetchState
+//	<P>:websub:{subs}:v          hash: id -> the JSON of a websub.Verification
+//	<P>:websub:{subs}:vids       sorted set, all scores 0: the ids of :v, for
+//	                             ListVerifications paging in id order
 //
 // # Atomicity
 //
@@ -107,11 +110,13 @@ type Records struct {
 	idsK  string // "<P>:websub:{subs}:ids"
 	hostK string // "<P>:websub:{subs}:hosts"
 	fetch string // "<P>:websub:fetch:"
+	verK  string // "<P>:websub:{subs}:v"
+	vidsK string // "<P>:websub:{subs}:vids"
 	// changes is the Pub/Sub channel "<P>:websub:changed": the scripts
 	// publish each LogTopic whose set of subscriptions changed.
 	changes string
 
-	write, del, list, byTopic *goredis.Script
+	write, del, list, byTopic, listVerifs *goredis.Script
 
 	// counts caches Count while watching is true (see watch).
 	cmu      sync.Mutex
@@ -199,6 +204,15 @@ end
 return out
 `
 
+// listVerifsLua returns the JSON of up to ARGV[2] verifications from the
+// ids KEYS[1] from ARGV[1] ("-" or "(<after>") on, in id order, reading
+// the hash KEYS[2] (missing ones come back as false).
+const listVerifsLua = `
+local ids = redis.call('ZRANGEBYLEX', KEYS[1], ARGV[1], '+', 'LIMIT', 0, tonumber(ARGV[2]))
+if #ids == 0 then return {} end
+return redis.call('HMGET', KEYS[2], unpack(ids))
+`
+
 // Open connects to the Redis at url (redis://[user:pass@]host:port/db, or
 // rediss:// for TLS; see go-redis's ParseURL) and returns the records kept
 // under prefix, which must be non-empty and without '{' or '}'. It fails if
@@ -224,6 +238,8 @@ func Open(ctx context.Context, url string, prefix string, logger *slog.Logger) (
 		idsK:    base + "ids",
 		hostK:   base + "hosts",
 		fetch:   prefix + ":websub:fetch:",
+		verK:    base + "v",
+		vidsK:   base + "vids",
 		changes: prefix + ":websub:changed",
 		counts:  make(map[string]int),
 		watched: make(chan struct{}),
@@ -231,12 +247,14 @@ func Open(ctx context.Context, url string, prefix string, logger *slog.Logger) (
 		del:     goredis.NewScript(delLua),
 		list:    goredis.NewScript(listLua),
 		byTopic: goredis.NewScript(byTopicLua),
+
+		listVerifs: goredis.NewScript(listVerifsLua),
 	}
 	if err := rdb.Ping(ctx).Err(); err != nil {
 		_ = rdb.Close()
 		return nil, fmt.Errorf("redisrecords: connect: %w", err)
 	}
-	for _, s := range []*goredis.Script{r.write, r.del, r.list, r.byTopic} {
+	for _, s := range []*goredis.Script{r.write, r.del, r.list, r.byTopic, r.listVerifs} {
 		if err := s.Load(ctx, rdb).Err(); err != nil {
 			_ = rdb.Close()
 			return nil, fmt.Errorf("redisrecords: load script: %w", err)
@@ -668,4 +686,77 @@ func (r *Records) PutFetchState(ctx context.Context, topic string, st websub.Fet
 		return fmt.Errorf("redisrecords: put fetch state of %q: %w", topic, err)
 	}
 	return nil
+}
+
+// PutVerification implements websub.Records: the record and its id in one
+// MULTI.
+func (r *Records) PutVerification(ctx context.Context, v websub.Verification) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("redisrecords: encode verification: %w", err)
+	}
+	if err := r.acquire(); err != nil {
+		return err
+	}
+	defer r.release()
+	_, err = r.rdb.TxPipelined(ctx, func(p goredis.Pipeliner) error {
+		p.HSet(ctx, r.verK, v.ID, b)
+		p.ZAdd(ctx, r.vidsK, goredis.Z{Member: v.ID})
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("redisrecords: put verification %s: %w", v.ID, err)
+	}
+	return nil
+}
+
+// DeleteVerification implements websub.Records: the record and its id in
+// one MULTI.
+func (r *Records) DeleteVerification(ctx context.Context, id string) error {
+	if err := r.acquire(); err != nil {
+		return err
+	}
+	defer r.release()
+	_, err := r.rdb.TxPipelined(ctx, func(p goredis.Pipeliner) error {
+		p.HDel(ctx, r.verK, id)
+		p.ZRem(ctx, r.vidsK, id)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("redisrecords: delete verification %s: %w", id, err)
+	}
+	return nil
+}
+
+// ListVerifications implements websub.Records: one script reading up to
+// limit ids (ZRANGEBYLEX) and their records.
+func (r *Records) ListVerifications(ctx context.Context, after string, limit int) ([]websub.Verification, error) {
+	if limit <= 0 {
+		return nil, ctx.Err()
+	}
+	if err := r.acquire(); err != nil {
+		return nil, err
+	}
+	defer r.release()
+	from := "-"
+	if after != "" {
+		from = "(" + after
+	}
+	vals, err := r.listVerifs.Run(ctx, r.rdb, []string{r.vidsK, r.verK}, from, limit).Slice()
+	if err != nil && !errors.Is(err, goredis.Nil) {
+		return nil, fmt.Errorf("redisrecords: list verifications: %w", err)
+	}
+	out := make([]websub.Verification, 0, len(vals))
+	for _, x := range vals {
+		str, ok := x.(string)
+		if !ok {
+			continue // an id without its record: cannot happen, both change in one MULTI
+		}
+		var v websub.Verification
+		if err := json.Unmarshal([]byte(str), &v); err != nil {
+			return nil, fmt.Errorf("redisrecords: decode verification: %w", err)
+		}
+		out = append(out, v)
+	}
+	return out, nil
 }

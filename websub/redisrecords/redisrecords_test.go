@@ -15,6 +15,7 @@ import (
 
 	"github.com/hubbub/hubbub/event"
 	"github.com/hubbub/hubbub/websub"
+	"github.com/hubbub/hubbub/websub/recordstest"
 	"github.com/hubbub/hubbub/websub/redisrecords"
 )
 
@@ -465,4 +466,9 @@ func countHostCase(t *testing.T, r websub.Records, reopen func() websub.HostCoun
 	want(hc, "a.example", 3)
 	want(hc, "b.example", 1)
 	want(reopen(), "a.example", 3)
+}
+
+func TestVerifications(t *testing.T) {
+	prefix := newPrefix(t)
+	recordstest.Verifications(t, open(t, prefix), func() websub.Records { return open(t, prefix) })
 }

@@ -183,19 +183,27 @@ test("dashboard: webhook subscriptions and listed nodes when the stats say the h
   });
   await page.route("**/api/subscriptions", (route) => route.fulfill({json: {subscriptions: [
     {topic: "websub/a", callback: "https://example.com/cb", state: "active", lease_expires: new Date(Date.now() + 3600e3).toISOString(),
-      lag: 3, last_error: "", secret: "s3cret"},
+      lag: 3, last_error: "", secret: "s3cret", cursor: "e1:3"},
     {topic: "websub/b", callback: "https://example.org/hook", state: "failing", lease_expires: "", lag: 12,
-      last_error: "callback answered 500"},
+      last_error: "callback answered 500", cursor: "e1:9"},
+  ], verifications: [
+    {topic: "websub/c", callback: "https://example.net/new", mode: "subscribe", state: "pending", attempts: 2,
+      last_error: "callback could not be reached", next_attempt: new Date(Date.now() + 20e3).toISOString()},
+    {topic: "websub/d", callback: "https://example.net/old", mode: "subscribe", state: "failed", attempts: 1,
+      last_error: "callback answered 404"},
   ]}}));
   await page.route("**/api/nodes", (route) => route.fulfill({json: {nodes: [{node: "elsewhere:8080", state: "up"}]}}));
   await page.goto(HUB + "/");
   const rows = page.locator("#subs-body tr");
-  await rows.nth(1).waitFor();
-  assert.equal(await rows.count(), 2);
+  await rows.nth(3).waitFor();
+  assert.equal(await rows.count(), 4);
   assert.deepEqual(await rows.nth(0).locator("th, td").allTextContents().then((t) => [t[0], t[1], t[2], t[4]]),
     ["websub/a", "https://example.com/cb", "active", "3"]);
   assert.match(await rows.nth(1).textContent(), /failing.*12.*callback answered 500/);
-  await page.locator("#subs-status", {hasText: "2 webhook subscriptions"}).waitFor();
+  // Requests not verified (yet) are shown too, with their reason.
+  assert.match(await rows.nth(2).textContent(), /websub\/c.*pending \(verifying\).*callback could not be reached · next try/);
+  assert.match(await rows.nth(3).textContent(), /websub\/d.*failed.*callback answered 404/);
+  await page.locator("#subs-status", {hasText: "2 webhook subscriptions. 2 requests not verified."}).waitFor();
   await page.locator('#nodes-body tr[data-node="elsewhere:8080"]', {hasText: "up"}).waitFor();
   await page.locator("section.node").first().waitFor();
   assert.ok(!(await page.content()).includes("s3cret"), "a secret is shown");
