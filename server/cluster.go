@@ -2,6 +2,8 @@ package server
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -24,7 +26,9 @@ import (
 // mode the fan-out bridge and the heartbeat registry; in both modes this
 // node's identity.
 type clusterState struct {
-	id       string
+	id string
+	// instance is random per process (cluster.Node.Instance).
+	instance string
 	started  time.Time
 	bridge   *cluster.Bridge   // nil in embedded mode
 	registry *cluster.Registry // nil in embedded mode
@@ -33,6 +37,13 @@ type clusterState struct {
 	// peers are the live nodes as last listed by statsWatched (Redis
 	// mode); self() says which of their stats topics this node watches.
 	peers atomic.Pointer[[]cluster.Node]
+}
+
+// newInstanceID is a random id for this process (cluster.Node.Instance).
+func newInstanceID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
 
 // nodeName is --node-id, or hostname:port of --listen (hostname:pid when the
@@ -57,7 +68,7 @@ func nodeName(cfg config.Config) string {
 // delivers every topic's events in seq order whatever node stored them. It
 // waits until the Bridge is subscribed, so nothing stored after New returns
 // is missed. In embedded mode it only registers the node's metrics.
-func (s *Server) startCluster() error {
+func (s *Server) startCluster(ctx context.Context) error {
 	c := s.cluster
 	c.started = time.Now().UTC()
 	s.metrics.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -69,8 +80,12 @@ func (s *Server) startCluster() error {
 	if !ok {
 		return nil
 	}
-	c.bridge = cluster.NewBridge(rs, rs, s.broker, cluster.Options{Logger: s.log, Decode: redisstore.DecodeMessage})
 	c.registry = cluster.NewRegistry(rs.Client(), rs.Prefix(), s.log)
+	if err := c.registry.Claim(ctx, c.id, c.instance); err != nil {
+		s.cancelBase()
+		return fmt.Errorf("--node-id: %w", err)
+	}
+	c.bridge = cluster.NewBridge(rs, rs, s.broker, cluster.Options{Logger: s.log, Decode: redisstore.DecodeMessage})
 	st := &c.bridge.Stats
 	s.metrics.reg.MustRegister(
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
@@ -127,7 +142,8 @@ func (s *Server) startHeartbeat(addr string) {
 func (s *Server) self() cluster.Node {
 	c := s.cluster
 	addr, _ := c.addr.Load().(string)
-	n := cluster.Node{ID: c.id, Address: addr, Version: Version, Started: c.started, Connections: s.metrics.live.Load()}
+	n := cluster.Node{ID: c.id, Address: addr, Version: Version, Started: c.started, Connections: s.metrics.live.Load(),
+		Instance: c.instance}
 	if peers := c.peers.Load(); peers != nil {
 		for _, p := range *peers {
 			if p.ID != c.id && s.broker.Watched(statsTopicOf(p.ID)) {

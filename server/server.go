@@ -67,6 +67,10 @@ type Server struct {
 	// bridge and heartbeats (cluster.go).
 	cluster *clusterState
 
+	// startNotes are start-up log lines found before listening (Redis
+	// persistence), logged by Run with the rest.
+	startNotes []note
+
 	// transports serve the wire protocol (kept to wait for WebSockets at
 	// shutdown).
 	transports *transport.Handlers
@@ -78,8 +82,10 @@ type Server struct {
 }
 
 // New opens the store named by cfg and wires the hub together. It does not
-// listen yet.
-func New(cfg config.Config, logger *slog.Logger) (*Server, error) {
+// listen yet. With --store redis it waits, with backoff, for Redis to
+// answer, and refuses to start when a live node already has this node's
+// --node-id; ctx bounds both waits (a signal ends them).
+func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Server, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -110,7 +116,19 @@ func New(cfg config.Config, logger *slog.Logger) (*Server, error) {
 		// commits.
 		onCommit = commits.call
 	}
-	st, err := openStore(cfg, store.Config{
+	var notes []note
+	if cfg.Store != "" {
+		// While waiting, the wait loop says why; go-redis's own pool
+		// messages would only repeat it.
+		redisconn.UseLogger(slog.New(slog.DiscardHandler))
+		var err error
+		notes, err = prepareRedis(ctx, cfg, logger)
+		redisconn.UseLogger(logger)
+		if err != nil {
+			return nil, err
+		}
+	}
+	st, err := openStore(ctx, cfg, store.Config{
 		Retention: store.Retention{MaxEvents: cfg.HistoryMaxEvents, MaxAge: cfg.HistoryMaxAge},
 		OnCommit:  onCommit,
 	}, logger)
@@ -122,8 +140,8 @@ func New(cfg config.Config, logger *slog.Logger) (*Server, error) {
 		MaxPageBytes: cfg.MaxResponseBytes})
 	s := &Server{cfg: cfg, log: logger, store: st, broker: b, hub: h, metrics: m,
 		activity: activity.New(10000, nil), node: nodeID,
-		features: []string{"nodes"},
-		cluster:  &clusterState{id: nodeID}, commits: commits, certs: certs}
+		features: []string{"nodes"}, startNotes: notes,
+		cluster: &clusterState{id: nodeID, instance: newInstanceID()}, commits: commits, certs: certs}
 	b.Tap(s.activity.Record)
 	base, cancel := context.WithCancelCause(context.Background())
 	s.base, s.cancelBase = base, func() { cancel(transport.ErrShutdown) }
@@ -161,7 +179,7 @@ func New(cfg config.Config, logger *slog.Logger) (*Server, error) {
 		s.adminHandler = s.handler
 		s.handler = browsers.Wrap(withoutAdmin(all))
 	}
-	if err := s.startCluster(); err != nil {
+	if err := s.startCluster(ctx); err != nil {
 		_ = s.webhooks.close()
 		_ = st.Close()
 		return nil, err
@@ -171,16 +189,14 @@ func New(cfg config.Config, logger *slog.Logger) (*Server, error) {
 
 // openStore opens the backend cfg names: Redis for a redis:// URL, else the
 // embedded store in cfg.Data.
-func openStore(cfg config.Config, sc store.Config, logger *slog.Logger) (store.Log, error) {
+func openStore(ctx context.Context, cfg config.Config, sc store.Config, logger *slog.Logger) (store.Log, error) {
 	if cfg.Store != "" {
-		redisconn.UseLogger(logger)
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
 		st, err := redisstore.Open(ctx, cfg.Store, sc, redisstore.WithLogger(logger), redisstore.WithPrefix(cfg.RedisPrefix))
 		if err != nil {
 			return nil, fmt.Errorf("open store %s: %w", redactURL(cfg.Store), err)
 		}
-		logger.Info("store: redis", "url", redactURL(cfg.Store))
 		return st, nil
 	}
 	st, err := embedded.Open(filepath.Join(cfg.Data, "log"), sc, embedded.WithLogger(logger))
@@ -319,25 +335,7 @@ func (s *Server) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	dashboard := ls.main.Addr().String()
-	if ls.admin != nil {
-		dashboard = ls.admin.Addr().String()
-	}
-	attrs := []any{"addr", ls.main.Addr().String(), "scheme", s.scheme(), "version", Version,
-		"dashboard", s.scheme() + "://" + dashboard + "/"}
-	if s.cfg.Store == "" {
-		attrs = append(attrs, "store", "embedded", "data", s.cfg.Data)
-	} else {
-		attrs = append(attrs, "store", redactURL(s.cfg.Store), "redis_prefix", s.cfg.RedisPrefix)
-	}
-	s.log.Info("hubbub listening", attrs...)
-	if ls.admin != nil {
-		s.log.Info("admin listening", "addr", ls.admin.Addr().String(), "scheme", s.scheme(), "serves", "/, /api/..., /metrics and every other route")
-	}
-	if s.cfg.AllowPrivateCallbacks {
-		s.log.Warn("--allow-private-callbacks is on: webhook callbacks and thin-ping fetches may reach loopback and private addresses")
-	}
-	s.logAccess()
+	s.logStartup(ls)
 	err = s.Serve(ctx, ls.main, ls.admin)
 	s.log.Info("stopped", "err", err)
 	return err

@@ -110,7 +110,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer, getenv func(str
 		return fmt.Errorf("configuration: %w", err)
 	}
 	logger := cfg.Logger(stderr)
-	srv, err := server.New(cfg, logger)
+	srv, err := server.New(ctx, cfg, logger)
 	if err != nil {
 		return err
 	}
