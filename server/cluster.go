@@ -15,8 +15,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/hubbub/hubbub/cluster"
 	"github.com/hubbub/hubbub/config"
 	redisstore "github.com/hubbub/hubbub/store/redis"
@@ -71,11 +69,7 @@ func nodeName(cfg config.Config) string {
 func (s *Server) startCluster(ctx context.Context) error {
 	c := s.cluster
 	c.started = time.Now().UTC()
-	s.metrics.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name:        "hubbub_node_info",
-		Help:        "Always 1; the labels name this node and its version.",
-		ConstLabels: prometheus.Labels{"node": c.id, "version": Version},
-	}, func() float64 { return 1 }))
+	registerNodeInfo(s.metrics, c.id)
 	rs, ok := s.store.(*redisstore.Store)
 	if !ok {
 		return nil
@@ -86,26 +80,7 @@ func (s *Server) startCluster(ctx context.Context) error {
 		return fmt.Errorf("--node-id: %w", err)
 	}
 	c.bridge = cluster.NewBridge(rs, rs, s.broker, cluster.Options{Logger: s.log, Decode: redisstore.DecodeMessage})
-	st := &c.bridge.Stats
-	s.metrics.reg.MustRegister(
-		prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Name: "hubbub_fanout_messages_total", Help: "Redis Pub/Sub messages of stored events received by this node.",
-		}, func() float64 { return float64(st.Messages.Load()) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Name: "hubbub_fanout_gap_repairs_total", Help: "Gaps in a topic's seqs filled from the log before delivery.",
-		}, func() float64 { return float64(st.Repairs.Load()) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Name: "hubbub_fanout_resyncs_total", Help: "Pub/Sub (re)subscriptions after which topics with local subscribers were re-read from the log.",
-		}, func() float64 { return float64(st.Resyncs.Load()) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "hubbub_fanout_connected", Help: "1 while this node receives other nodes' events from Redis Pub/Sub.",
-		}, func() float64 {
-			if st.Connected.Load() {
-				return 1
-			}
-			return 0
-		}),
-	)
+	registerFanoutMetrics(s.metrics, &c.bridge.Stats)
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
@@ -121,6 +96,30 @@ func (s *Server) startCluster(ctx context.Context) error {
 		c.wg.Wait()
 		return fmt.Errorf("fan-out: could not subscribe to Redis Pub/Sub within 10s")
 	}
+}
+
+// registerNodeInfo registers hubbub_node_info for the node id.
+func registerNodeInfo(m *metrics, id string) {
+	m.gaugeFunc("hubbub_node_info", "Always 1; the labels name this node and its version.",
+		func() float64 { return 1 }, "node", id, "version", Version)
+}
+
+// registerFanoutMetrics registers the metrics of the Redis fan-out bridge
+// whose totals st holds (Redis mode only).
+func registerFanoutMetrics(m *metrics, st *cluster.Stats) {
+	m.counterFunc("hubbub_fanout_messages_total", "Redis Pub/Sub messages of stored events received by this node (Redis mode).",
+		func() float64 { return float64(st.Messages.Load()) })
+	m.counterFunc("hubbub_fanout_gap_repairs_total", "Gaps in a topic's seqs filled from the log before delivery (Redis mode).",
+		func() float64 { return float64(st.Repairs.Load()) })
+	m.counterFunc("hubbub_fanout_resyncs_total", "Pub/Sub (re)subscriptions after which topics with local subscribers were re-read from the log (Redis mode).",
+		func() float64 { return float64(st.Resyncs.Load()) })
+	m.gaugeFunc("hubbub_fanout_connected", "1 while this node receives other nodes' events from Redis Pub/Sub (Redis mode).",
+		func() float64 {
+			if st.Connected.Load() {
+				return 1
+			}
+			return 0
+		})
 }
 
 // startHeartbeat announces the node in Redis every cluster.HeartbeatEvery

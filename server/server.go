@@ -172,12 +172,13 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Server, 
 			return lim.AllowKey(s.rateKey(r, id)) // id is verified already: no second JWT check
 		},
 	})
-	all := s.routes(s.transports, lim)
+	mux := s.routes(s.transports)
+	all := lim.Wrap(mux)
 	browsers := origin.New(origin.Options{Allowed: cfg.CORSOrigins, PublicURL: cfg.PublicURL})
-	s.handler = browsers.Wrap(all)
+	s.handler = m.countRequests(mux, browsers.Wrap(all))
 	if cfg.AdminListen != "" {
 		s.adminHandler = s.handler
-		s.handler = browsers.Wrap(withoutAdmin(all))
+		s.handler = m.countRequests(mux, browsers.Wrap(withoutAdmin(all)))
 	}
 	if err := s.startCluster(ctx); err != nil {
 		_ = s.webhooks.close()
@@ -226,9 +227,10 @@ func (s *Server) Handler() http.Handler { return s.handler }
 // --admin-listen.
 func (s *Server) AdminHandler() http.Handler { return s.adminHandler }
 
-// routes serves every route behind lim's door. Publishing is authorised
-// inside the transports (per topic), which then ask lim's rate buckets.
-func (s *Server) routes(t *transport.Handlers, lim *limit.Limiter) http.Handler {
+// routes is the mux of every route (served behind the limiter's door).
+// Publishing is authorised inside the transports (per topic), which then
+// ask the limiter's rate buckets.
+func (s *Server) routes(t *transport.Handlers) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/publish", t.Publish)
 	mux.HandleFunc("/events", t.Events)
@@ -255,7 +257,7 @@ func (s *Server) routes(t *transport.Handlers, lim *limit.Limiter) http.Handler 
 	mux.Handle("GET /api/stats", admin(http.HandlerFunc(s.apiStats)))
 	mux.Handle("GET /metrics", metricsAuth(s.cfg.MetricsKey, promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{})))
 	web.New(web.Options{Version: Version}).Register(mux)
-	return lim.Wrap(mux)
+	return mux
 }
 
 // ready answers 200 when the store answers a read within a second.
