@@ -256,7 +256,7 @@ func (s *Server) routes(t *transport.Handlers) *http.ServeMux {
 	mux.Handle("GET /api/topics", admin(http.HandlerFunc(s.apiTopics)))
 	mux.Handle("GET /api/stats", admin(http.HandlerFunc(s.apiStats)))
 	mux.Handle("GET /metrics", metricsAuth(s.cfg.MetricsKey, promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{})))
-	web.New(web.Options{Version: Version}).Register(mux)
+	web.New(web.Options{Version: Version, FrameAncestors: s.cfg.FrameAncestors}).Register(mux)
 	return mux
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"html"
 	"io"
 	"net"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -86,7 +88,7 @@ func TestBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	pageOrigin := "http://" + pageLn.Addr().String()
-	cors := &hub{bin: bin, data: t.TempDir(), args: []string{"--cors-origin", pageOrigin}}
+	cors := &hub{bin: bin, data: t.TempDir(), args: []string{"--cors-origin", pageOrigin, "--frame-ancestors", pageOrigin}}
 	if err := cors.start("127.0.0.1:0"); err != nil {
 		t.Fatal(err)
 	}
@@ -94,6 +96,11 @@ func TestBrowser(t *testing.T) {
 	servePages(t, pageLn, map[string]string{
 		"/allowed.html": readmeExample(t, "http://"+cors.addr),
 		"/refused.html": readmeExample(t, "http://"+h.addr),
+		// The wall in frames: allowed by --frame-ancestors on the second
+		// hub; refused on the first (none), and for any dashboard.
+		"/frame-allowed.html":   framePage("http://" + cors.addr + "/wall?topic=framed/" + strconv.FormatInt(time.Now().UnixNano(), 36)),
+		"/frame-refused.html":   framePage("http://" + h.addr + "/wall?topic=framed/refused"),
+		"/frame-dashboard.html": framePage("http://" + cors.addr + "/"),
 	})
 
 	px := newProxy(t, h.addr)
@@ -163,6 +170,11 @@ func readmeExample(t *testing.T, hubURL string) string {
 		t.Fatalf("the README example names https://hub.example.com %d times, want 2 (script and base URL)", n)
 	}
 	return strings.ReplaceAll(m[1], "https://hub.example.com", hubURL)
+}
+
+// framePage is an HTML page showing src in a large iframe.
+func framePage(src string) string {
+	return `<!doctype html><title>frame</title><iframe src="` + html.EscapeString(src) + `" width="1000" height="700"></iframe>`
 }
 
 // servePages serves fixed HTML pages on ln until the test ends.
