@@ -211,6 +211,15 @@ func (m *metrics) connectionCounts() map[string]int64 {
 	return out
 }
 
+// counterValue reads a counter.
+func counterValue(c prometheus.Counter) uint64 {
+	var pm dto.Metric
+	if c.Write(&pm) != nil {
+		return 0
+	}
+	return uint64(pm.GetCounter().GetValue())
+}
+
 // deliveredTotal sums the delivered counter over transports.
 func (m *metrics) deliveredTotal() uint64 {
 	var total float64

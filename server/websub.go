@@ -34,6 +34,7 @@ type webhooks struct {
 	// upstream is the subscriber side: other hubs' topics republished here.
 	upstream *upstream.Manager
 	wg       sync.WaitGroup // Run goroutines of runner and hub
+	metrics  *webhookMetrics
 	// backlog is the last webhook backlog measurement (nil before one).
 	backlog atomic.Pointer[websub.Backlog]
 }
@@ -71,6 +72,7 @@ func (s *Server) openWebhooks(cfg config.Config) (w *webhooks, err error) {
 	}
 	closers = append(closers, upStore.Close) // idempotent: the Manager closes it too
 	w.runner = tasks.NewRunner(w.queue, tasks.Options{Logger: s.log, Lease: cfg.TaskLease})
+	w.metrics = newWebhookMetrics(s.metrics)
 	w.hub, err = websub.New(websub.Options{
 		Hub: s.hub, Log: s.hub.Log(), Records: w.records, Tasks: w.runner,
 		PublicURL:    cfg.PublicURL,
@@ -79,7 +81,7 @@ func (s *Server) openWebhooks(cfg config.Config) (w *webhooks, err error) {
 		DeliverConcurrency: cfg.WebhookConcurrency,
 		MaxPerHost:         orNoLimit(cfg.WebSubMaxPerHost),
 		SubscribeRate:      float64(orNoLimit(cfg.WebSubRate)),
-		Logger:             s.log, Observer: newWebhookMetrics(s.metrics),
+		Logger:             s.log, Observer: w.metrics,
 		MaxFetchBytes: cfg.MaxBody, FetchMinInterval: cfg.FetchMinInterval,
 		Authorize: s.access.WebSub, ClientAddr: s.access.ClientAddr,
 	})

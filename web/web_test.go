@@ -37,6 +37,7 @@ func TestRoutes(t *testing.T) {
 		{"/client.js", "text/javascript; charset=utf-8", "hubbub.subscribe(baseUrl, options)"},
 		{"/static/client.js", "text/javascript; charset=utf-8", "function publish("},
 		{"/static/style.css", "text/css; charset=utf-8", ":root"},
+		{"/static/charts.js", "text/javascript; charset=utf-8", "hubbubCharts"},
 		{"/static/test.png", "image/png", "\x89PNG"},
 		{"/static/favicon.svg", "image/svg+xml", "<svg"},
 	} {
