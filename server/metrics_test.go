@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/hubbub/hubbub/broker"
 	"github.com/hubbub/hubbub/config"
 	"github.com/hubbub/hubbub/internal/redistest"
 )
@@ -192,5 +193,22 @@ func TestHTTPRequestMetrics(t *testing.T) {
 	close(ch)
 	if n := len(ch); n != len(want) {
 		t.Errorf("%d series of hubbub_http_requests_total, want %d: raw paths in the labels?", n, len(want))
+	}
+}
+
+// BenchmarkCountRequests measures what counting costs a request: the
+// second route lookup, the status writer and the counter.
+func BenchmarkCountRequests(b *testing.B) {
+	m := newMetrics(broker.New())
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /topics/{topic...}", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) })
+	for name, h := range map[string]http.Handler{"bare": mux, "counted": m.countRequests(mux, mux)} {
+		b.Run(name, func(b *testing.B) {
+			r := httptest.NewRequest(http.MethodGet, "/topics/photos/user/42", nil)
+			w := httptest.NewRecorder()
+			for b.Loop() {
+				h.ServeHTTP(w, r)
+			}
+		})
 	}
 }

@@ -2,10 +2,12 @@ package websub_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
 	"github.com/hubbub/hubbub/event"
+	"github.com/hubbub/hubbub/store"
 	"github.com/hubbub/hubbub/websub"
 )
 
@@ -65,5 +67,34 @@ func TestMeasureBacklog(t *testing.T) {
 	}
 	if b.Events != 5 || b.Failing != 0 || !b.Oldest.Equal(times[2]) {
 		t.Errorf("after catching up: %+v, want 5 events, oldest %v", b, times[2])
+	}
+}
+
+// BenchmarkMeasureBacklog: 1,000 subscriptions on 100 topics, each topic
+// with 10 events still to deliver.
+func BenchmarkMeasureBacklog(b *testing.B) {
+	e := newEnvRetention(b, b.TempDir(), store.Retention{}, nil)
+	ctx := context.Background()
+	for i := range 100 {
+		topic := fmt.Sprintf("t/%d", i)
+		for range 10 {
+			if _, err := e.hub.Publish(ctx, []event.Draft{{Topics: []string{topic}, Data: []byte(`1`)}}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		for j := range 10 {
+			cb := fmt.Sprintf("http://x/%d/%d", i, j)
+			s := websub.Subscription{ID: websub.SubscriptionID(topic, cb), Topic: topic, LogTopic: topic, Callback: cb,
+				State: websub.StateActive, Expires: time.Now().Add(time.Hour)}
+			if err := e.records.Put(ctx, s); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	for b.Loop() {
+		bl, err := e.ws.MeasureBacklog(ctx)
+		if err != nil || bl.Events != 10_000 {
+			b.Fatalf("%+v %v", bl, err)
+		}
 	}
 }
