@@ -140,3 +140,35 @@ func TestHasSubscribersAndTopics(t *testing.T) {
 		t.Fatal("interest left after Close")
 	}
 }
+
+// SubscribersByLabel counts subscribers by name and by pattern, each once.
+func TestSubscribersByLabel(t *testing.T) {
+	b := New()
+	star, _ := event.CompilePattern("photos/tag/*")
+	all, _ := event.CompilePattern("photos/**")
+	sys, _ := event.CompilePattern("**")
+	subs := []*Sub{
+		b.Subscribe(Spec{Topics: []string{"photos/tag/kitten"}, Label: "sse"}),
+		b.Subscribe(Spec{Patterns: []*event.Pattern{star}, Label: "ws"}),
+		b.Subscribe(Spec{Patterns: []*event.Pattern{star, all}, Label: "ws"}),                                   // two patterns: once
+		b.Subscribe(Spec{Topics: []string{"photos/tag/kitten"}, Patterns: []*event.Pattern{all}, Label: "sse"}), // name and pattern: once
+		b.Subscribe(Spec{Topics: []string{"chat"}, Label: "sse"}),
+		b.Subscribe(Spec{Patterns: []*event.Pattern{sys}, Label: "poll"}),
+	}
+	defer func() {
+		for _, s := range subs {
+			s.Close()
+		}
+	}()
+	for topic, want := range map[string]map[string]int{
+		"photos/tag/kitten": {"sse": 2, "ws": 2, "poll": 1},
+		"photos/user/1":     {"sse": 1, "ws": 1, "poll": 1},
+		"chat":              {"sse": 1, "poll": 1},
+		"$sys/stats/n":      {},
+	} {
+		got := b.SubscribersByLabel(topic)
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("%s: %v, want %v", topic, got, want)
+		}
+	}
+}

@@ -30,14 +30,29 @@ func (b *Broker) Subscribers(topic string) int {
 // topic: one naming it, or a pattern matching it.
 func (b *Broker) Watched(topic string) bool { return b.HasSubscribers(topic) }
 
-// SubscribersByLabel counts the live subscriptions naming topic exactly,
-// by their Spec.Label ("" for unlabelled ones).
+// SubscribersByLabel counts the live subscriptions that would be offered
+// an event of topic, by name or by pattern, each once, by their Spec.Label
+// ("" for unlabelled ones). Filters are not considered.
 func (b *Broker) SubscribersByLabel(topic string) map[string]int {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
 	out := make(map[string]int)
 	for s := range b.exact[topic] {
 		out[s.label]++
+	}
+	if b.patterns.empty() {
+		return out
+	}
+	b.walkMu.Lock()
+	defer b.walkMu.Unlock()
+	seen := map[*Sub]bool{}
+	for _, nd := range b.patterns.walk(topic) {
+		for s := range nd.subs {
+			if _, named := b.exact[topic][s]; !named && !seen[s] {
+				seen[s] = true
+				out[s.label]++
+			}
+		}
 	}
 	return out
 }

@@ -22,6 +22,7 @@ import (
 	"net/url"
 	"os"
 	"reflect"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -86,6 +87,7 @@ type Config struct {
 	AdminListen           string        `flag:"admin-listen" env:"HUBBUB_ADMIN_LISTEN" yaml:"admin_listen" help:"second address (host:port) that alone serves the dashboard (/), /api/... and /metrics, which the main listener then answers with 404; empty = all on --listen"`
 	MetricsKey            string        `flag:"metrics-key" env:"HUBBUB_METRICS_KEY" yaml:"metrics_key" secret:"true" help:"key that /metrics needs as Authorization: Bearer KEY (401 without it); empty = /metrics is open to anyone who reaches it"`
 	CORSOrigins           []string      `flag:"cors-origin" env:"HUBBUB_CORS_ORIGINS" yaml:"cors_origins" help:"web origin (scheme://host[:port], or * for any) whose pages may call the hub: answered with CORS headers (credentials only for listed origins), and allowed to POST /publish and /hub, which other foreign origins get 403 for (flag repeatable, env comma-separated); none = no CORS headers"`
+	FrameAncestors        []string      `flag:"frame-ancestors" env:"HUBBUB_FRAME_ANCESTORS" yaml:"frame_ancestors" help:"who may show the live wall (/wall) in a frame, as CSP frame-ancestors sources: 'self', an origin (https://cms.example.com), an origin with a wildcard host (https://*.example.com), or * for any site (flag repeatable, env comma-separated); none = no site may frame it; the dashboard and explorer never may"`
 }
 
 // Default returns the built-in defaults.
@@ -527,6 +529,11 @@ func (c Config) Validate() error {
 			return bad("CORSOrigins", "%q: %v", o, err)
 		}
 	}
+	for _, f := range c.FrameAncestors {
+		if !frameSource.MatchString(f) {
+			return bad("FrameAncestors", "%q: want 'self', *, or an origin such as https://cms.example.com or https://*.example.com", f)
+		}
+	}
 	for _, k := range c.PublishKeys {
 		if strings.TrimSpace(k) == "" {
 			return bad("PublishKeys", "a key is empty")
@@ -578,6 +585,11 @@ func (c Config) Validate() error {
 
 // checkOrigin accepts "*" or a web origin: scheme://host[:port], nothing
 // after it, as a browser sends in its Origin header.
+// frameSource is a CSP frame-ancestors source hubbub accepts: 'self', *,
+// or an http(s) origin whose host may start with a *. wildcard. Nothing
+// else can reach the header (no spaces, quotes, commas or semicolons).
+var frameSource = regexp.MustCompile(`^(?:'self'|\*|https?://(?:\*\.)?[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*(?::[0-9]{1,5})?)$`)
+
 func checkOrigin(o string) error {
 	if o == "*" {
 		return nil

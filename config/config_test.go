@@ -98,6 +98,7 @@ func TestEveryFieldFromEveryLayer(t *testing.T) {
 		"FetchMinInterval": "3s", "AllowPrivateCallbacks": "true", "WebhookConcurrency": "3", "WebSubMaxPerHost": "4", "WebSubRate": "5", "TaskLease": "7s",
 		"Upstreams": "up", "ShutdownTimeout": "1m",
 		"TLSCert": "c.pem", "TLSKey": "k.pem", "AdminListen": "127.0.0.1:9", "MetricsKey": "mk", "CORSOrigins": "https://app.example.com",
+		"FrameAncestors": "https://cms.example.com",
 	}
 	want := Config{Listen: ":9", Store: "redis://127.0.0.1:6379/3", RedisPrefix: "hp", NodeID: "node-a", Data: "/var/hub",
 		PublicURL: "https://hub.example.com", PublishKeys: []string{"a"}, AdminKey: "adm",
@@ -111,7 +112,8 @@ func TestEveryFieldFromEveryLayer(t *testing.T) {
 		WebSubLease: 48 * time.Hour, WebSubMinLease: time.Hour, WebSubMaxLease: 96 * time.Hour, WebSubSignature: "sha1",
 		FetchMinInterval: 3 * time.Second, AllowPrivateCallbacks: true, WebhookConcurrency: 3, WebSubMaxPerHost: 4, WebSubRate: 5,
 		TaskLease: 7 * time.Second, Upstreams: []string{"up"}, ShutdownTimeout: time.Minute,
-		TLSCert: "c.pem", TLSKey: "k.pem", AdminListen: "127.0.0.1:9", MetricsKey: "mk", CORSOrigins: []string{"https://app.example.com"}}
+		TLSCert: "c.pem", TLSKey: "k.pem", AdminListen: "127.0.0.1:9", MetricsKey: "mk", CORSOrigins: []string{"https://app.example.com"},
+		FrameAncestors: []string{"https://cms.example.com"}}
 	var yamlDoc strings.Builder
 	var args []string
 	envs := map[string]string{}
@@ -251,6 +253,12 @@ func TestBadValues(t *testing.T) {
 		{"bad jwks url", []string{"--jwks-url", "id.example/jwks"}, nil, "--jwks-url"},
 		{"bad trusted proxy", []string{"--trusted-proxy", "10.0.0.0/33"}, nil, "--trusted-proxy"},
 		{"env private", nil, map[string]string{"HUBBUB_PRIVATE": "a/**"}, "HUBBUB_PRIVATE"},
+		{"frame ancestor with a path", []string{"--frame-ancestors", "https://cms.example.com/page"}, nil, "--frame-ancestors"},
+		{"frame ancestor injecting a directive", []string{"--frame-ancestors", "'self'; script-src *"}, nil, "--frame-ancestors"},
+		{"frame ancestor unquoted self", []string{"--frame-ancestors", "self"}, nil, "--frame-ancestors"},
+		{"frame ancestor none", []string{"--frame-ancestors", "'none'"}, nil, "--frame-ancestors"},
+		{"frame ancestor without scheme", nil, map[string]string{"HUBBUB_FRAME_ANCESTORS": "cms.example.com"}, "HUBBUB_FRAME_ANCESTORS"},
+		{"frame ancestor javascript", []string{"--frame-ancestors", "javascript://x"}, nil, "--frame-ancestors"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -168,6 +168,21 @@ func startHubEnv(t testing.TB, dataDir string, env []string, extraArgs ...string
 // startHubBinary is startHubEnv with another hubbub binary than hubBinary.
 func startHubBinary(t testing.TB, bin, dataDir string, env []string, extraArgs ...string) *hubProc {
 	t.Helper()
+	h := launchHubBinary(t, bin, dataDir, env, extraArgs...)
+	h.waitListening(t, 10*time.Second)
+	return h
+}
+
+// launchHub starts `hubbub serve` as startHub does, without waiting for it
+// to listen (see waitListening).
+func launchHub(t testing.TB, dataDir string, extraArgs ...string) *hubProc {
+	t.Helper()
+	return launchHubBinary(t, hubBinary, dataDir, nil, extraArgs...)
+}
+
+// launchHubBinary is launchHub with another binary and extra environment.
+func launchHubBinary(t testing.TB, bin, dataDir string, env []string, extraArgs ...string) *hubProc {
+	t.Helper()
 	if dataDir == "" {
 		dataDir = t.TempDir()
 	}
@@ -197,17 +212,41 @@ func startHubBinary(t testing.TB, bin, dataDir string, env []string, extraArgs .
 			t.Logf("hubbub %v stderr:\n%s", args, clipString(h.stderr.String(), 8000))
 		}
 	})
-	timer := time.NewTimer(10 * time.Second)
+	return h
+}
+
+// waitListening waits up to d for the hub to log that it is listening,
+// and sets h.URL.
+func (h *hubProc) waitListening(t testing.TB, d time.Duration) {
+	t.Helper()
+	timer := time.NewTimer(d)
 	defer timer.Stop()
 	select {
 	case addr := <-h.stderr.addr:
 		h.URL = "http://" + addr
 	case <-h.done:
-		t.Fatalf("hubbub %v exited before listening (%v); stderr:\n%s", args, h.waitErr, h.stderr.String())
+		t.Fatalf("hubbub %v exited before listening (%v); stderr:\n%s", h.cmd.Args[1:], h.waitErr, h.stderr.String())
 	case <-timer.C:
-		t.Fatalf("hubbub %v did not log \"hubbub listening\" within 10s; stderr:\n%s", args, h.stderr.String())
+		t.Fatalf("hubbub %v did not log \"hubbub listening\" within %v; stderr:\n%s", h.cmd.Args[1:], d, h.stderr.String())
 	}
-	return h
+}
+
+// waitLog waits up to d for the hub's stderr to contain s.
+func (h *hubProc) waitLog(t testing.TB, s string, d time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !strings.Contains(h.Stderr(), s) {
+		if time.Now().After(deadline) {
+			t.Fatalf("hubbub did not log %q within %v; stderr:\n%s", s, d, clipString(h.Stderr(), 8000))
+		}
+		select {
+		case <-h.done:
+			if !strings.Contains(h.Stderr(), s) {
+				t.Fatalf("hubbub exited (%v) without logging %q; stderr:\n%s", h.waitErr, s, clipString(h.Stderr(), 8000))
+			}
+		case <-time.After(20 * time.Millisecond): // polling the log, with a deadline
+		}
+	}
 }
 
 func clipString(s string, n int) string {

@@ -23,15 +23,14 @@ func newAccess(ctx context.Context, cfg config.Config, log *slog.Logger) (*acces
 }
 
 // logAccess states at startup who may publish, subscribe and administer.
+// What is risky about it is said by risks, at warn level.
 func (s *Server) logAccess() {
 	publish, subscribe, admin := s.access.Summary()
 	jwt := s.cfg.JWTSecret != "" || s.cfg.JWTPublicKey != "" || s.cfg.JWKSURL != ""
-	level := slog.LevelInfo
 	if len(s.cfg.PublishKeys) == 0 && !jwt {
-		level = slog.LevelWarn // as before: say loudly that no key is set
 		publish += " (set --publish-key or --jwt-secret to publish from elsewhere)"
 	}
-	s.log.Log(context.Background(), level, "who may publish: "+publish, "publish_keys", len(s.cfg.PublishKeys), "jwt", jwt)
+	s.log.Info("who may publish: "+publish, "publish_keys", len(s.cfg.PublishKeys), "jwt", jwt)
 	s.log.Info("who may subscribe: "+subscribe, "private", len(s.cfg.Private), "subscribe_auth", s.cfg.SubscribeAuth)
 	s.log.Info("who may administer: "+admin, "admin_key", s.cfg.AdminKey != "", "trusted_proxies", len(s.cfg.TrustedProxies))
 }

@@ -40,7 +40,7 @@ func startHub(t *testing.T, edit func(*config.Config)) *httptest.Server {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	s, err := server.New(cfg, nil)
+	s, err := server.New(context.Background(), cfg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -26,11 +26,14 @@ type stats struct {
 	Node        string           `json:"node"`
 	Time        string           `json:"time"`
 	Connections map[string]int64 `json:"connections"`
-	Published   uint64           `json:"published"`
-	Delivered   uint64           `json:"delivered"`
-	CutOff      uint64           `json:"cut_off"`
-	Live        int64            `json:"live_subscriptions"`
-	Topics      []topicInfo      `json:"topics"`
+	Published   uint64           `json:"published"` // events this node's fan-out took in, all nodes' in Redis mode
+	// EventsIn counts the events publishers stored through this node
+	// (hubbub_events_published_total).
+	EventsIn  uint64      `json:"events_in"`
+	Delivered uint64      `json:"delivered"`
+	CutOff    uint64      `json:"cut_off"`
+	Live      int64       `json:"live_subscriptions"`
+	Topics    []topicInfo `json:"topics"`
 	// Features lists the optional admin APIs this node serves ("websub":
 	// GET /api/subscriptions, "nodes": GET /api/nodes, "backup": POST
 	// /api/backup, embedded store only), so pages ask only
@@ -39,6 +42,21 @@ type stats struct {
 	// Build names the binary this node runs, so that a mixed-version
 	// cluster (an upgrade in progress) shows on the dashboard.
 	Build buildinfo.Info `json:"build"`
+	// Webhooks is the webhook side: this node's deliveries, and the
+	// deployment's backlog as last measured.
+	Webhooks webhookStats `json:"webhooks"`
+}
+
+// webhookStats is the "webhooks" member of the stats.
+type webhookStats struct {
+	DeliveriesOK     uint64 `json:"deliveries_ok"`     // this node's POSTs answered 2xx
+	DeliveriesFailed uint64 `json:"deliveries_failed"` // and the others
+	// The last backlog measurement (whole deployment): events still to
+	// deliver, the age of the oldest, and the subscriptions.
+	Backlog       uint64  `json:"backlog"`
+	OldestSeconds float64 `json:"oldest_pending_seconds"`
+	Subscriptions int     `json:"subscriptions"`
+	Failing       int     `json:"failing"`
 }
 
 // topics lists the busiest topics with their history and subscribers.
@@ -68,12 +86,23 @@ func (s *Server) snapshot(ctx context.Context) stats {
 		Time:        time.Now().UTC().Format(event.TimeFormat),
 		Connections: s.metrics.connectionCounts(),
 		Published:   s.broker.Stats.Published.Load(),
+		EventsIn:    counterValue(s.metrics.published),
 		Delivered:   s.metrics.deliveredTotal(),
 		CutOff:      s.broker.Stats.CutOff.Load(),
 		Live:        s.broker.Stats.Subscribers.Load(),
 		Topics:      s.topics(ctx, 20),
 		Features:    append([]string{}, s.features...),
 		Build:       s.build,
+	}
+	if w := s.webhooks; w != nil {
+		st.Webhooks.DeliveriesOK = counterValue(w.metrics.delivered.WithLabelValues("ok"))
+		st.Webhooks.DeliveriesFailed = counterValue(w.metrics.delivered.WithLabelValues("failed"))
+		if b := w.backlog.Load(); b != nil {
+			st.Webhooks.Backlog, st.Webhooks.Subscriptions, st.Webhooks.Failing = b.Events, b.Subscriptions, b.Failing
+			if !b.Oldest.IsZero() {
+				st.Webhooks.OldestSeconds = max(0, time.Since(b.Oldest).Seconds())
+			}
+		}
 	}
 	return st
 }

@@ -2,6 +2,8 @@ package server
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -13,8 +15,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/hubbub/hubbub/cluster"
 	"github.com/hubbub/hubbub/config"
 	redisstore "github.com/hubbub/hubbub/store/redis"
@@ -24,7 +24,9 @@ import (
 // mode the fan-out bridge and the heartbeat registry; in both modes this
 // node's identity.
 type clusterState struct {
-	id       string
+	id string
+	// instance is random per process (cluster.Node.Instance).
+	instance string
 	started  time.Time
 	bridge   *cluster.Bridge   // nil in embedded mode
 	registry *cluster.Registry // nil in embedded mode
@@ -33,6 +35,13 @@ type clusterState struct {
 	// peers are the live nodes as last listed by statsWatched (Redis
 	// mode); self() says which of their stats topics this node watches.
 	peers atomic.Pointer[[]cluster.Node]
+}
+
+// newInstanceID is a random id for this process (cluster.Node.Instance).
+func newInstanceID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
 
 // nodeName is --node-id, or hostname:port of --listen (hostname:pid when the
@@ -57,40 +66,21 @@ func nodeName(cfg config.Config) string {
 // delivers every topic's events in seq order whatever node stored them. It
 // waits until the Bridge is subscribed, so nothing stored after New returns
 // is missed. In embedded mode it only registers the node's metrics.
-func (s *Server) startCluster() error {
+func (s *Server) startCluster(ctx context.Context) error {
 	c := s.cluster
 	c.started = time.Now().UTC()
-	s.metrics.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name:        "hubbub_node_info",
-		Help:        "Always 1; the labels name this node and its version.",
-		ConstLabels: prometheus.Labels{"node": c.id, "version": s.build.Version},
-	}, func() float64 { return 1 }))
+	registerNodeInfo(s.metrics, c.id, s.build.Version)
 	rs, ok := s.store.(*redisstore.Store)
 	if !ok {
 		return nil
 	}
-	c.bridge = cluster.NewBridge(rs, rs, s.broker, cluster.Options{Logger: s.log, Decode: redisstore.DecodeMessage})
 	c.registry = cluster.NewRegistry(rs.Client(), rs.Prefix(), s.log)
-	st := &c.bridge.Stats
-	s.metrics.reg.MustRegister(
-		prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Name: "hubbub_fanout_messages_total", Help: "Redis Pub/Sub messages of stored events received by this node.",
-		}, func() float64 { return float64(st.Messages.Load()) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Name: "hubbub_fanout_gap_repairs_total", Help: "Gaps in a topic's seqs filled from the log before delivery.",
-		}, func() float64 { return float64(st.Repairs.Load()) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Name: "hubbub_fanout_resyncs_total", Help: "Pub/Sub (re)subscriptions after which topics with local subscribers were re-read from the log.",
-		}, func() float64 { return float64(st.Resyncs.Load()) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "hubbub_fanout_connected", Help: "1 while this node receives other nodes' events from Redis Pub/Sub.",
-		}, func() float64 {
-			if st.Connected.Load() {
-				return 1
-			}
-			return 0
-		}),
-	)
+	if err := c.registry.Claim(ctx, c.id, c.instance); err != nil {
+		s.cancelBase()
+		return fmt.Errorf("--node-id: %w", err)
+	}
+	c.bridge = cluster.NewBridge(rs, rs, s.broker, cluster.Options{Logger: s.log, Decode: redisstore.DecodeMessage})
+	registerFanoutMetrics(s.metrics, &c.bridge.Stats)
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
@@ -106,6 +96,30 @@ func (s *Server) startCluster() error {
 		c.wg.Wait()
 		return fmt.Errorf("fan-out: could not subscribe to Redis Pub/Sub within 10s")
 	}
+}
+
+// registerNodeInfo registers hubbub_node_info for the node id.
+func registerNodeInfo(m *metrics, id, version string) {
+	m.gaugeFunc("hubbub_node_info", "Always 1; the labels name this node and its version.",
+		func() float64 { return 1 }, "node", id, "version", version)
+}
+
+// registerFanoutMetrics registers the metrics of the Redis fan-out bridge
+// whose totals st holds (Redis mode only).
+func registerFanoutMetrics(m *metrics, st *cluster.Stats) {
+	m.counterFunc("hubbub_fanout_messages_total", "Redis Pub/Sub messages of stored events received by this node (Redis mode).",
+		func() float64 { return float64(st.Messages.Load()) })
+	m.counterFunc("hubbub_fanout_gap_repairs_total", "Gaps in a topic's seqs filled from the log before delivery (Redis mode).",
+		func() float64 { return float64(st.Repairs.Load()) })
+	m.counterFunc("hubbub_fanout_resyncs_total", "Pub/Sub (re)subscriptions after which topics with local subscribers were re-read from the log (Redis mode).",
+		func() float64 { return float64(st.Resyncs.Load()) })
+	m.gaugeFunc("hubbub_fanout_connected", "1 while this node receives other nodes' events from Redis Pub/Sub (Redis mode).",
+		func() float64 {
+			if st.Connected.Load() {
+				return 1
+			}
+			return 0
+		})
 }
 
 // startHeartbeat announces the node in Redis every cluster.HeartbeatEvery
@@ -127,7 +141,8 @@ func (s *Server) startHeartbeat(addr string) {
 func (s *Server) self() cluster.Node {
 	c := s.cluster
 	addr, _ := c.addr.Load().(string)
-	n := cluster.Node{ID: c.id, Address: addr, Version: s.build.Version, Started: c.started, Connections: s.metrics.live.Load()}
+	n := cluster.Node{ID: c.id, Address: addr, Version: s.build.Version, Started: c.started, Connections: s.metrics.live.Load(),
+		Instance: c.instance}
 	if peers := c.peers.Load(); peers != nil {
 		for _, p := range *peers {
 			if p.ID != c.id && s.broker.Watched(statsTopicOf(p.ID)) {

@@ -109,7 +109,7 @@ func startServer(t *testing.T, cfg config.Config, admin bool, adjust func(*Serve
 		t.Fatal(err)
 	}
 	lg := &syncLog{}
-	s, err := New(cfg, slog.New(slog.NewTextHandler(lg, nil)))
+	s, err := New(context.Background(), cfg, slog.New(slog.NewTextHandler(lg, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -340,14 +340,14 @@ func TestTLSStartupErrors(t *testing.T) {
 	cfg := config.Default()
 	cfg.Data = t.TempDir()
 	cfg.TLSCert, cfg.TLSKey = certFile, keyFile
-	if _, err := New(cfg, nil); err == nil || !strings.Contains(err.Error(), "TLS") {
+	if _, err := New(context.Background(), cfg, nil); err == nil || !strings.Contains(err.Error(), "TLS") {
 		t.Fatalf("missing files: %v", err)
 	}
 	testCert(t, 1, "hub", certFile, keyFile)
 	other, otherKey := tlsFiles(t)
 	testCert(t, 2, "other", other, otherKey)
 	cfg.TLSKey = otherKey
-	if _, err := New(cfg, nil); err == nil || !strings.Contains(err.Error(), "load TLS certificate") {
+	if _, err := New(context.Background(), cfg, nil); err == nil || !strings.Contains(err.Error(), "load TLS certificate") {
 		t.Fatalf("mismatched pair: %v", err)
 	}
 }

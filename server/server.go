@@ -69,6 +69,10 @@ type Server struct {
 	// backups allows one backup at a time (backup.go).
 	backups backupGate
 
+	// startNotes are start-up log lines found before listening (Redis
+	// persistence), logged by Run with the rest.
+	startNotes []note
+
 	// transports serve the wire protocol (kept to wait for WebSockets at
 	// shutdown).
 	transports *transport.Handlers
@@ -80,8 +84,10 @@ type Server struct {
 }
 
 // New opens the store named by cfg and wires the hub together. It does not
-// listen yet.
-func New(cfg config.Config, logger *slog.Logger) (*Server, error) {
+// listen yet. With --store redis it waits, with backoff, for Redis to
+// answer, and refuses to start when a live node already has this node's
+// --node-id; ctx bounds both waits (a signal ends them).
+func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Server, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -112,7 +118,19 @@ func New(cfg config.Config, logger *slog.Logger) (*Server, error) {
 		// commits.
 		onCommit = commits.call
 	}
-	st, err := openStore(cfg, store.Config{
+	var notes []note
+	if cfg.Store != "" {
+		// While waiting, the wait loop says why; go-redis's own pool
+		// messages would only repeat it.
+		redisconn.UseLogger(slog.New(slog.DiscardHandler))
+		var err error
+		notes, err = prepareRedis(ctx, cfg, logger)
+		redisconn.UseLogger(logger)
+		if err != nil {
+			return nil, err
+		}
+	}
+	st, err := openStore(ctx, cfg, store.Config{
 		Retention: store.Retention{MaxEvents: cfg.HistoryMaxEvents, MaxAge: cfg.HistoryMaxAge},
 		OnCommit:  onCommit,
 	}, logger)
@@ -124,9 +142,9 @@ func New(cfg config.Config, logger *slog.Logger) (*Server, error) {
 		MaxPageBytes: cfg.MaxResponseBytes})
 	s := &Server{cfg: cfg, log: logger, store: st, broker: b, hub: h, metrics: m,
 		activity: activity.New(10000, nil), node: nodeID,
-		features: []string{"nodes"},
-		cluster:  &clusterState{id: nodeID}, commits: commits, certs: certs, build: buildinfo.Read()}
-	registerBuildInfo(m.reg, s.build)
+		features: []string{"nodes"}, startNotes: notes,
+		cluster: &clusterState{id: nodeID, instance: newInstanceID()}, commits: commits, certs: certs, build: buildinfo.Read()}
+	registerBuildInfo(m, s.build)
 	b.Tap(s.activity.Record)
 	base, cancel := context.WithCancelCause(context.Background())
 	s.base, s.cancelBase = base, func() { cancel(transport.ErrShutdown) }
@@ -163,14 +181,15 @@ func New(cfg config.Config, logger *slog.Logger) (*Server, error) {
 			return lim.AllowKey(s.rateKey(r, id)) // id is verified already: no second JWT check
 		},
 	})
-	all := s.routes(s.transports, lim)
+	mux := s.routes(s.transports)
+	all := lim.Wrap(mux)
 	browsers := origin.New(origin.Options{Allowed: cfg.CORSOrigins, PublicURL: cfg.PublicURL})
-	s.handler = browsers.Wrap(all)
+	s.handler = m.countRequests(mux, browsers.Wrap(all))
 	if cfg.AdminListen != "" {
 		s.adminHandler = s.handler
-		s.handler = browsers.Wrap(withoutAdmin(all))
+		s.handler = m.countRequests(mux, browsers.Wrap(withoutAdmin(all)))
 	}
-	if err := s.startCluster(); err != nil {
+	if err := s.startCluster(ctx); err != nil {
 		_ = s.webhooks.close()
 		_ = st.Close()
 		return nil, err
@@ -180,16 +199,14 @@ func New(cfg config.Config, logger *slog.Logger) (*Server, error) {
 
 // openStore opens the backend cfg names: Redis for a redis:// URL, else the
 // embedded store in cfg.Data.
-func openStore(cfg config.Config, sc store.Config, logger *slog.Logger) (store.Log, error) {
+func openStore(ctx context.Context, cfg config.Config, sc store.Config, logger *slog.Logger) (store.Log, error) {
 	if cfg.Store != "" {
-		redisconn.UseLogger(logger)
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
 		st, err := redisstore.Open(ctx, cfg.Store, sc, redisstore.WithLogger(logger), redisstore.WithPrefix(cfg.RedisPrefix))
 		if err != nil {
 			return nil, fmt.Errorf("open store %s: %w", redactURL(cfg.Store), err)
 		}
-		logger.Info("store: redis", "url", redactURL(cfg.Store))
 		return st, nil
 	}
 	st, err := embedded.Open(filepath.Join(cfg.Data, dirLog), sc, embedded.WithLogger(logger))
@@ -219,9 +236,10 @@ func (s *Server) Handler() http.Handler { return s.handler }
 // --admin-listen.
 func (s *Server) AdminHandler() http.Handler { return s.adminHandler }
 
-// routes serves every route behind lim's door. Publishing is authorised
-// inside the transports (per topic), which then ask lim's rate buckets.
-func (s *Server) routes(t *transport.Handlers, lim *limit.Limiter) http.Handler {
+// routes is the mux of every route (served behind the limiter's door).
+// Publishing is authorised inside the transports (per topic), which then
+// ask the limiter's rate buckets.
+func (s *Server) routes(t *transport.Handlers) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/publish", t.Publish)
 	mux.HandleFunc("/events", t.Events)
@@ -249,8 +267,8 @@ func (s *Server) routes(t *transport.Handlers, lim *limit.Limiter) http.Handler 
 	s.adminRoutes(mux, admin)
 	mux.Handle("POST /api/backup", admin(http.HandlerFunc(s.apiBackup)))
 	mux.Handle("GET /metrics", metricsAuth(s.cfg.MetricsKey, promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{})))
-	web.New(web.Options{Version: s.build.Version}).Register(mux)
-	return lim.Wrap(mux)
+	web.New(web.Options{Version: s.build.Version, FrameAncestors: s.cfg.FrameAncestors}).Register(mux)
+	return mux
 }
 
 // ready answers 200 when the store answers a read within a second.
@@ -330,25 +348,7 @@ func (s *Server) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	dashboard := ls.main.Addr().String()
-	if ls.admin != nil {
-		dashboard = ls.admin.Addr().String()
-	}
-	attrs := []any{"addr", ls.main.Addr().String(), "scheme", s.scheme(), "version", s.build.Version, "revision", s.build.ShortRevision(),
-		"dashboard", s.scheme() + "://" + dashboard + "/"}
-	if s.cfg.Store == "" {
-		attrs = append(attrs, "store", "embedded", "data", s.cfg.Data)
-	} else {
-		attrs = append(attrs, "store", redactURL(s.cfg.Store), "redis_prefix", s.cfg.RedisPrefix)
-	}
-	s.log.Info("hubbub listening", attrs...)
-	if ls.admin != nil {
-		s.log.Info("admin listening", "addr", ls.admin.Addr().String(), "scheme", s.scheme(), "serves", "/, /api/..., /metrics and every other route")
-	}
-	if s.cfg.AllowPrivateCallbacks {
-		s.log.Warn("--allow-private-callbacks is on: webhook callbacks and thin-ping fetches may reach loopback and private addresses")
-	}
-	s.logAccess()
+	s.logStartup(ls)
 	err = s.Serve(ctx, ls.main, ls.admin)
 	s.log.Info("stopped", "err", err)
 	return err

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -36,6 +37,9 @@ type webhooks struct {
 	// upStore keeps the upstreams (the Manager owns and closes it).
 	upStore upstream.Store
 	wg      sync.WaitGroup // Run goroutines of runner and hub
+	metrics *webhookMetrics
+	// backlog is the last webhook backlog measurement (nil before one).
+	backlog atomic.Pointer[websub.Backlog]
 }
 
 // webhookRecords are the subscription records as the server uses them.
@@ -72,6 +76,7 @@ func (s *Server) openWebhooks(cfg config.Config) (w *webhooks, err error) {
 	closers = append(closers, upStore.Close) // idempotent: the Manager closes it too
 	w.upStore = upStore
 	w.runner = tasks.NewRunner(w.queue, tasks.Options{Logger: s.log, Lease: cfg.TaskLease})
+	w.metrics = newWebhookMetrics(s.metrics)
 	w.hub, err = websub.New(websub.Options{
 		Hub: s.hub, Log: s.hub.Log(), Records: w.records, Tasks: w.runner,
 		PublicURL:    cfg.PublicURL,
@@ -80,7 +85,7 @@ func (s *Server) openWebhooks(cfg config.Config) (w *webhooks, err error) {
 		DeliverConcurrency: cfg.WebhookConcurrency,
 		MaxPerHost:         orNoLimit(cfg.WebSubMaxPerHost),
 		SubscribeRate:      float64(orNoLimit(cfg.WebSubRate)),
-		Logger:             s.log, Observer: newWebhookMetrics(s.metrics.reg),
+		Logger:             s.log, Observer: w.metrics,
 		MaxFetchBytes: cfg.MaxBody, FetchMinInterval: cfg.FetchMinInterval,
 		Authorize: s.access.WebSub, ClientAddr: s.access.ClientAddr,
 	})
@@ -89,6 +94,7 @@ func (s *Server) openWebhooks(cfg config.Config) (w *webhooks, err error) {
 	}
 	closers = append(closers, w.hub.Close)
 	w.hub.Register(w.runner)
+	registerBacklogMetrics(s.metrics, w.backlog.Load, time.Now)
 	if w.upstream, err = upstream.New(upstream.Options{
 		Hub: s.hub, Runner: w.runner, Store: upStore,
 		PublicURL: cfg.PublicURL, AllowPrivate: cfg.AllowPrivateCallbacks, Logger: s.log,
@@ -163,6 +169,11 @@ func openUpstreamStore(cfg config.Config, log *slog.Logger) (upstream.Store, err
 
 // start runs the task runner and the hub's sweeps until ctx ends.
 func (w *webhooks) start(ctx context.Context, s *Server) {
+	w.wg.Add(1)
+	go func() {
+		defer w.wg.Done()
+		w.measureBacklog(ctx, s.log)
+	}()
 	for name, run := range map[string]func(context.Context) error{"task runner": w.runner.Run, "websub": w.hub.Run} {
 		w.wg.Add(1)
 		go func() {
@@ -294,23 +305,89 @@ type webhookMetrics struct {
 	removed   *prometheus.CounterVec
 }
 
-func newWebhookMetrics(reg *prometheus.Registry) *webhookMetrics {
-	m := &webhookMetrics{
-		verified: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hubbub_websub_verifications_total",
-			Help: "Verifications of intent and denial notices, by mode and result."}, []string{"mode", "result"}),
-		delivered: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hubbub_webhook_deliveries_total",
-			Help: "Webhook POSTs, by result (ok, failed)."}, []string{"result"}),
-		events: prometheus.NewCounter(prometheus.CounterOpts{Name: "hubbub_webhook_events_delivered_total",
-			Help: "Events delivered to webhooks with a 2xx."}),
-		fetched: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hubbub_websub_fetches_total",
-			Help: "Thin-ping fetches of topic URLs, by result."}, []string{"result"}),
-		dropped: prometheus.NewCounter(prometheus.CounterOpts{Name: "hubbub_webhook_events_dropped_total",
-			Help: "Events webhook subscriptions never received because retention removed them first."}),
-		removed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hubbub_websub_subscriptions_removed_total",
-			Help: "Webhook subscriptions ended, by reason (unsubscribed, expired, gone, removed by an admin)."}, []string{"reason"}),
+func newWebhookMetrics(m *metrics) *webhookMetrics {
+	return &webhookMetrics{
+		verified: m.counterVec("hubbub_websub_verifications_total",
+			"Verifications of intent and denial notices, by mode (subscribe, unsubscribe, denied) and result (ok, failed).", "mode", "result"),
+		delivered: m.counterVec("hubbub_webhook_deliveries_total",
+			"Webhook POSTs, by result (ok, failed).", "result"),
+		events: m.counter("hubbub_webhook_events_delivered_total",
+			"Events delivered to webhooks with a 2xx."),
+		fetched: m.counterVec("hubbub_websub_fetches_total",
+			"Thin-ping fetches of topic URLs, by result (ok, failed).", "result"),
+		dropped: m.counter("hubbub_webhook_events_dropped_total",
+			"Events webhook subscriptions never received because retention removed them first."),
+		removed: m.counterVec("hubbub_websub_subscriptions_removed_total",
+			"Webhook subscriptions ended, by reason (unsubscribed, expired, gone, removed by an admin).", "reason"),
 	}
-	reg.MustRegister(m.verified, m.delivered, m.events, m.fetched, m.dropped, m.removed)
-	return m
+}
+
+// Backlog measurements run at most every backlogEvery, and take at most a
+// tenth of the time: after a pass that took d, the next waits 10*d.
+const backlogEvery = 10 * time.Second
+
+// registerBacklogMetrics registers the gauges of the last backlog
+// measurement that last returns (nil before the first).
+func registerBacklogMetrics(m *metrics, last func() *websub.Backlog, now func() time.Time) {
+	read := func(f func(*websub.Backlog) float64) func() float64 {
+		return func() float64 {
+			if b := last(); b != nil {
+				return f(b)
+			}
+			return 0
+		}
+	}
+	m.gaugeFunc("hubbub_webhook_backlog_events",
+		"Events in the logs after webhook subscriptions' cursors, summed: what is still to deliver (for filtered subscriptions an upper bound). Measured every 10 s or so; in Redis mode every node reports the whole deployment's.",
+		read(func(b *websub.Backlog) float64 { return float64(b.Events) }))
+	m.gaugeFunc("hubbub_webhook_backlog_oldest_seconds",
+		"Age of the oldest event not yet delivered to a webhook subscription; 0 when none waits.",
+		read(func(b *websub.Backlog) float64 {
+			if b.Oldest.IsZero() {
+				return 0
+			}
+			return max(0, now().Sub(b.Oldest).Seconds())
+		}))
+	m.gaugeFunc("hubbub_webhook_subscriptions",
+		"Live webhook subscriptions (whole deployment), as of the last backlog measurement.",
+		read(func(b *websub.Backlog) float64 { return float64(b.Subscriptions) }))
+	m.gaugeFunc("hubbub_webhook_subscriptions_failing",
+		"Webhook subscriptions whose last 5 or more deliveries failed in a row.",
+		read(func(b *websub.Backlog) float64 { return float64(b.Failing) }))
+	m.gaugeFunc("hubbub_webhook_subscriptions_behind",
+		"Webhook subscriptions with events still to deliver.",
+		read(func(b *websub.Backlog) float64 { return float64(b.Behind) }))
+}
+
+// measureBacklog measures the webhook backlog until ctx ends, keeping the
+// last result in w.backlog. A failed pass keeps the previous result and
+// is logged once per run of failures.
+func (w *webhooks) measureBacklog(ctx context.Context, log *slog.Logger) {
+	failing := false
+	for {
+		b, err := w.hub.MeasureBacklog(ctx)
+		wait := backlogEvery
+		switch {
+		case err != nil && ctx.Err() != nil:
+			return
+		case err != nil:
+			if !failing {
+				log.Warn("measuring the webhook backlog failed; the metrics keep the last measurement", "err", err)
+			}
+			failing = true
+		default:
+			failing = false
+			w.backlog.Store(&b)
+			wait = max(wait, 10*b.Took)
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
 }
 
 func result(err error) string {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"html"
 	"io"
 	"net"
 	"net/http"
@@ -12,11 +13,17 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/maintnotifications"
+
+	"github.com/hubbub/hubbub/internal/redistest"
 )
 
 // TestBrowser runs the browser tests in web/e2e-browser (node --test with
@@ -86,7 +93,7 @@ func TestBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	pageOrigin := "http://" + pageLn.Addr().String()
-	cors := &hub{bin: bin, data: t.TempDir(), args: []string{"--cors-origin", pageOrigin}}
+	cors := &hub{bin: bin, data: t.TempDir(), args: []string{"--cors-origin", pageOrigin, "--frame-ancestors", pageOrigin}}
 	if err := cors.start("127.0.0.1:0"); err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +101,15 @@ func TestBrowser(t *testing.T) {
 	servePages(t, pageLn, map[string]string{
 		"/allowed.html": readmeExample(t, "http://"+cors.addr),
 		"/refused.html": readmeExample(t, "http://"+h.addr),
+		// The wall in frames: allowed by --frame-ancestors on the second
+		// hub; refused on the first (none), and for any dashboard.
+		"/frame-allowed.html":   framePage("http://" + cors.addr + "/wall?topic=framed/" + strconv.FormatInt(time.Now().UnixNano(), 36)),
+		"/frame-refused.html":   framePage("http://" + h.addr + "/wall?topic=framed/refused"),
+		"/frame-dashboard.html": framePage("http://" + cors.addr + "/"),
 	})
+
+	// Two nodes on one Redis, for the dashboard of a deployment.
+	redisEnv := startRedisPair(t, bin)
 
 	px := newProxy(t, h.addr)
 	ctl := newControl(t, h, px)
@@ -123,6 +138,7 @@ func TestBrowser(t *testing.T) {
 		"HUBBUB_CORS_URL=http://"+cors.addr,
 		"HUBBUB_PAGE_ORIGIN="+pageOrigin,
 	)
+	env = append(env, redisEnv...)
 	// One node process per file, one after the other: the wall test stops
 	// and starts the hub, which no other test may see.
 	for _, file := range tests {
@@ -146,6 +162,38 @@ func TestBrowser(t *testing.T) {
 	t.Logf("screenshots in %s", artifacts)
 }
 
+// startRedisPair starts two hubs (node ids browser-a and browser-b) on the
+// shared Redis under a fresh key prefix, and returns the environment that
+// tells the node tests their URLs; without Redis it returns
+// HUBBUB_REDIS_SKIP with the reason (those tests then skip, loudly), or
+// fails with HUBBUB_REQUIRE_REDIS=1.
+func startRedisPair(t *testing.T, bin string) []string {
+	c := goredis.NewClient(&goredis.Options{Addr: redistest.Addr(), DialTimeout: 2 * time.Second,
+		MaintNotificationsConfig: &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}})
+	t.Cleanup(func() { _ = c.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if err := c.Ping(ctx).Err(); err != nil {
+		msg := fmt.Sprintf("Redis at %s is unreachable (%v): the two-node dashboard test is NOT RUN", redistest.Addr(), err)
+		if os.Getenv("HUBBUB_REQUIRE_REDIS") == "1" {
+			t.Fatal(msg + " (HUBBUB_REQUIRE_REDIS=1)")
+		}
+		fmt.Fprintln(os.Stderr, "\n*** "+msg+" ***")
+		return []string{"HUBBUB_REDIS_SKIP=" + msg}
+	}
+	prefix := redistest.Prefix(t, c)
+	var env []string
+	for _, id := range []string{"a", "b"} {
+		n := &hub{bin: bin, data: t.TempDir(), args: []string{"--store", redistest.URL(), "--redis-prefix", prefix, "--node-id", "browser-" + id}}
+		if err := n.start("127.0.0.1:0"); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(n.stop)
+		env = append(env, "HUBBUB_REDIS_"+strings.ToUpper(id)+"_URL=http://"+n.addr)
+	}
+	return env
+}
+
 // readmeExample returns the README's JavaScript client example with its
 // hub URL replaced by hubURL.
 func readmeExample(t *testing.T, hubURL string) string {
@@ -163,6 +211,11 @@ func readmeExample(t *testing.T, hubURL string) string {
 		t.Fatalf("the README example names https://hub.example.com %d times, want 2 (script and base URL)", n)
 	}
 	return strings.ReplaceAll(m[1], "https://hub.example.com", hubURL)
+}
+
+// framePage is an HTML page showing src in a large iframe.
+func framePage(src string) string {
+	return `<!doctype html><title>frame</title><iframe src="` + html.EscapeString(src) + `" width="1000" height="700"></iframe>`
 }
 
 // servePages serves fixed HTML pages on ln until the test ends.

@@ -37,12 +37,20 @@ const clientFile = "client/client.js"
 type Options struct {
 	// Version is shown in the pages' footers.
 	Version string
+	// FrameAncestors are the CSP frame-ancestors sources allowed to show
+	// the wall in a frame ('self', *, or origins; validated by the config
+	// package). Empty: 'none'. The dashboard and explorer are never
+	// framable: they hold forms (the admin key, publishing) a framing page
+	// could trick a visitor into using.
+	FrameAncestors []string
 }
 
 // UI serves the pages and their assets.
 type UI struct {
 	pages  map[string]*asset // by page file name
 	static map[string]*asset // by path under static/
+	// wallFrames is the wall's frame-ancestors value.
+	wallFrames string
 }
 
 type asset struct {
@@ -52,9 +60,10 @@ type asset struct {
 }
 
 // csp allows only the hub's own scripts, styles and connections; pictures
-// may come from anywhere (the wall shows what events link to).
+// may come from anywhere (the wall shows what events link to). The
+// frame-ancestors directive follows it.
 const csp = "default-src 'self'; img-src * data: blob:; connect-src 'self'; script-src 'self'; " +
-	"style-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+	"style-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors "
 
 // New reads the embedded assets. It panics if they are broken, which is a
 // build error, not a run-time condition.
@@ -62,7 +71,16 @@ func New(opts Options) *UI {
 	if opts.Version == "" {
 		opts.Version = "dev"
 	}
-	u := &UI{pages: map[string]*asset{}, static: map[string]*asset{}}
+	u := &UI{pages: map[string]*asset{}, static: map[string]*asset{}, wallFrames: "'none'"}
+	var frames []string
+	for _, f := range opts.FrameAncestors {
+		if f != "" && !strings.ContainsAny(f, " \t\r\n;,\"") { // never a second directive
+			frames = append(frames, f)
+		}
+	}
+	if len(frames) > 0 {
+		u.wallFrames = strings.Join(frames, " ")
+	}
 	load := func(dir string, into map[string]*asset, edit func([]byte) []byte) {
 		err := fs.WalkDir(files, dir, func(p string, d fs.DirEntry, err error) error {
 			if err != nil || d.IsDir() {
@@ -114,9 +132,9 @@ func newAsset(name string, body []byte) *asset {
 // Register adds the UI's routes to mux: GET /, /wall, /explorer,
 // /client.js and /static/.
 func (u *UI) Register(mux *http.ServeMux) {
-	mux.Handle("GET /{$}", u.page("index.html"))
-	mux.Handle("GET /wall", u.page("wall.html"))
-	mux.Handle("GET /explorer", u.page("explorer.html"))
+	mux.Handle("GET /{$}", u.page("index.html", "'none'"))
+	mux.Handle("GET /wall", u.page("wall.html", u.wallFrames))
+	mux.Handle("GET /explorer", u.page("explorer.html", "'none'"))
 	mux.HandleFunc("GET /client.js", func(w http.ResponseWriter, r *http.Request) {
 		serve(w, r, u.static["client.js"])
 	})
@@ -130,16 +148,30 @@ func (u *UI) Register(mux *http.ServeMux) {
 	})
 }
 
-func (u *UI) page(name string) http.Handler {
+// page serves an embedded page with the CSP, framable by frames (a
+// frame-ancestors value). X-Frame-Options, for browsers without CSP
+// frame-ancestors, says DENY or SAMEORIGIN where it can say as much, and
+// is left out for a list of origins it cannot express.
+func (u *UI) page(name, frames string) http.Handler {
 	a := u.pages[name]
 	if a == nil {
 		panic("web: no embedded page " + name)
 	}
+	policy := csp + frames
+	xfo := ""
+	switch frames {
+	case "'none'":
+		xfo = "DENY"
+	case "'self'":
+		xfo = "SAMEORIGIN"
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
-		h.Set("Content-Security-Policy", csp)
+		h.Set("Content-Security-Policy", policy)
 		h.Set("Referrer-Policy", "no-referrer")
-		h.Set("X-Frame-Options", "DENY")
+		if xfo != "" {
+			h.Set("X-Frame-Options", xfo)
+		}
 		serve(w, r, a)
 	})
 }

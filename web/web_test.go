@@ -37,6 +37,7 @@ func TestRoutes(t *testing.T) {
 		{"/client.js", "text/javascript; charset=utf-8", "hubbub.subscribe(baseUrl, options)"},
 		{"/static/client.js", "text/javascript; charset=utf-8", "function publish("},
 		{"/static/style.css", "text/css; charset=utf-8", ":root"},
+		{"/static/charts.js", "text/javascript; charset=utf-8", "hubbubCharts"},
 		{"/static/test.png", "image/png", "\x89PNG"},
 		{"/static/favicon.svg", "image/svg+xml", "<svg"},
 	} {
@@ -65,6 +66,41 @@ func TestRoutes(t *testing.T) {
 		_, body := get(p)
 		if strings.Contains(body, "src=\"http") || strings.Contains(body, "href=\"http") {
 			t.Errorf("GET %s refers to another host", p)
+		}
+	}
+}
+
+// Only the wall may be framed, and only by the sources configured; the
+// dashboard and explorer never (they hold forms worth clickjacking).
+func TestFrameAncestors(t *testing.T) {
+	for _, c := range []struct {
+		name     string
+		sources  []string
+		wallCSP  string // the frame-ancestors value
+		wallXFO  string
+		otherCSP string
+	}{
+		{"default", nil, "'none'", "DENY", "'none'"},
+		{"self", []string{"'self'"}, "'self'", "SAMEORIGIN", "'none'"},
+		{"origins", []string{"'self'", "https://cms.example.com", "https://*.example.org:8443"},
+			"'self' https://cms.example.com https://*.example.org:8443", "", "'none'"},
+		{"a smuggled directive is dropped", []string{"https://a.example; script-src *"}, "'none'", "DENY", "'none'"},
+	} {
+		mux := http.NewServeMux()
+		web.New(web.Options{FrameAncestors: c.sources}).Register(mux)
+		for path, want := range map[string][2]string{
+			"/wall": {c.wallCSP, c.wallXFO}, "/": {c.otherCSP, "DENY"}, "/explorer": {c.otherCSP, "DENY"},
+		} {
+			rec := httptest.NewRecorder()
+			mux.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+			policy := rec.Header().Get("Content-Security-Policy")
+			_, frames, _ := strings.Cut(policy, "frame-ancestors ")
+			if frames != want[0] || strings.Count(policy, "frame-ancestors") != 1 {
+				t.Errorf("%s: GET %s: CSP %q, want frame-ancestors %s last", c.name, path, policy, want[0])
+			}
+			if got := rec.Header().Get("X-Frame-Options"); got != want[1] {
+				t.Errorf("%s: GET %s: X-Frame-Options %q, want %q", c.name, path, got, want[1])
+			}
 		}
 	}
 }

@@ -131,7 +131,7 @@ func serve(ctx context.Context, e env, args []string) error {
 		return fmt.Errorf("configuration: %w", err)
 	}
 	logger := cfg.Logger(e.stderr)
-	srv, err := server.New(cfg, logger)
+	srv, err := server.New(ctx, cfg, logger)
 	if err != nil {
 		return err
 	}

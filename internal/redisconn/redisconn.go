@@ -80,5 +80,9 @@ func UseLogger(logger *slog.Logger) { goredis.SetLogger(slogPrinter{logger}) }
 type slogPrinter struct{ l *slog.Logger }
 
 func (p slogPrinter) Printf(ctx context.Context, format string, v ...any) {
-	p.l.WarnContext(ctx, "redis: "+fmt.Sprintf(format, v...))
+	msg := fmt.Sprintf(format, v...)
+	if !strings.HasPrefix(msg, "redis: ") {
+		msg = "redis: " + msg
+	}
+	p.l.WarnContext(ctx, msg)
 }

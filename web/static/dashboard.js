@@ -1,8 +1,12 @@
 // The dashboard. It watches the hub through the hub itself: it subscribes
 // (with client.js, over SSE) to $sys/stats/*, where every node publishes
-// its GET /api/stats body every 2 s while someone watches, and renders per
-// node the connections, counters and busiest topics; the nodes panel lists
-// the nodes seen there. Both need admin rights: the admin key, kept in
+// its GET /api/stats body every 2 s while someone watches (on any node),
+// and renders per node the connections, counters and busiest topics; the
+// nodes panel lists the nodes seen there and those GET /api/nodes lists.
+// Rates come from the difference of two reports of a node (by the node's
+// own clock); every 2 s the charts (charts.js) take the sum over the
+// nodes reporting of their latest rates and counts, and the largest
+// webhook backlog (each node reports the whole deployment's). Both need admin rights: the admin key, kept in
 // sessionStorage and sent as "Authorization: Bearer KEY", or a loopback
 // client when the hub has no --admin-key.
 //
@@ -20,6 +24,8 @@
   const SILENT_AFTER = 10000; // a node with no report for this long is "silent"
   const TAIL_MAX = 100;
   const TRANSPORTS = ["sse", "ws", "poll", "stream"];
+  const SAMPLE_EVERY = 2000; // charts
+  const COLORS = {a: "#f5b83d", b: "#8cc8ff", c: "#7ee2a8", d: "#ff9b8f"};
 
   function el(tag, text, cls) {
     const e = document.createElement(tag);
@@ -198,7 +204,7 @@
     sec.append(h, updated, grid, scroll, none);
     nodePanels.append(sec);
     n = {name: name, stats: null, seen: 0, updated: updated, conns: conns.body, counters: counters,
-      topics: topics.body, none: none, rows: new Map()};
+      topics: topics.body, none: none, rows: new Map(), rates: {}};
     nodes.set(name, n);
     return n;
   }
@@ -206,6 +212,7 @@
   function renderStats(st) {
     if (!st || typeof st.node !== "string") return;
     const n = nodeView(st.node);
+    n.rates = rates(n.stats, st);
     n.stats = st;
     n.seen = Date.now();
     if (Array.isArray(st.features)) features = st.features.map(String);
@@ -224,11 +231,13 @@
     }
     n.conns.replaceChildren.apply(n.conns, rows);
 
-    const counters = [["Published", "published"], ["Delivered", "delivered"], ["Cut off (slow)", "cut_off"],
-      ["Live subscriptions", "live_subscriptions"]];
+    const wh = st.webhooks || {};
+    const counters = [["Events in (published here)", "events_in", st.events_in], ["Delivered", "delivered", st.delivered],
+      ["Cut off (slow)", "cut_off", st.cut_off], ["Live subscriptions", "live_subscriptions", st.live_subscriptions],
+      ["Webhook POSTs ok", "deliveries_ok", wh.deliveries_ok], ["Webhook POSTs failed", "deliveries_failed", wh.deliveries_failed]];
     const dl = [];
-    for (const [label, key] of counters) {
-      const dd = el("dd", fmt(st[key]));
+    for (const [label, key, value] of counters) {
+      const dd = el("dd", fmt(value));
       dd.dataset.metric = key;
       dl.push(el("dt", label), dd);
     }
@@ -287,6 +296,25 @@
     n.none.hidden = topics.length > 0;
   }
 
+  // rates are a node's counters per second between two of its reports
+  // (null where a counter went down: the node restarted).
+  function rates(prev, st) {
+    const out = {};
+    if (!prev || !st) return out;
+    const dt = (Date.parse(st.time) - Date.parse(prev.time)) / 1000;
+    if (!(dt > 0)) return out;
+    const get = {
+      events_in: function (x) { return x.events_in; },
+      delivered: function (x) { return x.delivered; },
+      webhook_failed: function (x) { return (x.webhooks || {}).deliveries_failed; },
+    };
+    for (const k of Object.keys(get)) {
+      const a = Number(get[k](prev)), b = Number(get[k](st));
+      out[k] = isNaN(a) || isNaN(b) || b < a ? null : (b - a) / dt;
+    }
+    return out;
+  }
+
   function nodeName(x) {
     if (typeof x === "string") return x;
     return x && (x.node || x.name || x.id || x.addr) ? String(x.node || x.name || x.id || x.addr) : "";
@@ -306,38 +334,89 @@
     const rows = [];
     for (const name of names) {
       const n = nodes.get(name);
-      const x = extra[name];
+      const x = extra[name] && typeof extra[name] === "object" ? extra[name] : {};
       const st = n && n.stats;
-      let state = !n ? "not reporting" : Date.now() - n.seen > SILENT_AFTER ? "silent" : "reporting";
-      if (x && typeof x === "object" && (x.state || x.status)) state = String(x.state || x.status) + " · " + state;
+      const state = !n ? "not reporting" : Date.now() - n.seen > SILENT_AFTER ? "silent" : "reporting";
       let open = 0;
       for (const k of Object.keys((st && st.connections) || {})) open += Number(st.connections[k]) || 0;
       const tr = el("tr");
       tr.dataset.node = name;
+      tr.dataset.state = state;
       const th = el("th");
       th.scope = "row";
       th.append(el("code", name));
       // The build each node runs, so a mixed-version cluster shows.
       const ver = (st && st.build && st.build.version) || (x && typeof x.version === "string" && x.version) || "";
-      if (ver) th.append(" ", el("small", ver, "muted node-version"));
-      const last = el("td");
-      if (st) last.append(timeEl(st.time), " · ");
-      last.append(el("span", state, state.indexOf("reporting") >= 0 && state.indexOf("not") < 0 ? "ok" : "muted"));
-      tr.append(th, last, el("td", st ? fmt(open) : "–", "num"), el("td", st ? fmt(st.live_subscriptions) : "–", "num"));
+      const stateTd = el("td");
+      stateTd.append(el("span", state, state === "reporting" ? "ok" : "muted"));
+      if (st) stateTd.append(" · ", timeEl(st.time));
+      const rate = n && n.rates && typeof n.rates.events_in === "number" ? n.rates.events_in : null;
+      const rateTd = el("td", rate === null ? "–" : hubbubCharts.format(rate), "num");
+      rateTd.dataset.col = "events_in_rate";
+      const connTd = el("td", st ? fmt(open) : "–", "num");
+      connTd.dataset.col = "connections";
+      const liveTd = el("td", st ? fmt(st.live_subscriptions) : "–", "num");
+      liveTd.dataset.col = "live";
+      tr.append(th, stateTd, el("td", x.address ? String(x.address) : "–", x.address ? "url" : "muted"),
+        el("td", ver || "–", ver ? "node-version" : "muted"), rateTd, connTd, liveTd);
       rows.push(tr);
     }
     if (rows.length === 0) {
       const td = el("td", "Waiting for the first report…", "muted");
-      td.colSpan = 4;
+      td.colSpan = 7;
       const tr = el("tr");
       tr.append(td);
       rows.push(tr);
     }
     body.replaceChildren.apply(body, rows);
-    document.getElementById("nodes-caption").textContent = features.indexOf("nodes") >= 0
-      ? "Nodes reporting on $sys/stats/* and listed by GET /api/nodes"
-      : "Nodes reporting on $sys/stats/* (this hub does not list its nodes at /api/nodes)";
+    let caption = "Nodes reporting on $sys/stats/*";
+    if (nodes.size > 0) {
+      caption += features.indexOf("nodes") >= 0 ? " and listed by GET /api/nodes" : " (this hub does not list its nodes at /api/nodes)";
+    }
+    document.getElementById("nodes-caption").textContent = caption;
   }
+
+  // --- charts -----------------------------------------------------------------
+
+  const chartsEl = document.getElementById("charts");
+  const charts = {
+    traffic: hubbubCharts.create(chartsEl, {id: "traffic", title: "Events per second", unit: "/s", series: [
+      {key: "in", label: "in (published)", color: COLORS.a}, {key: "out", label: "out (delivered)", color: COLORS.b}]}),
+    connections: hubbubCharts.create(chartsEl, {id: "connections", title: "Open connections by transport",
+      series: TRANSPORTS.map(function (t, i) { return {key: t, label: t, color: [COLORS.a, COLORS.b, COLORS.c, COLORS.d][i]}; })}),
+    backlog: hubbubCharts.create(chartsEl, {id: "backlog", title: "Webhook backlog (events to deliver)", series: [
+      {key: "backlog", label: "events pending", color: COLORS.a}]}),
+    failures: hubbubCharts.create(chartsEl, {id: "failures", title: "Webhook failures per second", unit: "/s", series: [
+      {key: "failed", label: "failed POSTs", color: COLORS.d}]}),
+  };
+
+  // sample adds one point to every chart from the nodes reporting now.
+  function sample() {
+    const now = Date.now();
+    const sum = {in: 0, out: 0, failed: 0, backlog: 0};
+    const conns = {};
+    for (const t of TRANSPORTS) conns[t] = 0;
+    let live = 0, rated = 0;
+    for (const n of nodes.values()) {
+      if (!n.stats || now - n.seen > SILENT_AFTER) continue;
+      live++;
+      const r = n.rates || {};
+      if (typeof r.events_in === "number") rated++;
+      sum.in += r.events_in || 0;
+      sum.out += r.delivered || 0;
+      sum.failed += r.webhook_failed || 0;
+      sum.backlog = Math.max(sum.backlog, Number((n.stats.webhooks || {}).backlog) || 0);
+      for (const t of TRANSPORTS) conns[t] += Number((n.stats.connections || {})[t]) || 0;
+    }
+    if (live === 0) return;
+    if (rated === 0) sum.in = sum.out = sum.failed = null; // a rate needs two reports of a node
+    charts.traffic.push(now, {in: sum.in, out: sum.out});
+    charts.connections.push(now, conns);
+    charts.backlog.push(now, {backlog: sum.backlog});
+    charts.failures.push(now, {failed: sum.failed});
+    for (const k of Object.keys(charts)) charts[k].render();
+  }
+  setInterval(sample, SAMPLE_EVERY);
 
   // --- webhook subscriptions --------------------------------------------------
 
@@ -570,5 +649,5 @@
   })();
 
   begin();
-  window.hubbubDashboard = {nodes: nodes, features: function () { return features.slice(); }};
+  window.hubbubDashboard = {nodes: nodes, charts: charts, features: function () { return features.slice(); }};
 })();

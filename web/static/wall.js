@@ -1,10 +1,14 @@
-// The live wall: /wall?topic=T[&topic=U][&tag=X][&near=...][&after=CURSOR][&transport=sse|ws|poll]
+// The live wall: /wall?topic=T[&topic=U][&tag=X][&near=...][&count=N][&after=CURSOR][&transport=sse|ws|poll]
 // Subscribes to what the URL names and shows each event as it arrives: an
 // event whose data links a picture (data.image, data.url ending in an
 // image extension, data.photo.url, data.enclosure.url) full screen with its
 // title over it, any other as a card. Filters (tag=, tags_all=, near=,
 // q=, where.PATH=, fields=) are passed on to the hub, which applies them on
 // every transport: the page shows what the same URL gives over SSE.
+// count=N (at most 60) first shows the N newest stored events of the named
+// topics (GET /events, the same filters), then goes live after them;
+// patterns have no history to show, so they start live. Without topic=,
+// the page is a small form that builds the address.
 (function () {
   "use strict";
   const MAX_ITEMS = 60; // elements kept in the page
@@ -158,18 +162,56 @@
   if (topics.length === 0) {
     banner.hidden = true;
     body.dataset.status = "idle";
-    empty.textContent = "Name what to show in the address: /wall?topic=photos/user/42 (repeat topic=, patterns such as photos/** work; add tag=kitten to show only tagged events).";
+    empty.hidden = true;
+    document.getElementById("wall-form").hidden = false;
     return;
   }
   document.title = "hubbub wall: " + topics.join(", ");
   const transport = params.get("transport") || "sse";
-  window.hubbubWall = hubbub.subscribe("", {
-    topics: topics,
-    after: params.get("after") || undefined,
-    transport: transport,
-    filter: Object.keys(passOn).length === 0 ? undefined : passOn,
-    onEvent: show,
-    onReset: resetNotice,
-    onStatus: setStatus,
-  });
+  const filter = Object.keys(passOn).length === 0 ? undefined : passOn;
+
+  function goLive(after) {
+    window.hubbubWall = hubbub.subscribe("", {
+      topics: topics,
+      after: after || undefined,
+      transport: transport,
+      filter: filter,
+      onEvent: show,
+      onReset: resetNotice,
+      onStatus: setStatus,
+    });
+  }
+
+  // recent retrieves the newest n events of the topics, with the filters,
+  // and shows them oldest first; it resolves to the cursor after them.
+  function recent(n) {
+    const q = new URLSearchParams();
+    for (const t of topics) q.append("topic", t);
+    q.set("count", String(n));
+    for (const k of Object.keys(passOn)) for (const v of passOn[k]) q.append(k, v);
+    return fetch("/events?" + q.toString(), {cache: "no-store", headers: {Accept: "application/json"}}).then(function (r) {
+      return r.text().then(function (text) {
+        if (!r.ok) throw new Error(text.trim() || "HTTP " + r.status);
+        return JSON.parse(text);
+      });
+    }).then(function (answer) {
+      const evs = (answer.events || []).slice().sort(function (a, b) {
+        return a.time < b.time ? -1 : a.time > b.time ? 1 : a.topic < b.topic ? -1 : a.topic > b.topic ? 1 : a.seq - b.seq;
+      });
+      for (const ev of evs.slice(-n)) show(ev);
+      return answer.cursor;
+    });
+  }
+
+  const count = Math.max(0, Math.min(MAX_ITEMS, parseInt(params.get("count") || "0", 10) || 0));
+  const after = params.get("after") || params.get("last_event_id");
+  if (count > 0 && !after && !topics.some(function (t) { return t.indexOf("*") >= 0; })) {
+    recent(count).then(goLive, function (err) {
+      setStatus("error", {error: err});
+      goLive(undefined); // live events at least; its status replaces this one
+    });
+  } else {
+    if (count > 0 && !after) empty.textContent = "Waiting for events… (count= shows the history of named topics; patterns start live)";
+    goLive(after);
+  }
 })();

@@ -54,3 +54,33 @@ test("without --cors-origin the page is refused: status error, no publish, no te
   assert.deepEqual(await retrieve(topic), [], "a page from another origin published");
   await page.context().close();
 });
+
+test("the wall may be framed by the origins --frame-ancestors names, and by no one else", async () => {
+  assert.ok(CORS && PAGE, "HUBBUB_CORS_URL and HUBBUB_PAGE_ORIGIN are not set");
+  // The hub at CORS runs with --frame-ancestors PAGE; the one at HUB with none.
+  const page = await newPage(browser);
+  await page.goto(PAGE + "/frame-allowed.html");
+  const wall = page.frameLocator("iframe");
+  await wall.locator('body[data-status="live"]').waitFor({timeout: 10000});
+  const topic = new URL(await page.locator("iframe").getAttribute("src")).searchParams.get("topic");
+  await publish({topic, data: {title: "on the framed wall"}}, CORS);
+  await wall.locator(".card", {hasText: "on the framed wall"}).waitFor({timeout: 5000});
+  noErrors(page, "a page framing the wall it may frame");
+  await page.context().close();
+
+  for (const path of ["/frame-refused.html", "/frame-dashboard.html"]) {
+    const refused = await newPage(browser);
+    await refused.goto(PAGE + path);
+    // Chromium replaces a frame its CSP refuses with an error page, and says why.
+    const deadline = Date.now() + 10000;
+    while (!refused.errors.some((e) => /frame-ancestors/.test(e))) {
+      assert.ok(Date.now() < deadline, `${path}: no CSP refusal logged within 10s: ${refused.errors}`);
+      await new Promise((r) => setTimeout(r, 50)); // polling the log, with a deadline
+    }
+    const frame = refused.frames().find((f) => f !== refused.mainFrame());
+    assert.ok(frame, path + ": no frame");
+    const ran = await frame.evaluate(() => !!document.querySelector("body[data-status], #panels")).catch(() => false);
+    assert.equal(ran, false, path + ": the framed page ran");
+    await refused.context().close();
+  }
+});

@@ -23,7 +23,7 @@ test("dashboard loads, shows stats over $sys/stats and a live tail of a topic", 
   await page.locator("#stats-status", {hasText: "Live"}).waitFor();
   assert.ok(await page.locator("#panel-key").isHidden(), "the key form shows without --admin-key");
   await page.locator('section.node tr[data-transport="sse"]').waitFor();
-  await page.locator('section.node dd[data-metric="published"]').waitFor();
+  await page.locator('section.node dd[data-metric="events_in"]').waitFor();
   await page.locator("#nodes-body tr[data-node]").waitFor();
   // Each node shows the build it runs (from its stats' "build").
   await page.locator("#nodes-body tr[data-node] .node-version").waitFor();
@@ -54,8 +54,8 @@ test("dashboard loads, shows stats over $sys/stats and a live tail of a topic", 
     const td = document.querySelector('section.node tr[data-transport="sse"] td');
     return td && Number(td.textContent) >= 2;
   }, null, {timeout: 10000});
-  const published = Number((await page.locator('section.node dd[data-metric="published"]').textContent()).replace(/,/g, ""));
-  assert.ok(published >= 11, `published count ${published}`);
+  const published = Number((await page.locator('section.node dd[data-metric="events_in"]').textContent()).replace(/,/g, ""));
+  assert.ok(published >= 11, `events in ${published}`);
 
   for (const c of await contrasts(page, TEXT)) assert.ok(c.ratio >= 4.5, `contrast ${c.ratio.toFixed(2)} of "${c.text}"`);
   await page.setViewportSize({width: 1280, height: 1400});
@@ -173,8 +173,8 @@ test("explorer: the WebSub form shows the hub's answer as it is", async () => {
 });
 
 test("dashboard: webhook subscriptions and listed nodes when the stats say the hub has them; never a secret", async () => {
-  // The hub does not serve /api/subscriptions or /api/nodes yet: stand in
-  // for them, and for the `features` list of /api/stats that announces them.
+  // Stand in for /api/subscriptions and /api/nodes (a node that does not
+  // report), and for the `features` list of /api/stats that announces them.
   const page = await newPage(browser);
   await page.route("**/api/stats", async (route) => {
     const resp = await route.fetch();
@@ -192,7 +192,8 @@ test("dashboard: webhook subscriptions and listed nodes when the stats say the h
     {topic: "websub/d", callback: "https://example.net/old", mode: "subscribe", state: "failed", attempts: 1,
       last_error: "callback answered 404"},
   ]}}));
-  await page.route("**/api/nodes", (route) => route.fulfill({json: {nodes: [{node: "elsewhere:8080", state: "up"}]}}));
+  await page.route("**/api/nodes", (route) => route.fulfill({json: {self: "x", nodes: [
+    {id: "elsewhere:8080", address: "10.0.0.9:8080", version: "v9", connections: 0}]}}));
   await page.goto(HUB + "/");
   const rows = page.locator("#subs-body tr");
   await rows.nth(3).waitFor();
@@ -204,7 +205,9 @@ test("dashboard: webhook subscriptions and listed nodes when the stats say the h
   assert.match(await rows.nth(2).textContent(), /websub\/c.*pending \(verifying\).*callback could not be reached · next try/);
   assert.match(await rows.nth(3).textContent(), /websub\/d.*failed.*callback answered 404/);
   await page.locator("#subs-status", {hasText: "2 webhook subscriptions. 2 requests not verified."}).waitFor();
-  await page.locator('#nodes-body tr[data-node="elsewhere:8080"]', {hasText: "up"}).waitFor();
+  const other = page.locator('#nodes-body tr[data-node="elsewhere:8080"][data-state="not reporting"]');
+  await other.waitFor();
+  assert.match(await other.textContent(), /10\.0\.0\.9:8080.*v9/);
   await page.locator("section.node").first().waitFor();
   assert.ok(!(await page.content()).includes("s3cret"), "a secret is shown");
   await screenshot(page, "dashboard-websub");

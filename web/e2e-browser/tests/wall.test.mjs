@@ -84,10 +84,51 @@ test("the wall applies tag= and shows a reconnecting state through a restart, wi
   await page.context().close();
 });
 
-test("the wall without a topic explains what to put in the URL", async () => {
+test("without a topic the wall is a form that builds its address", async () => {
   const page = await newPage(browser);
   await page.goto(HUB + "/wall");
-  await page.locator("#wall-empty", {hasText: "/wall?topic="}).waitFor();
-  noErrors(page, "wall without topic");
+  const form = page.locator("#wall-form");
+  await form.waitFor({state: "visible"});
+  assert.ok(await page.locator("#wall-empty").isHidden(), "the waiting text shows under the form");
+  const unlabelled = await page.$$eval("#wall-form input", (els) => els.filter((e) => e.labels.length === 0).map((e) => e.id));
+  assert.deepEqual(unlabelled, []);
+  const topic = unique("wall-form");
+  await page.getByLabel("Topic or pattern").fill(topic);
+  await page.getByLabel("Topic or pattern").press("Enter");
+  await page.locator('body[data-status="live"]').waitFor({timeout: 10000});
+  const q = new URL(page.url()).searchParams;
+  assert.equal(q.get("topic"), topic);
+  assert.equal(q.get("count"), "10");
+  await publish({topic, data: {title: "from the form's wall"}});
+  await page.locator('.card[data-seq="1"]', {hasText: "from the form's wall"}).waitFor({timeout: 5000});
+  noErrors(page, "wall form");
   await page.context().close();
+});
+
+test("count= shows the newest stored events on load, then live ones, each once", async () => {
+  const page = await newPage(browser);
+  const a = unique("wall-count"), b = unique("wall-count");
+  await publish([1, 2, 3, 4].map((n) => ({topic: a, data: {title: "a" + n}})));
+  await publish({topic: b, data: {title: "b1"}, tags: ["skip"]});
+  await publish({topic: b, data: {title: "b2"}});
+  await openWall(page, `topic=${encodeURIComponent(a)}&topic=${encodeURIComponent(b)}&count=3`);
+  // The three newest of both topics, oldest first: a4, b1, b2.
+  await page.locator(`.card[data-topic="${b}"][data-seq="2"]`).waitFor({timeout: 5000});
+  assert.deepEqual(await counts(page, a), {4: 1});
+  assert.deepEqual(await counts(page, b), {1: 1, 2: 1});
+  const titles = await page.$$eval("#cards .card h2", (els) => els.map((e) => e.textContent));
+  assert.deepEqual(titles, ["b2", "b1", "a4"], "newest first on the wall");
+  await publish({topic: a, data: {title: "a5"}});
+  await page.locator(`.card[data-topic="${a}"][data-seq="5"]`).waitFor({timeout: 5000});
+  assert.deepEqual(await counts(page, a), {4: 1, 5: 1});
+
+  // With a filter, history is filtered the same way.
+  const page2 = await newPage(browser);
+  await openWall(page2, `topic=${encodeURIComponent(b)}&count=5&tag=skip`);
+  await page2.locator(`.card[data-topic="${b}"][data-seq="1"]`).waitFor({timeout: 5000});
+  assert.deepEqual(await counts(page2, b), {1: 1});
+  noErrors(page, "wall with count=");
+  noErrors(page2, "wall with count= and tag=");
+  await page.context().close();
+  await page2.context().close();
 });
