@@ -277,19 +277,29 @@ func (c *committer) run(batch []*call) {
 	s := c.s
 	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
 	defer cancel()
-	now := s.now()
-	us := strconv.FormatInt(now.UnixMicro(), 10)
+	us := strconv.FormatInt(s.now().UnixMicro(), 10)
+	if s.cluster {
+		// The index first (see the package documentation): its answer is
+		// the time the appends use.
+		topics := make([]any, 0, 1+len(batch))
+		topics = append(topics, us)
+		for _, cl := range batch {
+			topics = append(topics, cl.topic)
+		}
+		var err error
+		if us, err = s.scripts.index.Run(ctx, s.rdb, []string{s.index}, topics...).Text(); err != nil {
+			c.finish(batch, fmt.Errorf("redis store: activity index: %w", err))
+			return
+		}
+	}
 	pipe := s.rdb.Pipeline()
 	cmds := make([]*goredis.Cmd, len(batch))
 	args := make([][]any, len(batch))
 	keys := make([][]string, len(batch))
-	zs := make([]goredis.Z, len(batch))
 	for i, cl := range batch {
 		keys[i], args[i] = c.scriptArgs(cl, us)
 		cmds[i] = pipe.EvalSha(ctx, s.scripts.append.Hash(), keys[i], args[i]...)
-		zs[i] = goredis.Z{Score: float64(now.UnixMilli()), Member: cl.topic}
 	}
-	pipe.ZAddGT(ctx, s.index, zs...)
 	_, _ = pipe.Exec(ctx) // errors are read per command below
 	// A server that lost its script cache (restart, SCRIPT FLUSH) ran
 	// nothing for NOSCRIPT: send those calls again with the source.
@@ -322,11 +332,30 @@ func (c *committer) run(batch []*call) {
 		}
 		c.lisMu.Unlock()
 	}
+	errs := make([]error, len(batch))
+	for i := range results {
+		errs[i] = results[i].err
+	}
+	c.release(batch, errs)
+}
+
+// finish answers every part of batch with err (nothing was sent).
+func (c *committer) finish(batch []*call, err error) {
+	errs := make([]error, len(batch))
+	for i := range errs {
+		errs[i] = err
+	}
+	c.release(batch, errs)
+}
+
+// release answers the parts of each call with its error (nil: done) and
+// frees the calls' topics for their next call.
+func (c *committer) release(batch []*call, errs []error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for i, cl := range batch {
 		for _, p := range cl.parts {
-			c.finishLocked(p.req, results[i].err)
+			c.finishLocked(p.req, errs[i])
 		}
 		q := c.queues[cl.topic]
 		q.inflight = false
@@ -345,6 +374,12 @@ func (c *committer) scriptArgs(cl *call, us string) ([]string, []any) {
 	s := c.s
 	b := s.base(cl.topic)
 	keys := []string{b + "log", b + "meta", b + "latest", b + "keys"}
+	mode, lag := "i", "0"
+	if s.cluster {
+		mode, lag = "c", strconv.FormatInt(clusterLag.Microseconds(), 10)
+	} else {
+		keys = append(keys, s.index)
+	}
 	n := 0
 	for _, p := range cl.parts {
 		n += len(p.drafts)
@@ -360,7 +395,8 @@ func (c *committer) scriptArgs(cl *call, us string) ([]string, []any) {
 		channel,
 		s.pubCmd,
 		cl.topic,
-		"",
+		mode,
+		lag,
 	)
 	idem := map[string]int{}
 	for _, p := range cl.parts {
