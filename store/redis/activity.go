@@ -12,9 +12,9 @@ import (
 	"github.com/hubbub/hubbub/store"
 )
 
-// On a cluster: how late an append script may run after the time the
-// index script gave it (else it is refused), and how far apart the
-// servers' clocks may be. Watermark allows for both.
+// On a cluster: an append's time is at least its server's clock less
+// clusterLag (the index entry is written first, ahead; see commit.go), and
+// the servers' clocks may be clusterSkew apart. Watermark allows for both.
 const (
 	clusterLag  = 2 * time.Second
 	clusterSkew = time.Second

@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
+	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 
@@ -63,6 +65,9 @@ type committer struct {
 	lisMu      sync.Mutex    // serialises calls of Config.OnCommit
 	pipes      sync.WaitGroup
 
+	leaseMu sync.Mutex
+	leases  map[string]lease // on a cluster: index entries written ahead
+
 	mu      sync.Mutex
 	queues  map[string]*topicQueue
 	ready   []string // topics with queued parts and no call in flight
@@ -76,6 +81,24 @@ func (c *committer) init(s *Store, pipelines int) {
 	c.kick = make(chan struct{}, 1)
 	c.dispatched = make(chan struct{})
 	c.queues = make(map[string]*topicQueue)
+	c.leases = make(map[string]lease)
+}
+
+// On a cluster the index entry of a topic is written ahead of its events
+// (indexLua), clusterAhead past the clock, and then serves its appends for
+// clusterLease without being written again; an append it would not cover
+// is refused by the script and sent again after a new entry.
+const (
+	clusterAhead = 2 * time.Second
+	clusterLease = time.Second
+	maxLeases    = 1 << 16 // past it, expired leases are dropped
+)
+
+// lease is an index entry this store wrote: its time, and when (by this
+// process's monotonic clock).
+type lease struct {
+	until   string // unix µs, as the index script answered it
+	written time.Time
 }
 
 // shutdown stops accepting requests and waits until every accepted one is
@@ -278,26 +301,20 @@ func (c *committer) run(batch []*call) {
 	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
 	defer cancel()
 	us := strconv.FormatInt(s.now().UnixMicro(), 10)
-	if s.cluster {
-		// The index first (see the package documentation): its answer is
-		// the time the appends use.
-		topics := make([]any, 0, 1+len(batch))
-		topics = append(topics, us)
-		for _, cl := range batch {
-			topics = append(topics, cl.topic)
-		}
-		var err error
-		if us, err = s.scripts.index.Run(ctx, s.rdb, []string{s.index}, topics...).Text(); err != nil {
-			c.finish(batch, fmt.Errorf("redis store: activity index: %w", err))
-			return
-		}
-	}
 	pipe := s.rdb.Pipeline()
 	cmds := make([]*goredis.Cmd, len(batch))
 	args := make([][]any, len(batch))
 	keys := make([][]string, len(batch))
+	var caps map[string]string
+	if s.cluster {
+		var err error
+		if caps, err = c.leaseIndex(ctx, batch, us); err != nil {
+			c.finish(batch, err)
+			return
+		}
+	}
 	for i, cl := range batch {
-		keys[i], args[i] = c.scriptArgs(cl, us)
+		keys[i], args[i] = c.scriptArgs(cl, us, caps)
 		cmds[i] = pipe.EvalSha(ctx, s.scripts.append.Hash(), keys[i], args[i]...)
 	}
 	_, _ = pipe.Exec(ctx) // errors are read per command below
@@ -316,6 +333,9 @@ func (c *committer) run(batch []*call) {
 		}
 		_, _ = pipe.Exec(ctx)
 		_ = s.scripts.append.Load(ctx, s.rdb).Err()
+	}
+	if s.cluster {
+		c.reindex(ctx, batch, cmds, keys, args, us)
 	}
 	results := make([]callResult, len(batch))
 	for i, cl := range batch {
@@ -369,14 +389,103 @@ func (c *committer) release(batch []*call, errs []error) {
 	}
 }
 
-// scriptArgs builds the keys and arguments of a call's append script.
-func (c *committer) scriptArgs(cl *call, us string) ([]string, []any) {
+// leaseIndex returns, for each topic of batch, the time its index entry
+// covers (see lease), writing new entries for the topics without a lease
+// still in force; a topic whose entry was written now is marked with a
+// leading "+".
+func (c *committer) leaseIndex(ctx context.Context, batch []*call, us string) (map[string]string, error) {
+	caps := make(map[string]string, len(batch))
+	var need []any
+	c.leaseMu.Lock()
+	for _, cl := range batch {
+		if l, ok := c.leases[cl.topic]; ok && time.Since(l.written) < clusterLease {
+			caps[cl.topic] = l.until
+		} else {
+			need = append(need, cl.topic)
+		}
+	}
+	c.leaseMu.Unlock()
+	if len(need) == 0 {
+		return caps, nil
+	}
+	written := time.Now()
+	args := append([]any{us, strconv.FormatInt(clusterAhead.Microseconds(), 10)}, need...)
+	until, err := c.s.scripts.index.Run(ctx, c.s.rdb, []string{c.s.index}, args...).Text()
+	if err != nil {
+		return nil, fmt.Errorf("redis store: activity index: %w", err)
+	}
+	c.leaseMu.Lock()
+	defer c.leaseMu.Unlock()
+	if len(c.leases) > maxLeases {
+		for t, l := range c.leases {
+			if time.Since(l.written) >= clusterLease {
+				delete(c.leases, t)
+			}
+		}
+	}
+	for _, t := range need {
+		topic := t.(string)
+		c.leases[topic] = lease{until: until, written: written}
+		caps[topic] = "+" + until
+	}
+	return caps, nil
+}
+
+// reindex sends again, after writing their topics' index entries, the
+// calls of a cluster pipeline that the script refused (HUBBUB_REINDEX:
+// nothing was stored), once.
+func (c *committer) reindex(ctx context.Context, batch []*call, cmds []*goredis.Cmd, keys [][]string, args [][]any, us string) {
+	var again []*call
+	var at []int
+	from, _ := strconv.ParseInt(us, 10, 64)
+	c.leaseMu.Lock()
+	for i, cmd := range cmds {
+		if err := cmd.Err(); goredis.HasErrorPrefix(err, "HUBBUB_REINDEX") {
+			delete(c.leases, batch[i].topic)
+			again, at = append(again, batch[i]), append(at, i)
+			// The time the append needs (the topic's last may be ahead).
+			f := strings.Fields(strings.TrimPrefix(err.Error(), "HUBBUB_REINDEX"))
+			if len(f) > 0 {
+				if need, err := strconv.ParseInt(f[0], 10, 64); err == nil {
+					from = max(from, need)
+				}
+			}
+		}
+	}
+	c.leaseMu.Unlock()
+	if len(again) == 0 {
+		return
+	}
+	caps, err := c.leaseIndex(ctx, again, strconv.FormatInt(from, 10))
+	if err != nil {
+		for _, i := range at {
+			cmds[i] = goredis.NewCmd(ctx)
+			cmds[i].SetErr(err)
+		}
+		return
+	}
+	pipe := c.s.rdb.Pipeline()
+	for j, cl := range again {
+		i := at[j]
+		keys[i], args[i] = c.scriptArgs(cl, us, caps)
+		cmds[i] = pipe.Eval(ctx, appendLua, keys[i], args[i]...)
+	}
+	_, _ = pipe.Exec(ctx)
+}
+
+// scriptArgs builds the keys and arguments of a call's append script; caps
+// are the index entries' times on a cluster (see leaseIndex).
+func (c *committer) scriptArgs(cl *call, us string, caps map[string]string) ([]string, []any) {
 	s := c.s
 	b := s.base(cl.topic)
 	keys := []string{b + "log", b + "meta", b + "latest", b + "keys"}
-	mode, lag := "i", "0"
+	mode, lag, until, fresh := "i", "0", "0", "0"
 	if s.cluster {
 		mode, lag = "c", strconv.FormatInt(clusterLag.Microseconds(), 10)
+		until = caps[cl.topic]
+		if u, ok := strings.CutPrefix(until, "+"); ok {
+			until, fresh = u, "1"
+		}
 	} else {
 		keys = append(keys, s.index)
 	}
@@ -397,6 +506,8 @@ func (c *committer) scriptArgs(cl *call, us string) ([]string, []any) {
 		cl.topic,
 		mode,
 		lag,
+		until,
+		fresh,
 	)
 	idem := map[string]int{}
 	for _, p := range cl.parts {

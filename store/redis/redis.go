@@ -42,13 +42,17 @@
 // The topics index is the one key outside a topic's slot. It must never be
 // behind the log (a resume would miss the topic): on one server the append
 // script updates it itself, declaring the key, atomically with the events;
-// on a cluster, where a script may touch one slot only, the store first
-// writes the entries of a pipeline's topics (indexLua, an "intent": an
-// entry without events is harmless) and only then sends the appends, with
-// the time the index took. Entries only move forward (ZADD GT). The index
-// of a store written by an older version holds milliseconds for topics not
-// appended to since; they sort as long past, which only a cursor from
-// before the upgrade could ask about, and those carry no watermark.
+// on a cluster, where a script may touch one slot only, the store writes a
+// topic's entry first (indexLua, an "intent": an entry without events, or
+// ahead of them, is harmless), 2 s ahead of the clock, and appends to the
+// topic for the next second without writing it again; the append script
+// refuses (nothing stored) an append the entry does not cover, and the
+// store writes the entry and sends it again. Entries only move forward
+// (ZADD GT); the age sweep removes those of topics whose keys are gone
+// once they are older than the age limit. The index of a store written by
+// an older version holds milliseconds for topics not appended to since;
+// they sort as long past, which only a cursor from before the upgrade
+// could ask about, and those carry no watermark.
 //
 // # Appends
 //
@@ -90,16 +94,13 @@
 //
 // An event's time is the latest of Config.Now on the appending client (in
 // microseconds), the topic's last time and the Redis server's clock when
-// the script runs, so a topic's times never decrease even across nodes
-// with skewed clocks, and no event becomes readable with a time earlier
-// than the server's clock at that moment: Watermark is then simply the
-// server's clock (just before it). On a cluster the time comes from the
-// index script (client's clock or the index server's, the later) and an
-// append script that runs more than clusterLag after it is refused;
-// Watermark there allows clusterLag plus clusterSkew (the most the
-// servers' clocks may differ). Ages (retention, idempotency window) are
-// judged by Config.Now; the PX expiry of idempotency keys only collects
-// them.
+// the script runs (on a cluster, less clusterLag), so a topic's times never
+// decrease even across nodes with skewed clocks, and no event becomes
+// readable with a time earlier than the server's clock (less clusterLag) at
+// that moment: Watermark is then the server's clock just before, less
+// clusterLag and clusterSkew (the most the servers' clocks may differ) on
+// a cluster. Ages (retention, idempotency window) are judged by
+// Config.Now; the PX expiry of idempotency keys only collects them.
 package redis
 
 import (

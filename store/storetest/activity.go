@@ -96,9 +96,56 @@ func sameActivity(a, b []store.Activity) bool {
 	return true
 }
 
+// checkIndex checks a full listing of the index against the latest event
+// time of each topic: each listed once, at that time or later (a backend
+// may put entries ahead), in (time, topic) order.
+func checkIndex(t *testing.T, got []store.Activity, latest map[string]time.Time) {
+	t.Helper()
+	seen := map[string]bool{}
+	for i, a := range got {
+		lt, ok := latest[a.Topic]
+		switch {
+		case !ok || seen[a.Topic]:
+			t.Fatalf("index %v: %s listed but not expected, or twice", got, a.Topic)
+		case a.Time.Before(lt):
+			t.Fatalf("index %v: %s at %v, behind its latest event at %v", got, a.Topic, a.Time, lt)
+		case i > 0 && (a.Time.Before(got[i-1].Time) || a.Time.Equal(got[i-1].Time) && a.Topic <= got[i-1].Topic):
+			t.Fatalf("index %v: not in (time, topic) order at %d", got, i)
+		}
+		seen[a.Topic] = true
+	}
+	if len(seen) != len(latest) {
+		t.Fatalf("index %v: want the topics of %v", got, latest)
+	}
+}
+
+// checkPaging: paging from any entry, or from a time, gives the rest of
+// the full listing.
+func checkPaging(t *testing.T, ai store.ActivityIndex, all []store.Activity) {
+	t.Helper()
+	for _, limit := range []int{1, 2} {
+		if got := activeAll(t, ai, store.Activity{}, limit); !sameActivity(got, all) {
+			t.Fatalf("Active in pages of %d = %v, want %v", limit, got, all)
+		}
+	}
+	for i, a := range all {
+		if got := activeAll(t, ai, a, 10); !sameActivity(got, all[i+1:]) {
+			t.Fatalf("Active after %v = %v, want %v", a, got, all[i+1:])
+		}
+		from := i
+		for from > 0 && all[from-1].Time.Equal(a.Time) {
+			from--
+		}
+		if got := activeAll(t, ai, store.Activity{Time: a.Time}, 10); !sameActivity(got, all[from:]) {
+			t.Fatalf("Active from %v (every topic at that time) = %v, want %v", a.Time, got, all[from:])
+		}
+	}
+}
+
 // testActivity checks store.ActivityIndex.Active: one entry per topic at
-// its latest event's time, (time, topic) order, paging strictly after an
-// entry, entries moving forward on append, and surviving reopening.
+// or after its latest event's time, (time, topic) order, paging strictly
+// after an entry, entries moving forward on append, and surviving
+// reopening and retention.
 func (s *suite) testActivity(t *testing.T) {
 	clock := NewClock()
 	dir := t.TempDir()
@@ -107,46 +154,52 @@ func (s *suite) testActivity(t *testing.T) {
 	if got := activeAll(t, ai, store.Activity{}, 10); len(got) != 0 {
 		t.Fatalf("empty store lists %v", got)
 	}
+	latest := map[string]time.Time{}
+	add := func(rs ...store.Result) {
+		for _, r := range rs {
+			latest[r.Topic] = r.Time
+		}
+	}
 	r1 := appendOK(t, l, draft("1", "ax/1"))[0]
+	add(r1)
 	clock.Advance(time.Second)
 	r2 := appendOK(t, l, draft("2", "ax/2"))[0]
+	add(r2)
 	clock.Advance(time.Second)
 	r3 := appendOK(t, l, draft("3", "ax/3", "ax/1"))
-	want := []store.Activity{{Time: r2.Time, Topic: "ax/2"}, {Time: r3[1].Time, Topic: "ax/1"}, {Time: r3[0].Time, Topic: "ax/3"}}
+	add(r3...)
 	if !r3[0].Time.Equal(r3[1].Time) || !r3[0].Time.After(r2.Time) || !r2.Time.After(r1.Time) {
 		t.Fatalf("times %v %v %v: want increasing, one per append", r1.Time, r2.Time, r3)
 	}
-	for _, limit := range []int{1, 2, 10} {
-		if got := activeAll(t, ai, store.Activity{}, limit); !sameActivity(got, want) {
-			t.Fatalf("Active from the start, pages of %d = %v, want %v", limit, got, want)
-		}
-	}
-	if got := activeAll(t, ai, store.Activity{Time: r1.Time}, 10); !sameActivity(got, want) {
-		t.Fatalf("Active after %v = %v, want %v", r1.Time, got, want)
-	}
-	if got := activeAll(t, ai, store.Activity{Time: r3[0].Time}, 10); !sameActivity(got, want[1:]) {
-		t.Fatalf("Active from %v (every topic at that time) = %v, want %v", r3[0].Time, got, want[1:])
-	}
-	if got := activeAll(t, ai, want[1], 10); !sameActivity(got, want[2:]) {
-		t.Fatalf("Active after %v = %v, want %v", want[1], got, want[2:])
-	}
-	if got := activeAll(t, ai, want[2], 10); len(got) != 0 {
+	all := activeAll(t, ai, store.Activity{}, 10)
+	checkIndex(t, all, latest)
+	checkPaging(t, ai, all)
+	if got := activeAll(t, ai, all[len(all)-1], 10); len(got) != 0 {
 		t.Fatalf("Active after the last entry = %v", got)
 	}
-	// Reading moves nothing; an append moves its topic's entry forward.
+	// Reading moves nothing; an append moves its topic's entry forward
+	// (to its time or later), and no other.
 	readAll(t, l, "ax/2")
-	clock.Advance(time.Second)
+	if got := activeAll(t, ai, store.Activity{}, 10); !sameActivity(got, all) {
+		t.Fatalf("after a read: %v, want %v", got, all)
+	}
+	clock.Advance(time.Hour)
 	r4 := appendOK(t, l, draft("4", "ax/2"))[0]
-	want = []store.Activity{want[1], want[2], {Time: r4.Time, Topic: "ax/2"}}
-	if got := activeAll(t, ai, store.Activity{}, 10); !sameActivity(got, want) {
-		t.Fatalf("after an append to ax/2: %v, want %v", got, want)
+	add(r4)
+	moved := activeAll(t, ai, store.Activity{}, 10)
+	checkIndex(t, moved, latest)
+	if last := moved[len(moved)-1]; last.Topic != "ax/2" {
+		t.Fatalf("after an append to ax/2 an hour later: %v, want ax/2 last", moved)
+	}
+	if !sameActivity(moved[:2], without(all, "ax/2")) {
+		t.Fatalf("after an append to ax/2: %v; the others moved (were %v)", moved, all)
 	}
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
 	l = s.open(t, dir, store.Config{Now: clock.Now})
-	if got := activeAll(t, activityIndex(t, l), store.Activity{}, 10); !sameActivity(got, want) {
-		t.Fatalf("after reopening: %v, want %v", got, want)
+	if got := activeAll(t, activityIndex(t, l), store.Activity{}, 10); !sameActivity(got, moved) {
+		t.Fatalf("after reopening: %v, want %v", got, moved)
 	}
 	// Retention empties logs but leaves their topics indexed.
 	_ = l.Close()
@@ -156,9 +209,19 @@ func (s *suite) testActivity(t *testing.T) {
 	if h := headOK(t, l, "ax/2"); h.First <= h.Last {
 		t.Fatalf("ax/2 after its events expired: head %+v", h)
 	}
-	if got := activeAll(t, activityIndex(t, l), store.Activity{}, 10); !sameActivity(got, want) {
-		t.Fatalf("after retention emptied the logs: %v, want %v", got, want)
+	if got := activeAll(t, activityIndex(t, l), store.Activity{}, 10); !sameActivity(got, moved) {
+		t.Fatalf("after retention emptied the logs: %v, want %v", got, moved)
 	}
+}
+
+func without(as []store.Activity, topic string) []store.Activity {
+	var out []store.Activity
+	for _, a := range as {
+		if a.Topic != topic {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 // testWatermark checks store.ActivityIndex.Watermark against the real
