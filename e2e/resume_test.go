@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/hubbub/hubbub/internal/redistest"
 )
@@ -408,4 +410,101 @@ func TestDocumentCatchUpExactTime(t *testing.T) {
 	if m := read(); m.Op != "event" || m.Sub != "older" || m.Key != "card" || m.Type != "update" || m.Seq != 1 {
 		t.Fatalf("holding card at %s (older): got %+v, want an update of card", older, m)
 	}
+}
+
+// TestPatternBridgeInterrupted: on Redis, node B's Pub/Sub connection is
+// killed again and again while node A publishes to topics that keep
+// appearing. B cannot re-read topics it never saw, so it asks its pattern
+// subscribers to resume, and their cursors bring what they missed: each
+// ends with every event exactly once.
+func TestPatternBridgeInterrupted(t *testing.T) {
+	t.Parallel()
+	r := startOwnRedis(t, "")
+	st := "redis://127.0.0.1:" + r.port + "/0"
+	a := startHub(t, "", "--store", st, "--node-id", "pi-a")
+	b := startHub(t, "", "--store", st, "--node-id", "pi-b")
+	waitNodes(t, a, 2)
+	waitNodes(t, b, 2)
+	admin := goredis.NewClient(&goredis.Options{Addr: "127.0.0.1:" + r.port, MaxRetries: -1})
+	defer admin.Close()
+	const total = 300
+	type subscriber struct {
+		mu   sync.Mutex
+		last map[string]uint64
+		errs []string
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var wg sync.WaitGroup
+	subs := map[string]*subscriber{}
+	for _, tr := range transportsUnderTest {
+		s := &subscriber{last: map[string]uint64{}}
+		subs[tr] = s
+		c := dialPattern(t, tr, b.URL, "pi/**", "")
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				it, err := c.tryNext(200 * time.Millisecond)
+				if errors.Is(err, errTimeout) {
+					continue
+				}
+				if err != nil { // cut off: resume where it stood
+					cursor := c.cursor()
+					c = dialPattern(t, tr, b.URL, "pi/**", cursor)
+					continue
+				}
+				s.mu.Lock()
+				switch {
+				case len(s.errs) > 10:
+				case it.reset != nil:
+					s.errs = append(s.errs, fmt.Sprintf("unexpected %v", it))
+				case it.seq != s.last[it.topic]+1:
+					s.errs = append(s.errs, fmt.Sprintf("%s: seq %d after %d", it.topic, it.seq, s.last[it.topic]))
+				default:
+					s.last[it.topic] = it.seq
+				}
+				s.mu.Unlock()
+			}
+			c.close()
+		}()
+	}
+	want := map[string]uint64{}
+	for n := range total {
+		topic := fmt.Sprintf("pi/%d/t", n/3) // a new topic every third event
+		a.publishN(t, topic, 1)
+		want[topic]++
+		if n%25 == 0 {
+			if err := admin.Do(context.Background(), "CLIENT", "KILL", "TYPE", "pubsub").Err(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for _, s := range subs {
+		for {
+			s.mu.Lock()
+			done := len(s.errs) > 0 || equalMaps(s.last, want)
+			s.mu.Unlock()
+			if done || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(50 * time.Millisecond) // polling the subscribers' progress, with a deadline
+		}
+	}
+	cancel()
+	wg.Wait()
+	for tr, s := range subs {
+		for _, e := range s.errs {
+			t.Errorf("%s: %s", tr, e)
+		}
+		if !equalMaps(s.last, want) {
+			missing := 0
+			for topic, n := range want {
+				missing += int(n - s.last[topic])
+			}
+			t.Errorf("%s: %d events missing", tr, missing)
+		}
+	}
+	t.Logf("fan-out resyncs on B: %v", b.metric(t, "hubbub_fanout_resyncs_total"))
 }
