@@ -106,7 +106,10 @@ type Subscription struct {
 
 // Subscribe starts a subscription. It registers with the broker before
 // reading any history, so nothing published meanwhile can fall between the
-// two. The caller must Close it.
+// two. With patterns it first takes the store's watermark, and with a
+// cursor that has one it finds the matching topics that had events since
+// (resume.go); the reads this costs happen here, before it returns. The
+// caller must Close it.
 func (h *Hub) Subscribe(ctx context.Context, req SubscribeRequest) (*Subscription, error) {
 	if len(req.Topics) == 0 {
 		return nil, event.Invalid("no topic given")
