@@ -219,6 +219,24 @@ func (b *Broker) cutAll(seq uint64) {
 	}
 }
 
+// CutOffPatterns cuts off every live subscriber that has a pattern, as if it
+// had fallen behind: each resumes from the log with its cursor, which finds
+// every matching topic (see hub). A cross-node broker calls it when its feed
+// was interrupted, since it can re-read only the topics it knows, not
+// topics first written meanwhile. It returns how many were cut off.
+func (b *Broker) CutOffPatterns() int {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	n := 0
+	for s := range b.subs {
+		if len(s.patterns) > 0 {
+			s.cutOff()
+			n++
+		}
+	}
+	return n
+}
+
 // HasSubscribers reports whether any live subscription wants topic, by name
 // or by pattern (whatever its filter). A cross-node broker uses it to keep
 // state only for topics with local interest.

@@ -61,6 +61,28 @@ func TestCutOffWhenFull(t *testing.T) {
 	}
 }
 
+// TestCutOffPatterns: after an interrupted feed, pattern subscribers are
+// sent to resume from the log; the others are not touched.
+func TestCutOffPatterns(t *testing.T) {
+	b := New()
+	p, _ := event.CompilePattern("q/**")
+	exact := b.Subscribe(Spec{Topics: []string{"q/a"}, Limit: 10})
+	defer exact.Close()
+	pat := b.Subscribe(Spec{Patterns: []*event.Pattern{p}, Limit: 10})
+	defer pat.Close()
+	if n := b.CutOffPatterns(); n != 1 {
+		t.Fatalf("cut off %d, want the one pattern subscriber", n)
+	}
+	if _, err := pat.Take(nil); !errors.Is(err, ErrSlow) {
+		t.Fatalf("pattern subscriber: %v, want ErrSlow", err)
+	}
+	b.Publish([]*event.Event{ev("q/a", 1)})
+	b.Flush()
+	if got, err := exact.Take(nil); err != nil || len(got) != 1 {
+		t.Fatalf("concrete subscriber: %d items, %v; want it untouched", len(got), err)
+	}
+}
+
 func TestCloseUnregisters(t *testing.T) {
 	b := New()
 	s := b.Subscribe(Spec{Topics: []string{"a"}, Limit: 3})

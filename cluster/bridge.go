@@ -66,6 +66,9 @@ type Target interface {
 	HasSubscribers(topic string) bool
 	// Topics lists the concrete topics with local subscribers.
 	Topics() []string
+	// CutOffPatterns makes every live pattern subscriber reconnect and
+	// resume from the log with its cursor; it returns how many.
+	CutOffPatterns() int
 }
 
 // Tuning.
@@ -227,10 +230,18 @@ func (br *Bridge) receive(ctx context.Context, ps *goredis.PubSub) error {
 }
 
 // subscribed runs once every channel is (re)subscribed: whatever was
-// published while the connection was down is read from the log.
+// published while the connection was down is read from the log. Topics the
+// Bridge has no state for cannot be re-read that way (a pattern subscriber
+// may never have seen them, and they may be new): after a reconnection,
+// pattern subscribers are cut off, and their resume finds every matching
+// topic with events after their cursor.
 func (br *Bridge) subscribed(ctx context.Context) {
 	br.Stats.Connected.Store(true)
-	br.Stats.Resyncs.Add(1)
+	if br.Stats.Resyncs.Add(1) > 1 {
+		if n := br.target.CutOffPatterns(); n > 0 {
+			br.logger.Info("fan-out: pattern subscribers asked to resume after the Pub/Sub connection came back", "subscribers", n)
+		}
+	}
 	for topic, st := range br.topics {
 		if !br.target.HasSubscribers(topic) {
 			delete(br.topics, topic)

@@ -31,7 +31,12 @@ func (l *memLog) Read(_ context.Context, topic string, q store.Query) (store.Pag
 	return p, nil
 }
 
-type recorder struct{ got []string }
+type recorder struct {
+	got  []string
+	cuts int
+}
+
+func (r *recorder) CutOffPatterns() int { r.cuts++; return 0 }
 
 func (r *recorder) Publish(evs []*event.Event) {
 	for _, e := range evs {
@@ -93,5 +98,10 @@ func TestResync(t *testing.T) {
 	want := "[A:1 A:2 A:3 B:1 B:2 B:3]"
 	if got := fmt.Sprint(rec.got); got != want {
 		t.Fatalf("delivered %s, want %s", got, want)
+	}
+	// The first subscription is the start; the second, a reconnection,
+	// asks pattern subscribers to resume.
+	if rec.cuts != 1 {
+		t.Fatalf("pattern subscribers cut off %d times, want once (not on the first subscription)", rec.cuts)
 	}
 }

@@ -1,6 +1,7 @@
 package event
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
@@ -8,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Position is a place in one topic's log: the epoch of the log and the seq of
@@ -88,13 +90,20 @@ func clip(s string) string {
 //
 // Its wire form is either a one-topic Position (EPOCH:SEQ), used when the
 // subscription names exactly one concrete topic, or an opaque URL-safe token
-// "m." + base64url(JSON) naming each topic's position.
+// "m." + base64url(JSON). The JSON is [[TOPIC, POSITION], ...] (the form
+// without a watermark), or {"w":W,"p":[[TOPIC, POSITION], ...]} for a
+// pattern subscription, where W is a store time in unix microseconds: the
+// subscriber has every event of the topics named up to their positions,
+// and wants, of the other topics its patterns match, only the events after
+// W (see hub.Subscribe).
 type Cursor map[string]Position
 
 const (
 	multiPrefix    = "m."
 	maxCursorLen   = 256 << 10
 	maxCursorTopic = 4096
+	// maxWatermark is the end of year 9999, in unix microseconds.
+	maxWatermark = 253402300799999999
 )
 
 // Clone returns an independent copy.
@@ -113,6 +122,28 @@ func (c Cursor) Encode(single string) string {
 	if single != "" {
 		return c[single].String()
 	}
+	js, _ := json.Marshal(c.pairs()) // strings only: cannot fail
+	return multiPrefix + base64.RawURLEncoding.EncodeToString(js)
+}
+
+// EncodeWatermark renders the multi-topic form with watermark w (unix
+// microseconds are kept; a zero w gives Encode("")).
+func (c Cursor) EncodeWatermark(w time.Time) string {
+	if w.IsZero() {
+		return c.Encode("")
+	}
+	js, _ := json.Marshal(watermarked{W: w.UnixMicro(), P: c.pairs()}) // cannot fail
+	return multiPrefix + base64.RawURLEncoding.EncodeToString(js)
+}
+
+// watermarked is the JSON of a token with a watermark.
+type watermarked struct {
+	W int64       `json:"w"`
+	P [][2]string `json:"p"`
+}
+
+// pairs lists the positions by topic, sorted.
+func (c Cursor) pairs() [][2]string {
 	topics := make([]string, 0, len(c))
 	for t := range c {
 		topics = append(topics, t)
@@ -122,54 +153,74 @@ func (c Cursor) Encode(single string) string {
 	for i, t := range topics {
 		pairs[i] = [2]string{t, c[t].String()}
 	}
-	js, _ := json.Marshal(pairs) // strings only: cannot fail
-	return multiPrefix + base64.RawURLEncoding.EncodeToString(js)
+	return pairs
 }
 
 // ParseCursor parses a cursor's wire form. single is the subscription's one
 // concrete topic or "" (as for Encode); a one-topic form is accepted only
-// when single is set. An empty string is the empty cursor.
+// when single is set. An empty string is the empty cursor. A watermark the
+// token may carry is checked and left out (see ParseWatermarked).
 func ParseCursor(s, single string) (Cursor, error) {
+	c, _, err := ParseWatermarked(s, single)
+	return c, err
+}
+
+// ParseWatermarked is ParseCursor that also returns the token's watermark,
+// or the zero time when it has none (every one-topic form, and tokens from
+// before watermarks).
+func ParseWatermarked(s, single string) (Cursor, time.Time, error) {
 	if s == "" {
-		return Cursor{}, nil
+		return Cursor{}, time.Time{}, nil
 	}
 	if len(s) > maxCursorLen {
-		return nil, Invalid("cursor is too long")
+		return nil, time.Time{}, Invalid("cursor is too long")
 	}
 	if !strings.HasPrefix(s, multiPrefix) {
 		if single == "" {
-			return nil, Invalid("cursor %q names one topic's position but the subscription has several topics or a pattern; use the cursor the server returned", clip(s))
+			return nil, time.Time{}, Invalid("cursor %q names one topic's position but the subscription has several topics or a pattern; use the cursor the server returned", clip(s))
 		}
 		if err := ValidateTopic(single); err != nil {
-			return nil, Invalid("cursor names a bad topic: %v", err)
+			return nil, time.Time{}, Invalid("cursor names a bad topic: %v", err)
 		}
 		p, err := ParsePosition(s)
 		if err != nil {
-			return nil, err
+			return nil, time.Time{}, err
 		}
-		return Cursor{single: p}, nil
+		return Cursor{single: p}, time.Time{}, nil
 	}
 	raw, err := base64.RawURLEncoding.DecodeString(s[len(multiPrefix):])
 	if err != nil {
-		return nil, Invalid("cursor is not a token this server issued (bad base64)")
+		return nil, time.Time{}, Invalid("cursor is not a token this server issued (bad base64)")
 	}
 	var pairs [][2]string
-	if err := json.Unmarshal(raw, &pairs); err != nil {
-		return nil, Invalid("cursor is not a token this server issued (bad contents)")
+	var w time.Time
+	if len(raw) > 0 && raw[0] == '{' {
+		var wm watermarked
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&wm); err != nil || dec.More() {
+			return nil, time.Time{}, Invalid("cursor is not a token this server issued (bad contents)")
+		}
+		if wm.W <= 0 || wm.W > maxWatermark {
+			return nil, time.Time{}, Invalid("cursor is not a token this server issued (bad watermark)")
+		}
+		pairs, w = wm.P, time.UnixMicro(wm.W).UTC()
+	} else if err := json.Unmarshal(raw, &pairs); err != nil {
+		return nil, time.Time{}, Invalid("cursor is not a token this server issued (bad contents)")
 	}
 	if len(pairs) > maxCursorTopic {
-		return nil, Invalid("cursor names more than %d topics", maxCursorTopic)
+		return nil, time.Time{}, Invalid("cursor names more than %d topics", maxCursorTopic)
 	}
 	c := make(Cursor, len(pairs))
 	for _, p := range pairs {
 		if err := ValidateTopic(p[0]); err != nil {
-			return nil, Invalid("cursor names a bad topic: %v", err)
+			return nil, time.Time{}, Invalid("cursor names a bad topic: %v", err)
 		}
 		pos, err := ParsePosition(p[1])
 		if err != nil {
-			return nil, err
+			return nil, time.Time{}, err
 		}
 		c[p[0]] = pos
 	}
-	return c, nil
+	return c, w, nil
 }

@@ -37,6 +37,19 @@ type Options struct {
 	// of a live subscription delivers (DefaultMaxPageBytes); at least one
 	// event always goes, so catching up always progresses.
 	MaxPageBytes int
+	// Retention is the store's, so that a pattern resume can tell a topic
+	// whose old events expired (nothing wanted was lost) from one whose
+	// wanted events may be gone. Unset, every such doubt is told as a
+	// "trimmed" reset.
+	Retention store.Retention
+	// ResumeScan bounds the activity-index entries one pattern resume
+	// examines (DefaultResumeScan), ResumeTopics the topics it reads by
+	// time and then the topics it names in "resume-limit" resets
+	// (DefaultResumeTopics). See resume.go.
+	ResumeScan, ResumeTopics int
+	// Now is the hub's clock (time.Now when nil); tests set it with the
+	// store's.
+	Now func() time.Time
 }
 
 // DefaultMaxPageBytes is Options.MaxPageBytes when it is zero.
@@ -100,6 +113,15 @@ func New(log store.Log, b *broker.Broker, opts Options) *Hub {
 	}
 	if opts.MaxPageBytes <= 0 {
 		opts.MaxPageBytes = DefaultMaxPageBytes
+	}
+	if opts.ResumeScan <= 0 {
+		opts.ResumeScan = DefaultResumeScan
+	}
+	if opts.ResumeTopics <= 0 {
+		opts.ResumeTopics = DefaultResumeTopics
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
 	}
 	return &Hub{log: log, broker: b, opts: opts, logger: opts.Logger}
 }

@@ -24,6 +24,11 @@ type SubscribeRequest struct {
 	// Cursor holds the positions to resume from. Topics it does not name
 	// start at their head (live only), less Last events.
 	Cursor event.Cursor
+	// Watermark is the cursor's watermark (event.ParseWatermarked), or
+	// zero. With patterns, it makes the resume complete: every matching
+	// topic the cursor does not name gets its events after Watermark (see
+	// resume.go). Without one, such topics start live, as they always did.
+	Watermark time.Time
 	// Last asks, for topics without a position, for up to this many of
 	// their newest stored events before live ones.
 	Last int
@@ -86,14 +91,25 @@ type Subscription struct {
 
 	pos      event.Cursor // position after the last delivered message, per topic
 	catching []string     // topics that must be read from the log before live items
+	inCatch  map[string]bool
 	pending  []Message
 	out      []Message
 	liveBuf  []*event.Item
+
+	// Pattern resume (resume.go).
+	patterns  []*event.Pattern
+	listed    map[string]bool      // topics the request names: always in the cursor
+	watermark time.Time            // the cursor's watermark; zero: none
+	times     map[string]time.Time // the time of the event at pos[t], where known
+	scratch   event.Cursor         // for encoding the cursor
 }
 
 // Subscribe starts a subscription. It registers with the broker before
 // reading any history, so nothing published meanwhile can fall between the
-// two. The caller must Close it.
+// two. With patterns it first takes the store's watermark, and with a
+// cursor that has one it finds the matching topics that had events since
+// (resume.go); the reads this costs happen here, before it returns. The
+// caller must Close it.
 func (h *Hub) Subscribe(ctx context.Context, req SubscribeRequest) (*Subscription, error) {
 	if len(req.Topics) == 0 {
 		return nil, event.Invalid("no topic given")
@@ -119,7 +135,7 @@ func (h *Hub) Subscribe(ctx context.Context, req SubscribeRequest) (*Subscriptio
 		}
 		concrete = append(concrete, t)
 	}
-	s := &Subscription{h: h, pos: make(event.Cursor, len(concrete))}
+	s := &Subscription{h: h, pos: make(event.Cursor, len(concrete)), inCatch: map[string]bool{}, patterns: patterns}
 	if req.Filter != nil && !req.Filter.IsZero() {
 		s.filter = req.Filter
 	}
@@ -133,6 +149,21 @@ func (h *Hub) Subscribe(ctx context.Context, req SubscribeRequest) (*Subscriptio
 	}
 	// Topics the cursor names that a pattern matches are resumed too.
 	named := len(concrete)
+	s.listed = make(map[string]bool, named)
+	for _, t := range concrete {
+		s.listed[t] = true
+	}
+	// A pattern subscription's cursor carries a watermark: taken before
+	// registering, so that whatever becomes readable later (and so reaches
+	// the broker after it) is later than it.
+	ai, _ := h.log.(store.ActivityIndex)
+	if ai != nil && len(patterns) > 0 && req.Documents == nil {
+		w, err := ai.Watermark(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("watermark: %w", err)
+		}
+		s.watermark, s.times = w, make(map[string]time.Time)
+	}
 	for t := range req.Cursor {
 		if seen[t] {
 			continue
@@ -185,17 +216,31 @@ func (h *Hub) Subscribe(ctx context.Context, req SubscribeRequest) (*Subscriptio
 				s.pending = append(s.pending, s.resetMessage(reset, start))
 			}
 			s.pos[t] = start
-			s.catching = append(s.catching, t)
+			s.catch(t)
 			continue
 		}
 		held := head.Last + 1 - head.First
 		n := min(uint64(max(req.Last, 0)), held)
 		s.pos[t] = event.Position{Epoch: head.Epoch, Seq: head.Last - n}
 		if n > 0 {
-			s.catching = append(s.catching, t)
+			s.catch(t)
+		}
+	}
+	if !s.watermark.IsZero() && !req.Watermark.IsZero() {
+		if err := s.resume(ctx, ai, req.Watermark); err != nil {
+			s.Close()
+			return nil, err
 		}
 	}
 	return s, nil
+}
+
+// catch puts topic t among those to read from the log before live items.
+func (s *Subscription) catch(t string) {
+	if !s.inCatch[t] {
+		s.inCatch[t] = true
+		s.catching = append(s.catching, t)
+	}
 }
 
 // Single returns the subscription's one concrete topic, or "" when it has
@@ -203,7 +248,12 @@ func (h *Hub) Subscribe(ctx context.Context, req SubscribeRequest) (*Subscriptio
 func (s *Subscription) Single() string { return s.single }
 
 // Cursor returns the cursor after everything delivered so far.
-func (s *Subscription) Cursor() string { return s.pos.Encode(s.single) }
+func (s *Subscription) Cursor() string {
+	if s.single != "" {
+		return s.pos.Encode(s.single)
+	}
+	return s.encode()
+}
 
 // CutOff is closed when the subscription is cut off for falling behind
 // (Next then returns broker.ErrSlow once its messages are taken).
@@ -415,9 +465,28 @@ func (s *Subscription) catchUp(ctx context.Context, t string) error {
 	} else {
 		limit = min(limit, 16)
 	}
-	page, err := s.h.log.Read(ctx, t, store.Query{After: p.Seq, Limit: limit})
+	// A topic only a pattern names may leave the cursor once the time of
+	// the event at its position is known (see droppable): read that event
+	// too, if it is still held.
+	q := store.Query{After: p.Seq, Limit: limit}
+	learn := s.times != nil && !s.listed[t] && p.Seq > 0
+	if learn {
+		if _, ok := s.times[t]; ok {
+			learn = false
+		}
+	}
+	if learn {
+		q.After, q.Limit = p.Seq-1, limit+1
+	}
+	page, err := s.h.log.Read(ctx, t, q)
 	if err != nil {
 		return fmt.Errorf("read %q: %w", t, err)
+	}
+	if learn && len(page.Events) > 0 && page.Events[0].Seq == p.Seq && page.Head.Epoch == p.Epoch {
+		s.times[t] = page.Events[0].Time
+	}
+	if learn && len(page.Events) > 0 && page.Events[0].Seq <= p.Seq {
+		page.Events = page.Events[1:]
 	}
 	s.backoff = 0
 	start, reset := checkPosition(t, p, page.Head)
@@ -433,6 +502,7 @@ func (s *Subscription) catchUp(ctx context.Context, t string) error {
 	for _, e := range page.Events {
 		if s.filter != nil && s.docs == nil && !s.filter.Match(e) {
 			s.pos[t] = e.Position() // passed over, not lost
+			s.noteTime(e)
 			done++
 			continue
 		}
@@ -452,6 +522,7 @@ func (s *Subscription) catchUp(ctx context.Context, t string) error {
 	}
 	if done == len(page.Events) && len(page.Events) < limit {
 		s.catching = slices.DeleteFunc(s.catching, func(x string) bool { return x == t })
+		delete(s.inCatch, t)
 	}
 	return nil
 }
@@ -460,14 +531,19 @@ func (s *Subscription) catchUp(ctx context.Context, t string) error {
 func (s *Subscription) onLive(it *event.Item) {
 	p, known := s.pos[it.Topic]
 	switch {
+	case !known && !s.watermark.IsZero() && !it.Time.After(s.watermark):
+		// From before the watermark: it was readable when this
+		// subscription began, so it is either not wanted or already
+		// delivered under a cursor that let the topic go (resume.go).
+		return
 	case !known:
 		// A topic a pattern matched for the first time: it starts here.
 		s.pos[it.Topic] = event.Position{Epoch: it.Epoch, Seq: it.Seq - 1}
-	case slices.Contains(s.catching, it.Topic):
+	case s.inCatch[it.Topic]:
 		return // the log read will cover it
 	case p.Epoch != "" && it.Epoch != p.Epoch:
 		// The topic's log was replaced: catch up, which tells of the reset.
-		s.catching = append(s.catching, it.Topic)
+		s.catch(it.Topic)
 		return
 	case it.Seq <= p.Seq:
 		return // already delivered from the log
@@ -475,7 +551,7 @@ func (s *Subscription) onLive(it *event.Item) {
 		// Something was missed: fill the gap from the log first. (When the
 		// broker filters, it leaves out what does not match, and it gets
 		// every event of a topic in order, so a jump is not a gap.)
-		s.catching = append(s.catching, it.Topic)
+		s.catch(it.Topic)
 		return
 	}
 	s.deliver(it)
@@ -483,6 +559,7 @@ func (s *Subscription) onLive(it *event.Item) {
 
 func (s *Subscription) deliver(it *event.Item) {
 	s.pos[it.Topic] = it.Position()
+	s.noteTime(it.Event)
 	if s.docs != nil && !s.docWants(it.Event) {
 		return
 	}
@@ -497,16 +574,19 @@ func (s *Subscription) deliver(it *event.Item) {
 	}
 	m := Message{Item: it}
 	if s.single == "" {
-		m.Cursor = s.pos.Encode("")
+		m.Cursor = s.encode()
 	}
 	s.pending = append(s.pending, m)
 }
 
 func (s *Subscription) resetMessage(r *Reset, start event.Position) Message {
 	s.pos[r.Topic] = start
+	if s.times != nil {
+		delete(s.times, r.Topic) // the event there, if any, is unknown
+	}
 	m := Message{Reset: r}
 	if s.single == "" {
-		m.Cursor = s.pos.Encode("")
+		m.Cursor = s.encode()
 	}
 	return m
 }

@@ -164,11 +164,27 @@ func (m *metrics) SlowDisconnect(t string) { m.slow.WithLabelValues(t).Inc() }
 func (m *metrics) Limited(limit string) { m.rejections.WithLabelValues(limit).Inc() }
 
 // meteredLog times appends and counts what they store. It forwards the
-// store's optional capabilities (store.DocumentLister), since hiding them
-// would silently turn features off.
+// store's optional capabilities (store.DocumentLister; store.ActivityIndex
+// through indexedLog), since hiding them would silently turn features off.
 type meteredLog struct {
 	store.Log
 	m *metrics
+}
+
+// indexedLog is a meteredLog over a store with an activity index.
+type indexedLog struct {
+	meteredLog
+	store.ActivityIndex
+}
+
+// metered wraps st in a meteredLog, keeping its activity index if it has
+// one.
+func metered(st store.Log, m *metrics) store.Log {
+	ml := meteredLog{Log: st, m: m}
+	if ai, ok := st.(store.ActivityIndex); ok {
+		return indexedLog{ml, ai}
+	}
+	return ml
 }
 
 func (l meteredLog) Append(ctx context.Context, drafts []event.Draft) ([]store.Result, error) {

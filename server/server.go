@@ -137,9 +137,10 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Server, 
 	if err != nil {
 		return nil, err
 	}
-	log := meteredLog{Log: st, m: m}
+	log := metered(st, m)
 	h := hub.New(log, b, hub.Options{SubscriberBuffer: cfg.SubscriberBuffer, Logger: logger, Coalesce: rules,
-		MaxPageBytes: cfg.MaxResponseBytes})
+		MaxPageBytes: cfg.MaxResponseBytes,
+		Retention:    store.Retention{MaxEvents: cfg.HistoryMaxEvents, MaxAge: cfg.HistoryMaxAge}})
 	s := &Server{cfg: cfg, log: logger, store: st, broker: b, hub: h, metrics: m,
 		activity: activity.New(10000, nil), node: nodeID,
 		features: []string{"nodes"}, startNotes: notes,

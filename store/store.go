@@ -1,7 +1,7 @@
 // Package store defines the durable log every hubbub backend implements, and
-// the records that live beside it. Backends live in subpackages (embedded:
-// store/pebble; Redis later) and all pass the conformance suite in
-// store/storetest.
+// the records that live beside it. Backends live in subpackages
+// (store/embedded on Pebble, store/redis) and all pass the conformance
+// suite in store/storetest.
 //
 // The contract is shaped so that one Redis stream per topic, with a Lua
 // script assigning seq and epoch and appending in one step, can implement
@@ -34,8 +34,10 @@ type Log interface {
 	// with fsync, or acknowledged by the backend's durable storage), and
 	// only then does the backend hand the events to its commit listener.
 	// Results come back in the same order as the (draft, topic) pairs.
-	// Times keep at least microsecond precision and never go backwards
-	// within a topic.
+	// Times are whole microseconds (what the wire shows, so a time a
+	// client was told compares equal to the stored one) and never go
+	// backwards within a topic; Read, Latest and Documents return exactly
+	// the time Append returned.
 	//
 	// A draft whose IdempotencyKey was already stored on a topic within the
 	// idempotency window stores nothing for that topic; its Result is the
@@ -156,6 +158,42 @@ type TopicTrimmer interface {
 	// deletion of the events may come later; no reader sees them after
 	// TrimTopic returns.
 	TrimTopic(ctx context.Context, topic string, keep uint64) (Head, error)
+}
+
+// ActivityIndex is implemented by backends that index topics by the time of
+// their latest event, so that a pattern subscription can find, on resume,
+// every topic that had events while it was away (see hub.Subscribe).
+type ActivityIndex interface {
+	// Active lists indexed topics in (Time, Topic) order, starting
+	// strictly after the given entry (after.Topic "" starts at every
+	// topic of after.Time), at most limit of them (limit must be
+	// positive). Each topic is indexed once, with the time of its latest
+	// event or later; an append moves its topic's entry forward, never
+	// back, so a scan that pages on from the last entry it got meets
+	// every topic whose entry was at or after its start when it began,
+	// some perhaps twice.
+	//
+	// The index is never behind the log: once an event is readable,
+	// its topic is listed with a time at or after the event's. (It may
+	// be ahead: an entry can name a time at which nothing readable was
+	// stored, as after a failed append.) A topic stays indexed as long
+	// as its log exists, even when retention has emptied it.
+	Active(ctx context.Context, after Activity, limit int) ([]Activity, error)
+
+	// Watermark returns a time W such that every event that becomes
+	// readable after Watermark returns has a time later than W. So, once
+	// a caller has called Watermark and then read (or been sent) what
+	// was readable, nothing with a time at or before W can still appear.
+	// W is as late as the backend can promise; it may lag the clock (by
+	// a backend's stated allowance for clock skew between servers).
+	Watermark(ctx context.Context) (time.Time, error)
+}
+
+// Activity is one entry of an ActivityIndex: a topic and the time of its
+// latest event (or later, see ActivityIndex.Active).
+type Activity struct {
+	Time  time.Time
+	Topic string
 }
 
 // DocumentLister is implemented by backends that can list a topic's

@@ -19,6 +19,7 @@ type query struct {
 	topics    []string
 	single    string       // the one concrete topic, or ""
 	cursor    event.Cursor // after / last_event_id / Last-Event-ID
+	watermark time.Time    // the cursor's, for pattern resume (zero: none)
 	hasCursor bool
 	before    event.Cursor
 	count     int
@@ -95,7 +96,7 @@ func parseValues(v url.Values, lastEventID string) (query, error) {
 		}
 	}
 	if raw != "" {
-		if q.cursor, err = event.ParseCursor(raw, q.single); err != nil {
+		if q.cursor, q.watermark, err = event.ParseWatermarked(raw, q.single); err != nil {
 			return q, err
 		}
 		q.hasCursor = true

@@ -16,10 +16,14 @@ import (
 type resetJSON struct {
 	Topic  string `json:"topic"`
 	Reason string `json:"reason"`
-	Cursor string `json:"cursor"`
+	Cursor string `json:"cursor,omitempty"` // none for hub.ResetLimit
 }
 
 func toResetJSON(r *hub.Reset) resetJSON {
+	if r.Reason == hub.ResetLimit {
+		// Not a position: the topic (or pattern) goes on live.
+		return resetJSON{Topic: r.Topic, Reason: r.Reason}
+	}
 	return resetJSON{Topic: r.Topic, Reason: r.Reason, Cursor: r.Cursor.String()}
 }
 
@@ -35,6 +39,7 @@ func (h *Handlers) subscribe(w http.ResponseWriter, r *http.Request, q query, la
 // overrides req.Coalesce.
 func (h *Handlers) subscribeReq(w http.ResponseWriter, r *http.Request, q query, req hub.SubscribeRequest) (*hub.Subscription, bool) {
 	req.Topics, req.Cursor, req.Filter, req.Fields = q.topics, q.cursor, q.filter, q.fields
+	req.Watermark = q.watermark
 	if q.coalesce >= 0 {
 		req.Coalesce = q.coalesce
 		req.EventCoalesce = false // the request chose its window
@@ -48,7 +53,8 @@ func (h *Handlers) subscribeReq(w http.ResponseWriter, r *http.Request, q query,
 }
 
 // sse serves a Server-Sent Events stream: history after the cursor, then
-// live events, each with "id:" the cursor after it. Reset notices come as
+// live events, each with "id:" the cursor after it (for several topics or a
+// pattern, also an "id:" alone at the start). Reset notices come as
 // "event: reset" with that reset's cursor as their id. A comment line is
 // sent every Heartbeat. A subscriber that falls behind is told so in a
 // comment and disconnected; EventSource then reconnects with Last-Event-ID
@@ -83,6 +89,14 @@ func (h *Handlers) sse(w http.ResponseWriter, r *http.Request, q query, notAfter
 	buf = strconv.AppendInt(buf, h.opts.SSERetry.Milliseconds(), 10)
 	buf = append(buf, "\n"...)
 	buf = append(buf, sseOpen...)
+	if sub.Single() == "" {
+		// An id without data sets EventSource's Last-Event-ID without an
+		// event: a pattern subscriber that hears nothing before it
+		// reconnects still resumes from here.
+		buf = append(buf, "id: "...)
+		buf = append(buf, sub.Cursor()...)
+		buf = append(buf, "\n\n"...)
+	}
 	if _, err := w.Write(buf); err != nil {
 		return
 	}

@@ -43,12 +43,21 @@ func (h *Handlers) stream(w http.ResponseWriter, r *http.Request, q query, notAf
 	w.Header().Set("Cache-Control", "no-cache")
 	w.Header().Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
+	buf := make([]byte, 0, 4096)
+	if sub.Single() == "" {
+		// The cursor to resume from before any event came.
+		buf = append(buf, `{"cursor":`...)
+		buf = appendJSON(buf, sub.Cursor())
+		buf = append(buf, "}\n"...)
+		if _, err := w.Write(buf); err != nil {
+			return
+		}
+	}
 	if err := rc.Flush(); err != nil {
 		return
 	}
 	beat := time.NewTicker(h.opts.Heartbeat)
 	defer beat.Stop()
-	buf := make([]byte, 0, 4096)
 	for {
 		msgs, err := sub.Next(ctx, beat.C)
 		if err != nil {

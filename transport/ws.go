@@ -334,7 +334,7 @@ func (wc *wsConn) subscribe(in wsIn) {
 	if len(topics) == 1 && !event.IsPattern(topics[0]) {
 		single = topics[0]
 	}
-	req.Cursor, err = event.ParseCursor(in.After, single)
+	req.Cursor, req.Watermark, err = event.ParseWatermarked(in.After, single)
 	if err != nil {
 		wc.sendErr(in.Sub, err)
 		return

@@ -18,6 +18,8 @@ const (
 	prefixHead   = 'h'
 	prefixLatest = 'k'
 	prefixIdem   = 'i'
+	// prefixActivity: the activity index (activity.go).
+	prefixActivity = 'a'
 )
 
 // Record format versions, the first byte of every value, so the encoding can
@@ -168,7 +170,10 @@ func decodeEvent(b []byte, e *event.Event) error {
 	if !ok || len(b) < 10 {
 		return fmt.Errorf("event record: %w", errCorrupt)
 	}
-	e.Time = time.Unix(0, t).UTC()
+	// Whole microseconds, as stored since times were truncated at
+	// append; older records may hold nanoseconds, which the wire never
+	// showed.
+	e.Time = time.UnixMicro(t / 1000).UTC()
 	flags := b[9]
 	d := binrec.Decoder{B: b[10:]}
 	e.Type = d.String()

@@ -47,6 +47,7 @@ type inFlight struct {
 	events []*event.Event
 	reqs   []*appendReq
 	trim   *trimJob
+	timed  bool // the batch holds a pending time (see Store.assignTime)
 }
 
 // committer is the state only the committer goroutine touches.
@@ -58,13 +59,16 @@ type committer struct {
 	touched map[string]*topicDelta
 	idem    map[string]store.Result // topic + "\x00" + key -> result, this batch
 	purged  map[string]uint64       // events below this seq are physically gone
+	active  map[string]int64        // topic -> its activity entry's time (unix µs)
+	moved   []string                // topics of this batch whose entry moves
 	key     []byte                  // scratch
 	val     []byte                  // scratch
 	reqs    []*appendReq
 }
 
-func (c *committer) init(s *Store) {
+func (c *committer) init(s *Store, active map[string]int64) {
 	c.s = s
+	c.active = active
 	c.heads = make(map[string]store.Head, len(s.heads))
 	for t, h := range s.heads {
 		c.heads[t] = h
@@ -141,6 +145,9 @@ func (s *Store) publishLoop(pipe <-chan *inFlight, done chan<- struct{}) {
 			s.published = make(chan struct{})
 			s.headsMu.Unlock()
 		}
+		if f.timed {
+			s.timePublished() // readable now, or never
+		}
 		if err == nil && s.cfg.OnCommit != nil && len(f.events) > 0 {
 			s.cfg.OnCommit(f.events)
 		}
@@ -166,11 +173,12 @@ func (c *committer) applyAppends(reqs []*appendReq) *inFlight {
 		return f
 	}
 	s := c.s
-	now := s.now()
-	t := time.Unix(0, now.UnixNano()).UTC() // what a reader decodes
+	t := s.assignTime()
+	f.timed = true
 	b := s.db.NewBatch()
 	clear(c.touched)
 	clear(c.idem)
+	c.moved = c.moved[:0]
 	var err error
 	for _, r := range reqs {
 		if err = c.addRequest(b, r, t, &f.events); err != nil {
@@ -179,7 +187,7 @@ func (c *committer) applyAppends(reqs []*appendReq) *inFlight {
 	}
 	var purges map[string]uint64
 	if err == nil {
-		purges, err = c.writeHeads(b)
+		purges, err = c.writeHeads(b, t)
 	}
 	if err == nil {
 		if err = s.db.ApplyNoSyncWait(b, pebble.Sync); err != nil {
@@ -199,6 +207,9 @@ func (c *committer) applyAppends(reqs []*appendReq) *inFlight {
 	}
 	for topic, p := range purges {
 		c.purged[topic] = p
+	}
+	for _, topic := range c.moved {
+		c.active[topic] = t.UnixMicro()
 	}
 	return f
 }
@@ -331,17 +342,19 @@ func (c *committer) lookupIdem(topic, key, epoch string, now time.Time) (store.R
 	}
 	return store.Result{
 		Topic: topic, Epoch: epoch, Seq: seq,
-		Time: time.Unix(0, ts).UTC(), Duplicate: true,
+		Time: time.UnixMicro(ts / 1000).UTC(), Duplicate: true,
 	}, true, nil
 }
 
-// writeHeads applies count retention to every touched topic and writes the
-// heads. Events trimmed earlier are deleted with one range deletion once
-// purgeSlack of them have accumulated below the published First, which
-// readers already respect. It returns the new purge marks, to apply once
-// the batch is applied.
-func (c *committer) writeHeads(b *pebble.Batch) (map[string]uint64, error) {
+// writeHeads applies count retention to every touched topic, writes the
+// heads and moves the activity entries of the topics that got events to t
+// (noting them in c.moved). Events trimmed earlier are deleted with one
+// range deletion once purgeSlack of them have accumulated below the
+// published First, which readers already respect. It returns the new purge
+// marks, to apply once the batch is applied.
+func (c *committer) writeHeads(b *pebble.Batch, t time.Time) (map[string]uint64, error) {
 	maxEvents := uint64(max(c.s.cfg.Retention.MaxEvents, 0))
+	us := t.UnixMicro()
 	var purges map[string]uint64
 	for topic, td := range c.touched {
 		h := &td.head
@@ -353,6 +366,11 @@ func (c *committer) writeHeads(b *pebble.Batch) (map[string]uint64, error) {
 		}
 		if err := b.Set(headKey(topic), encodeHead(*h), nil); err != nil {
 			return nil, fmt.Errorf("embedded: batch: %w", err)
+		}
+		if h.Last > td.old.Last {
+			if err := c.moveActivity(b, topic, us); err != nil {
+				return nil, err
+			}
 		}
 		if !td.exists {
 			continue
@@ -371,6 +389,24 @@ func (c *committer) writeHeads(b *pebble.Batch) (map[string]uint64, error) {
 		}
 	}
 	return purges, nil
+}
+
+// moveActivity adds to the batch the move of topic's activity entry to us.
+func (c *committer) moveActivity(b *pebble.Batch, topic string, us int64) error {
+	old, ok := c.active[topic]
+	if ok && old == us {
+		return nil
+	}
+	if ok {
+		if err := b.Delete(activityKey(old, topic), nil); err != nil {
+			return fmt.Errorf("embedded: batch: %w", err)
+		}
+	}
+	if err := b.Set(activityKey(us, topic), nil, nil); err != nil {
+		return fmt.Errorf("embedded: batch: %w", err)
+	}
+	c.moved = append(c.moved, topic)
+	return nil
 }
 
 // purge adds the deletion of the topic's events below first to the batch.

@@ -30,10 +30,20 @@
 //	h<topic bytes, no length>          head: epoch, first and last seq (see encodeHead)
 //	k<topic><key>                      latest event with that key, with its seq and epoch
 //	i<topic><idempotency key>          time first stored (unix ns) and seq
+//	a<time: 8 bytes big-endian><topic> the activity index: one entry per topic, at the
+//	                                   time (unix µs) of its latest event (see activity.go)
 //
 // Events carry neither topic, seq nor epoch in their value: the key gives
 // the first two and the topic's head the epoch, which never changes once the
-// head exists (a topic whose whole log is trimmed keeps its head).
+// head exists (a topic whose whole log is trimmed keeps its head). A batch
+// that appends to a topic also moves its activity entry (deleting the old
+// key), so the index is exactly as durable as the events.
+//
+// # Time
+//
+// Each batch gets one time, in whole microseconds, from Config.Now but
+// never earlier than the last time given (across the whole store and
+// across reopening) nor than the last Watermark: see activity.go.
 //
 // # Retention
 //
@@ -105,8 +115,9 @@ func WithMemTableSize(n uint64) Option { return func(o *options) { o.memTableSiz
 // (every minute by default); 0 or less disables it.
 func WithTrimInterval(d time.Duration) Option { return func(o *options) { o.trimInterval = d } }
 
-// Store is the embedded log. It implements store.Log, store.Trimmer and
-// store.TopicTrimmer, and is safe for concurrent use.
+// Store is the embedded log. It implements store.Log, store.Trimmer,
+// store.TopicTrimmer, store.ActivityIndex and store.DocumentLister, and is
+// safe for concurrent use.
 type Store struct {
 	db     *pebble.DB
 	cfg    store.Config
@@ -136,6 +147,9 @@ type Store struct {
 
 	failMu  sync.Mutex
 	failErr error // sticky: a batch failed to sync after seqs were assigned
+
+	clockMu sync.Mutex
+	clock   clock // see activity.go
 
 	c committer // owned by the committer goroutine
 }
@@ -198,7 +212,13 @@ func Open(dir string, cfg store.Config, opts ...Option) (*Store, error) {
 		_ = db.Close()
 		return nil, err
 	}
-	s.c.init(s)
+	active, latest, err := s.loadActivity()
+	if err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	s.clock = clock{now: s.now, last: latest}
+	s.c.init(s, active)
 	go s.commitLoop()
 	go s.sweepLoop(o.trimInterval)
 	return s, nil

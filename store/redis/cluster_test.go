@@ -1,11 +1,13 @@
 package redis_test
 
 import (
+	"context"
 	"fmt"
 	"testing"
 
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/hubbub/hubbub/internal/redisconn"
 	"github.com/hubbub/hubbub/internal/redistest"
 	"github.com/hubbub/hubbub/store"
 	"github.com/hubbub/hubbub/store/redis"
@@ -69,5 +71,39 @@ func TestClusterFanout(t *testing.T) {
 		for _, e := range evs {
 			delete(want, e.Topic)
 		}
+	}
+}
+
+// TestClusterIndexAfterDataLoss: on a cluster the store appends to a topic
+// without writing its index entry again for a while; when Redis lost
+// everything meanwhile (so the entry too), the append script refuses to
+// create the topic on the strength of the old entry, the store writes it
+// again, and the topic is indexed with its new events.
+func TestClusterIndexAfterDataLoss(t *testing.T) {
+	url := redistest.Cluster(t)
+	s := openStoreAt(t, url, "dl", store.Config{})
+	defer s.Close()
+	r1 := appendOK(t, s, msg(`1`, "dl/a"))[0]
+	rc, err := redisconn.New(url, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	cc, ok := rc.(*goredis.ClusterClient)
+	if !ok {
+		t.Fatalf("%s: not a cluster client", url)
+	}
+	if err := cc.ForEachMaster(ctxT(t), func(ctx context.Context, c *goredis.Client) error {
+		return c.FlushAll(ctx).Err()
+	}); err != nil {
+		t.Fatal(err)
+	}
+	r2 := appendOK(t, s, msg(`2`, "dl/a"))[0]
+	if r2.Seq != 1 || r2.Epoch == r1.Epoch {
+		t.Fatalf("after the data loss: %+v, want seq 1 of a new epoch", r2)
+	}
+	got, err := s.Active(ctxT(t), store.Activity{}, 10)
+	if err != nil || len(got) != 1 || got[0].Topic != "dl/a" || got[0].Time.Before(r2.Time) {
+		t.Fatalf("index after the data loss: %v %v, want dl/a at or after %v", got, err, r2.Time)
 	}
 }

@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
+	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 
@@ -63,6 +65,9 @@ type committer struct {
 	lisMu      sync.Mutex    // serialises calls of Config.OnCommit
 	pipes      sync.WaitGroup
 
+	leaseMu sync.Mutex
+	leases  map[string]lease // on a cluster: index entries written ahead
+
 	mu      sync.Mutex
 	queues  map[string]*topicQueue
 	ready   []string // topics with queued parts and no call in flight
@@ -76,6 +81,24 @@ func (c *committer) init(s *Store, pipelines int) {
 	c.kick = make(chan struct{}, 1)
 	c.dispatched = make(chan struct{})
 	c.queues = make(map[string]*topicQueue)
+	c.leases = make(map[string]lease)
+}
+
+// On a cluster the index entry of a topic is written ahead of its events
+// (indexLua), clusterAhead past the clock, and then serves its appends for
+// clusterLease without being written again; an append it would not cover
+// is refused by the script and sent again after a new entry.
+const (
+	clusterAhead = 2 * time.Second
+	clusterLease = time.Second
+	maxLeases    = 1 << 16 // past it, expired leases are dropped
+)
+
+// lease is an index entry this store wrote: its time, and when (by this
+// process's monotonic clock).
+type lease struct {
+	until   string // unix µs, as the index script answered it
+	written time.Time
 }
 
 // shutdown stops accepting requests and waits until every accepted one is
@@ -277,19 +300,23 @@ func (c *committer) run(batch []*call) {
 	s := c.s
 	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
 	defer cancel()
-	now := s.now()
-	us := strconv.FormatInt(now.UnixMicro(), 10)
+	us := strconv.FormatInt(s.now().UnixMicro(), 10)
 	pipe := s.rdb.Pipeline()
 	cmds := make([]*goredis.Cmd, len(batch))
 	args := make([][]any, len(batch))
 	keys := make([][]string, len(batch))
-	zs := make([]goredis.Z, len(batch))
-	for i, cl := range batch {
-		keys[i], args[i] = c.scriptArgs(cl, us)
-		cmds[i] = pipe.EvalSha(ctx, s.scripts.append.Hash(), keys[i], args[i]...)
-		zs[i] = goredis.Z{Score: float64(now.UnixMilli()), Member: cl.topic}
+	var caps map[string]string
+	if s.cluster {
+		var err error
+		if caps, err = c.leaseIndex(ctx, batch, us); err != nil {
+			c.finish(batch, err)
+			return
+		}
 	}
-	pipe.ZAddGT(ctx, s.index, zs...)
+	for i, cl := range batch {
+		keys[i], args[i] = c.scriptArgs(cl, us, caps)
+		cmds[i] = pipe.EvalSha(ctx, s.scripts.append.Hash(), keys[i], args[i]...)
+	}
 	_, _ = pipe.Exec(ctx) // errors are read per command below
 	// A server that lost its script cache (restart, SCRIPT FLUSH) ran
 	// nothing for NOSCRIPT: send those calls again with the source.
@@ -307,6 +334,9 @@ func (c *committer) run(batch []*call) {
 		_, _ = pipe.Exec(ctx)
 		_ = s.scripts.append.Load(ctx, s.rdb).Err()
 	}
+	if s.cluster {
+		c.reindex(ctx, batch, cmds, keys, args, us)
+	}
 	results := make([]callResult, len(batch))
 	for i, cl := range batch {
 		results[i] = c.parse(cl, cmds[i])
@@ -322,11 +352,30 @@ func (c *committer) run(batch []*call) {
 		}
 		c.lisMu.Unlock()
 	}
+	errs := make([]error, len(batch))
+	for i := range results {
+		errs[i] = results[i].err
+	}
+	c.release(batch, errs)
+}
+
+// finish answers every part of batch with err (nothing was sent).
+func (c *committer) finish(batch []*call, err error) {
+	errs := make([]error, len(batch))
+	for i := range errs {
+		errs[i] = err
+	}
+	c.release(batch, errs)
+}
+
+// release answers the parts of each call with its error (nil: done) and
+// frees the calls' topics for their next call.
+func (c *committer) release(batch []*call, errs []error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for i, cl := range batch {
 		for _, p := range cl.parts {
-			c.finishLocked(p.req, results[i].err)
+			c.finishLocked(p.req, errs[i])
 		}
 		q := c.queues[cl.topic]
 		q.inflight = false
@@ -340,11 +389,106 @@ func (c *committer) run(batch []*call) {
 	}
 }
 
-// scriptArgs builds the keys and arguments of a call's append script.
-func (c *committer) scriptArgs(cl *call, us string) ([]string, []any) {
+// leaseIndex returns, for each topic of batch, the time its index entry
+// covers (see lease), writing new entries for the topics without a lease
+// still in force; a topic whose entry was written now is marked with a
+// leading "+".
+func (c *committer) leaseIndex(ctx context.Context, batch []*call, us string) (map[string]string, error) {
+	caps := make(map[string]string, len(batch))
+	var need []any
+	c.leaseMu.Lock()
+	for _, cl := range batch {
+		if l, ok := c.leases[cl.topic]; ok && time.Since(l.written) < clusterLease {
+			caps[cl.topic] = l.until
+		} else {
+			need = append(need, cl.topic)
+		}
+	}
+	c.leaseMu.Unlock()
+	if len(need) == 0 {
+		return caps, nil
+	}
+	written := time.Now()
+	args := append([]any{us, strconv.FormatInt(clusterAhead.Microseconds(), 10)}, need...)
+	until, err := c.s.scripts.index.Run(ctx, c.s.rdb, []string{c.s.index}, args...).Text()
+	if err != nil {
+		return nil, fmt.Errorf("redis store: activity index: %w", err)
+	}
+	c.leaseMu.Lock()
+	defer c.leaseMu.Unlock()
+	if len(c.leases) > maxLeases {
+		for t, l := range c.leases {
+			if time.Since(l.written) >= clusterLease {
+				delete(c.leases, t)
+			}
+		}
+	}
+	for _, t := range need {
+		topic := t.(string)
+		c.leases[topic] = lease{until: until, written: written}
+		caps[topic] = "+" + until
+	}
+	return caps, nil
+}
+
+// reindex sends again, after writing their topics' index entries, the
+// calls of a cluster pipeline that the script refused (HUBBUB_REINDEX:
+// nothing was stored), once.
+func (c *committer) reindex(ctx context.Context, batch []*call, cmds []*goredis.Cmd, keys [][]string, args [][]any, us string) {
+	var again []*call
+	var at []int
+	from, _ := strconv.ParseInt(us, 10, 64)
+	c.leaseMu.Lock()
+	for i, cmd := range cmds {
+		if err := cmd.Err(); goredis.HasErrorPrefix(err, "HUBBUB_REINDEX") {
+			delete(c.leases, batch[i].topic)
+			again, at = append(again, batch[i]), append(at, i)
+			// The time the append needs (the topic's last may be ahead).
+			f := strings.Fields(strings.TrimPrefix(err.Error(), "HUBBUB_REINDEX"))
+			if len(f) > 0 {
+				if need, err := strconv.ParseInt(f[0], 10, 64); err == nil {
+					from = max(from, need)
+				}
+			}
+		}
+	}
+	c.leaseMu.Unlock()
+	if len(again) == 0 {
+		return
+	}
+	caps, err := c.leaseIndex(ctx, again, strconv.FormatInt(from, 10))
+	if err != nil {
+		for _, i := range at {
+			cmds[i] = goredis.NewCmd(ctx)
+			cmds[i].SetErr(err)
+		}
+		return
+	}
+	pipe := c.s.rdb.Pipeline()
+	for j, cl := range again {
+		i := at[j]
+		keys[i], args[i] = c.scriptArgs(cl, us, caps)
+		cmds[i] = pipe.Eval(ctx, appendLua, keys[i], args[i]...)
+	}
+	_, _ = pipe.Exec(ctx)
+}
+
+// scriptArgs builds the keys and arguments of a call's append script; caps
+// are the index entries' times on a cluster (see leaseIndex).
+func (c *committer) scriptArgs(cl *call, us string, caps map[string]string) ([]string, []any) {
 	s := c.s
 	b := s.base(cl.topic)
 	keys := []string{b + "log", b + "meta", b + "latest", b + "keys"}
+	mode, lag, until, fresh := "i", "0", "0", "0"
+	if s.cluster {
+		mode, lag = "c", strconv.FormatInt(clusterLag.Microseconds(), 10)
+		until = caps[cl.topic]
+		if u, ok := strings.CutPrefix(until, "+"); ok {
+			until, fresh = u, "1"
+		}
+	} else {
+		keys = append(keys, s.index)
+	}
 	n := 0
 	for _, p := range cl.parts {
 		n += len(p.drafts)
@@ -360,7 +504,10 @@ func (c *committer) scriptArgs(cl *call, us string) ([]string, []any) {
 		channel,
 		s.pubCmd,
 		cl.topic,
-		"",
+		mode,
+		lag,
+		until,
+		fresh,
 	)
 	idem := map[string]int{}
 	for _, p := range cl.parts {

@@ -26,8 +26,9 @@
 //	                     the idempotency window
 //	<P>:events:<i>       the channels new events are published on, i in
 //	                     0..FanoutChannels-1 (see Channel)
-//	<P>:topics           sorted set: topic -> time of its last append (unix
-//	                     ms), an index for the age sweep
+//	<P>:topics           sorted set: topic -> time of its latest event (unix
+//	                     µs), the activity index (store.ActivityIndex) and
+//	                     the age sweep's list of topics
 //
 // New events are published on one of FanoutChannels fixed channels,
 // "<P>:events:<i>" with i = FNV-1a(T) mod FanoutChannels (see Channel), so a
@@ -38,10 +39,20 @@
 // plain PUBLISH, which the cluster bus carries to every node, so a
 // subscriber connected to any node hears every topic.
 //
-// The topics index is the one key outside a topic's slot: it is updated by a
-// separate command in the same pipeline as the append script, not by the
-// script, and is only an index (a topic missing from it is merely not swept
-// until its next append).
+// The topics index is the one key outside a topic's slot. It must never be
+// behind the log (a resume would miss the topic): on one server the append
+// script updates it itself, declaring the key, atomically with the events;
+// on a cluster, where a script may touch one slot only, the store writes a
+// topic's entry first (indexLua, an "intent": an entry without events, or
+// ahead of them, is harmless), 2 s ahead of the clock, and appends to the
+// topic for the next second without writing it again; the append script
+// refuses (nothing stored) an append the entry does not cover, and the
+// store writes the entry and sends it again. Entries only move forward
+// (ZADD GT); the age sweep removes those of topics whose keys are gone
+// once they are older than the age limit. The index of a store written by
+// an older version holds milliseconds for topics not appended to since;
+// they sort as long past, which only a cursor from before the upgrade
+// could ask about, and those carry no watermark.
 //
 // # Appends
 //
@@ -81,11 +92,15 @@
 //
 // # Time
 //
-// The store's time is Config.Now on the appending client, in microseconds,
-// passed to the script; the script uses the later of it and the topic's last
-// time, so a topic's times never decrease even across nodes with skewed
-// clocks. Ages (retention, idempotency window) are judged by Config.Now too;
-// the PX expiry of idempotency keys only collects them.
+// An event's time is the latest of Config.Now on the appending client (in
+// microseconds), the topic's last time and the Redis server's clock when
+// the script runs (on a cluster, less clusterLag), so a topic's times never
+// decrease even across nodes with skewed clocks, and no event becomes
+// readable with a time earlier than the server's clock (less clusterLag) at
+// that moment: Watermark is then the server's clock just before, less
+// clusterLag and clusterSkew (the most the servers' clocks may differ) on
+// a cluster. Ages (retention, idempotency window) are judged by
+// Config.Now; the PX expiry of idempotency keys only collects them.
 package redis
 
 import (
@@ -146,8 +161,9 @@ func WithAppendTimeout(d time.Duration) Option { return func(o *options) { o.app
 // (16 by default).
 func WithPipelines(n int) Option { return func(o *options) { o.pipelines = n } }
 
-// Store is the Redis log. It implements store.Log, store.Trimmer and
-// store.TopicTrimmer, and is safe for concurrent use.
+// Store is the Redis log. It implements store.Log, store.Trimmer,
+// store.TopicTrimmer, store.DocumentLister and store.ActivityIndex, and is
+// safe for concurrent use.
 type Store struct {
 	rdb      goredis.UniversalClient
 	channels []string // the fan-out channels, FanoutChannels of them
@@ -158,6 +174,7 @@ type Store struct {
 	prefix   string
 	index    string // the topics index key
 	pubCmd   string // PUBLISH or SPUBLISH
+	cluster  bool   // a Redis Cluster: the index is written before the appends
 	scripts  scripts
 	timeout  time.Duration
 
@@ -178,6 +195,7 @@ var (
 	_ store.Log            = (*Store)(nil)
 	_ store.Trimmer        = (*Store)(nil)
 	_ store.DocumentLister = (*Store)(nil)
+	_ store.ActivityIndex  = (*Store)(nil)
 )
 
 // Open connects to the Redis at url (redis://[user:pass@]host:port/db, or
@@ -248,13 +266,13 @@ func (s *Store) prepare(ctx context.Context) error {
 	if err := s.rdb.Ping(ctx).Err(); err != nil {
 		return fmt.Errorf("redis store: connect: %w", err)
 	}
-	for _, sc := range []*goredis.Script{s.scripts.append, s.scripts.read, s.scripts.trim, s.scripts.trimCount, s.scripts.unindex, s.scripts.documents} {
+	for _, sc := range s.scripts.all() {
 		if err := sc.Load(ctx, s.rdb).Err(); err != nil {
 			return fmt.Errorf("redis store: load script: %w", err)
 		}
 	}
 	s.pubCmd = "PUBLISH"
-	if _, cluster := s.rdb.(*goredis.ClusterClient); cluster {
+	if _, s.cluster = s.rdb.(*goredis.ClusterClient); s.cluster {
 		// A sharded channel is in a hash slot, and the append script may
 		// only publish on one in its topic's slot; the fixed channels are
 		// not. PUBLISH reaches every node of a cluster (over the cluster

@@ -9,14 +9,16 @@ import goredis "github.com/redis/go-redis/v9"
 // tostring or "..": Lua 5.1 would print 1.8e+15.
 
 // appendHeader is how many ARGV come before the per-event triples.
-const appendHeader = 9
+const appendHeader = 12
 
-// appendScript stores one topic's events: it assigns seqs and the epoch,
-// appends to the stream, updates latest-by-key and idempotency keys, trims
-// by count and publishes the new events, all atomically.
+// appendScript stores one topic's events: it assigns seqs, the epoch and
+// the time, appends to the stream, updates latest-by-key, idempotency keys
+// and (on one server) the activity index, trims by count and publishes the
+// new events, all atomically.
 //
 //	KEYS[1] log (stream)   KEYS[2] meta (hash)   KEYS[3] latest (hash)
-//	KEYS[4] keys (sorted set)   KEYS[5..] idempotency keys of this call's events
+//	KEYS[4] keys (sorted set)   KEYS[5] the topics index when ARGV[9] is "i"
+//	then the idempotency keys of this call's events
 //	ARGV[1] epoch to use if the topic has no meta yet
 //	ARGV[2] now, unix microseconds (the client's Config.Now)
 //	ARGV[3] max events kept (0: no limit)
@@ -24,36 +26,60 @@ const appendHeader = 9
 //	ARGV[5] idempotency window, milliseconds (the keys' PX expiry)
 //	ARGV[6] channel to publish on ("" for none)
 //	ARGV[7] publish command (PUBLISH or SPUBLISH)
-//	ARGV[8] topic (for the published message)
-//	ARGV[9] unused, reserved (keeps the header at a fixed size)
+//	ARGV[8] topic (for the published message and the index)
+//	ARGV[9] "i": index here (KEYS[5]); "c": the index was written before
+//	        (a cluster, see indexLua)
+//	ARGV[10] lag, microseconds: the time is at least the server's clock
+//	        less this
+//	ARGV[11] on a cluster, the time the topic's index entry has (at
+//	        least): a later time is refused
+//	ARGV[12] on a cluster, "1" when that entry was written for this call
+//	        (else a topic without meta is refused: Redis may have lost the
+//	        index with it)
 //	then per event: body, key ("" for none), index in KEYS of its
 //	idempotency key ("0" for none)
 //
 // It returns {epoch, first, last, then per event: seq, time, duplicate(0|1)}.
 //
-// The time of the call's events is max(now, the topic's last time), so time
-// never goes backwards within a topic even across clients with skewed
-// clocks. A missing meta means a new topic, or one whose data Redis lost:
-// leftovers of the topic's other keys are deleted and a new epoch begins at
-// seq 1. Idempotency keys hold "time seq epoch" and count only within the
-// window (by the store's clock) and in the current epoch.
+// The time of the call's events is the latest of now, the topic's last
+// time and the server's own clock (TIME) less the lag (0 on one server):
+// times never go backwards within a topic even across clients with skewed
+// clocks, and an event is never readable with a time earlier than the
+// server's clock, less the lag, when it was stored; that is what
+// Store.Watermark relies on. On a cluster the index entry was written
+// before (indexLua), and the call is refused, nothing stored, with an
+// error "HUBBUB_REINDEX <time>" when its time would pass the entry's or
+// the topic is new and the entry was not written for it: the client
+// writes the entry again, at or after that time, and resends the call. A missing meta means a new
+// topic, or one whose data Redis lost: leftovers of the topic's other keys
+// are deleted and a new epoch begins at seq 1.
+// Idempotency keys hold "time seq epoch" and count only within the window
+// (by the store's clock) and in the current epoch.
 const appendLua = `
 local m = redis.call('HMGET', KEYS[2], 'epoch', 'first', 'last', 'time')
-local epoch, first, last, t = m[1], tonumber(m[2]), tonumber(m[3]), ARGV[2]
+local epoch, first, last = m[1], tonumber(m[2]), tonumber(m[3])
+local tn = tonumber(ARGV[2])
+if epoch and m[4] and tonumber(m[4]) > tn then
+  tn = tonumber(m[4])
+end
+local srv = redis.call('TIME')
+local sn = tonumber(srv[1]) * 1000000 + tonumber(srv[2]) - tonumber(ARGV[10])
+if sn > tn then tn = sn end
+if ARGV[9] == 'c' and (tn > tonumber(ARGV[11]) or (not epoch and ARGV[12] ~= '1')) then
+  return redis.error_reply('HUBBUB_REINDEX ' .. string.format('%d', tn) .. ' (the topic index entry does not cover this append; nothing stored)')
+end
 local created = false
 if not epoch then
   epoch, first, last, created = ARGV[1], 1, 0, true
   redis.call('DEL', KEYS[1], KEYS[3], KEYS[4])
-elseif m[4] and tonumber(m[4]) > tonumber(t) then
-  t = m[4]
 end
-local tn = tonumber(t)
+local t = string.format('%d', tn)
 local window = tonumber(ARGV[4])
 local out = {epoch, '', ''}
 local pub = {}
-local n = (#ARGV - 9) / 3
+local n = (#ARGV - 12) / 3
 for i = 0, n - 1 do
-  local a = 9 + 3 * i
+  local a = 12 + 3 * i
   local body, key, ik = ARGV[a + 1], ARGV[a + 2], tonumber(ARGV[a + 3])
   local dup = false
   if ik > 0 then
@@ -96,11 +122,58 @@ out[3] = string.format('%d', last)
 if #pub > 0 or created then
   redis.call('HSET', KEYS[2], 'epoch', epoch, 'first', out[2], 'last', out[3], 'time', t)
 end
+if #pub > 0 and ARGV[9] == 'i' then
+  redis.call('ZADD', KEYS[5], 'GT', t, ARGV[8])
+end
 if #pub > 0 and ARGV[6] ~= '' then
   local topic = ARGV[8]
   redis.call(ARGV[7], ARGV[6], 'hubbub.v1\n' .. string.format('%d', #topic) .. ' ' .. topic .. epoch .. '\n' .. table.concat(pub))
 end
 return out
+`
+
+// indexLua writes, on a cluster, index entries for topics before their
+// append scripts run (which may not touch the index's slot): an entry
+// without events, or ahead of them, is harmless; an event without an entry
+// would be missed by a resume. Each entry is put ahead, at the later of
+// the client's and this server's clock plus ARGV[2], so that the client
+// may append to the topic for a while without writing it again (appends
+// that would pass it are refused, see appendLua).
+//
+//	KEYS[1] the topics index   ARGV[1] now, unix µs   ARGV[2] ahead, µs
+//	ARGV[3..] topics
+//
+// It returns the entries' time, unix µs.
+const indexLua = `
+local srv = redis.call('TIME')
+local s = tonumber(srv[1]) * 1000000 + tonumber(srv[2])
+if tonumber(ARGV[1]) > s then s = tonumber(ARGV[1]) end
+local st = string.format('%d', s + tonumber(ARGV[2]))
+for i = 3, #ARGV do
+  redis.call('ZADD', KEYS[1], 'GT', st, ARGV[i])
+end
+return st
+`
+
+// timeLua answers the clock of the server holding KEYS[1] (the topics
+// index), unix µs, for Store.Watermark.
+const timeLua = `
+local srv = redis.call('TIME')
+return string.format('%d', tonumber(srv[1]) * 1000000 + tonumber(srv[2]))
+`
+
+// activeLua pages the topics index from an entry that is still where the
+// caller saw it: {score, member} pairs after (ARGV[1], ARGV[2]), at most
+// ARGV[3]. It returns false when that member has moved or left the index
+// (or ARGV[2] is ""), and the caller finds the place by score instead.
+//
+//	KEYS[1] the topics index   ARGV[1] score   ARGV[2] member   ARGV[3] limit
+const activeLua = `
+if ARGV[2] == '' then return false end
+local sc = redis.call('ZSCORE', KEYS[1], ARGV[2])
+if not sc or tonumber(sc) ~= tonumber(ARGV[1]) then return false end
+local r = redis.call('ZRANK', KEYS[1], ARGV[2])
+return redis.call('ZRANGE', KEYS[1], r + 1, r + tonumber(ARGV[3]), 'WITHSCORES')
 `
 
 // readScript reads a range of one topic's log together with its head, in
@@ -220,12 +293,15 @@ return out
 `
 
 // unindexScript removes a topic from the topics index if its score is still
-// the one the sweep saw (no append touched it since).
+// the one the sweep saw (no append touched it since) and older than the age
+// cutoff (on a cluster, an entry is written before its topic's first
+// events: a young entry may be of a topic about to be created).
 //
 //	KEYS[1] index   ARGV[1] topic   ARGV[2] score as ZSCAN returned it
+//	ARGV[3] cutoff, unix µs
 const unindexLua = `
 local sc = redis.call('ZSCORE', KEYS[1], ARGV[1])
-if sc and tonumber(sc) == tonumber(ARGV[2]) then
+if sc and tonumber(sc) == tonumber(ARGV[2]) and tonumber(sc) < tonumber(ARGV[3]) then
   return redis.call('ZREM', KEYS[1], ARGV[1])
 end
 return 0
@@ -233,7 +309,7 @@ return 0
 
 // scripts are the store's Lua scripts, loaded at Open.
 type scripts struct {
-	append, read, trim, trimCount, unindex, documents *goredis.Script
+	append, read, trim, trimCount, unindex, documents, index, time, active *goredis.Script
 }
 
 func newScripts() scripts {
@@ -244,5 +320,12 @@ func newScripts() scripts {
 		trimCount: goredis.NewScript(trimCountLua),
 		unindex:   goredis.NewScript(unindexLua),
 		documents: goredis.NewScript(documentsLua),
+		index:     goredis.NewScript(indexLua),
+		time:      goredis.NewScript(timeLua),
+		active:    goredis.NewScript(activeLua),
 	}
+}
+
+func (sc scripts) all() []*goredis.Script {
+	return []*goredis.Script{sc.append, sc.read, sc.trim, sc.trimCount, sc.unindex, sc.documents, sc.index, sc.time, sc.active}
 }

@@ -87,7 +87,7 @@ func (s *Store) trimTopics(ctx context.Context, kv []string, cutoff string) erro
 			}
 			switch {
 			case len(v) == 1 && v[0] == "gone":
-				err := s.scripts.unindex.Run(ctx, s.rdb, []string{s.index}, j.topic, j.score).Err()
+				err := s.scripts.unindex.Run(ctx, s.rdb, []string{s.index}, j.topic, j.score, cutoff).Err()
 				if err != nil && !errors.Is(err, goredis.Nil) {
 					return fmt.Errorf("redis store: trim: unindex %q: %w", j.topic, err)
 				}

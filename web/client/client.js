@@ -296,6 +296,7 @@
       function line(l) {
         if (l === "") {
           if (data.length > 0) dispatch(type || "message", data.join("\n"), id);
+          else if (id) cursor = id; // an id alone (the start of a pattern stream)
           data = [];
           type = "";
           id = null;
