@@ -82,6 +82,7 @@ type Config struct {
 	TaskLease             time.Duration `flag:"task-lease" env:"HUBBUB_TASK_LEASE" yaml:"task_lease" help:"how long a node holds a claimed task (webhook delivery, verification, upstream renewal) without renewing it; with --store redis, how soon another node takes over the tasks of a node that died"`
 	Upstreams             []string      `flag:"upstream" env:"HUBBUB_UPSTREAMS" yaml:"upstreams" help:"another hub's topic to subscribe to and republish into a local topic, as HUB_URL,TOPIC_URL,INTO (flag repeatable; env: triples joined with commas); needs --public-url"`
 	ShutdownTimeout       time.Duration `flag:"shutdown-timeout" env:"HUBBUB_SHUTDOWN_TIMEOUT" yaml:"shutdown_timeout" help:"how long a graceful shutdown waits for connections to drain"`
+	ShutdownDelay         time.Duration `flag:"shutdown-delay" env:"HUBBUB_SHUTDOWN_DELAY" yaml:"shutdown_delay" help:"on SIGTERM, how long /readyz answers 503 while the hub keeps serving, so a load balancer stops sending new clients before streams end; 0 = stop at once"`
 	TLSCert               string        `flag:"tls-cert" env:"HUBBUB_TLS_CERT" yaml:"tls_cert" help:"PEM certificate chain file; with --tls-key the hub serves HTTPS (HTTP/2 and HTTP/1.1) instead of HTTP, and re-reads both files when they change, keeping the old pair if the new one is bad; empty = plain HTTP"`
 	TLSKey                string        `flag:"tls-key" env:"HUBBUB_TLS_KEY" yaml:"tls_key" help:"PEM private key file of --tls-cert"`
 	AdminListen           string        `flag:"admin-listen" env:"HUBBUB_ADMIN_LISTEN" yaml:"admin_listen" help:"second address (host:port) that alone serves the dashboard (/), /api/... and /metrics, which the main listener then answers with 404; empty = all on --listen"`
@@ -565,6 +566,8 @@ func (c Config) Validate() error {
 		return bad("SSERetry", "must not be negative, got %s", c.SSERetry)
 	case c.ShutdownTimeout < 0:
 		return bad("ShutdownTimeout", "must not be negative, got %s", c.ShutdownTimeout)
+	case c.ShutdownDelay < 0 || c.ShutdownDelay > 10*time.Minute:
+		return bad("ShutdownDelay", "must be between 0 and 10m, got %s", c.ShutdownDelay)
 	case c.ReadTimeout < 0:
 		return bad("ReadTimeout", "must not be negative, got %s", c.ReadTimeout)
 	case c.IdleTimeout <= 0:

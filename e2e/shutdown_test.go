@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -87,5 +88,36 @@ func TestShutdownEndsPollsAndSocketsCleanly(t *testing.T) {
 	}
 	if raw := sse.raw.String(); !strings.Contains(raw, "\n: the server is shutting down; reconnect with Last-Event-ID\n") {
 		t.Fatalf("SSE stream at shutdown ended without saying so: %q", raw)
+	}
+}
+
+// With --shutdown-delay, a SIGTERM first turns /readyz unready while the
+// hub keeps serving (publishes are stored, open streams deliver), so a load
+// balancer stops sending new clients before streams end; then it stops.
+func TestShutdownDelayDrainsReadyFirst(t *testing.T) {
+	h := startHub(t, t.TempDir(), "--shutdown-delay", "20s", "--shutdown-timeout", "5s")
+	if a := h.do(t, "GET", "/readyz", nil, nil); a.Status != http.StatusOK {
+		t.Fatalf("/readyz before the stop: %s", a)
+	}
+	sse := h.openSSE(t, "topic=drain/a", "", true)
+	if err := h.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	h.waitLog(t, "draining", 10*time.Second)
+	a := h.do(t, "GET", "/readyz", nil, nil)
+	if a.Status != http.StatusServiceUnavailable || !strings.Contains(string(a.Body), "shutting down") {
+		t.Fatalf("/readyz while draining: %s", a)
+	}
+	if a := h.do(t, "GET", "/healthz", nil, nil); a.Status != http.StatusOK {
+		t.Fatalf("/healthz while draining: %s", a)
+	}
+	h.publish(t, `{"topic":"drain/a","data":"still served"}`)
+	if ev := sse.next(t, 10*time.Second); !strings.Contains(ev.Data, "still served") {
+		t.Fatalf("event while draining: %+v", ev)
+	}
+	select {
+	case <-h.done:
+		t.Fatalf("the hub exited during its 20 s drain (%v)", h.waitErr)
+	default:
 	}
 }

@@ -37,13 +37,16 @@ import (
 // Server is one running hub. Build it with New, serve with Serve or Run,
 // and Close it to release the store.
 type Server struct {
-	cfg     config.Config
-	log     *slog.Logger
-	store   store.Log
-	broker  *broker.Broker
-	hub     *hub.Hub
-	metrics *metrics
-	handler http.Handler
+	cfg config.Config
+	// draining is set when a graceful stop begins: /readyz answers 503
+	// from then on (for ShutdownDelay before the listeners close).
+	draining atomic.Bool
+	log      *slog.Logger
+	store    store.Log
+	broker   *broker.Broker
+	hub      *hub.Hub
+	metrics  *metrics
+	handler  http.Handler
 	// adminHandler serves the admin listener (--admin-listen): every
 	// route, while handler then lacks the admin ones (listen.go).
 	adminHandler http.Handler
@@ -272,11 +275,17 @@ func (s *Server) routes(t *transport.Handlers) *http.ServeMux {
 	return mux
 }
 
-// ready answers 200 when the store answers a read within a second.
+// ready answers 200 when the store answers a read within a second, and 503
+// once a graceful stop has begun.
 func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), time.Second)
 	defer cancel()
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if s.draining.Load() {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprintln(w, "not ready: shutting down")
+		return
+	}
 	if _, err := s.store.Head(ctx, "$sys/readyz"); err != nil {
 		w.WriteHeader(http.StatusServiceUnavailable)
 		fmt.Fprintf(w, "not ready: store: %v\n", err)
@@ -287,8 +296,10 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 
 // Serve serves HTTP (HTTPS with --tls-cert) on ln, and the admin handler on
 // adminLn unless it is nil, until ctx is done, then shuts down gracefully:
-// it stops accepting, ends live streams (their clients reconnect elsewhere
-// or later with their cursors), and waits up to ShutdownTimeout for
+// /readyz turns unready, the hub keeps serving for ShutdownDelay (so a load
+// balancer can take it out of rotation), then it stops accepting, ends live
+// streams (their clients reconnect elsewhere or later with their cursors),
+// and waits up to ShutdownTimeout for
 // requests in flight, such as publishes, to finish. It does not close the
 // store; Close does.
 //
@@ -319,6 +330,17 @@ func (s *Server) Serve(ctx context.Context, ln, adminLn net.Listener) error {
 	case err := <-errc:
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
+	}
+	s.draining.Store(true)
+	if d := s.cfg.ShutdownDelay; d > 0 {
+		s.log.Info("draining: /readyz answers 503 while the hub keeps serving", "for", d)
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case err := <-errc:
+			t.Stop()
+			return fmt.Errorf("serve: %w", err)
+		}
 	}
 	s.log.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
