@@ -257,8 +257,12 @@ func (s *Server) logStartup(ls listeners) {
 	if ls.admin != nil {
 		dashboard = browseURL(s.scheme(), ls.admin.Addr())
 	}
-	s.log.Info("hubbub listening", "addr", ls.main.Addr().String(), "url", browseURL(s.scheme(), ls.main.Addr()),
-		"dashboard", dashboard, "version", s.build.Version, "revision", s.build.ShortRevision())
+	attrs := []any{"addr", ls.main.Addr().String(), "url", browseURL(s.scheme(), ls.main.Addr()),
+		"dashboard", dashboard, "version", s.build.Version}
+	if rev := s.build.ShortRevision(); rev != "" {
+		attrs = append(attrs, "revision", rev)
+	}
+	s.log.Info("hubbub listening", attrs...)
 	if ls.admin != nil {
 		s.log.Info("admin listening: the dashboard, /api/... and /metrics are served here only",
 			"addr", ls.admin.Addr().String(), "url", browseURL(s.scheme(), ls.admin.Addr()))
