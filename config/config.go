@@ -77,6 +77,9 @@ type Config struct {
 	FetchMinInterval      time.Duration `flag:"fetch-min-interval" env:"HUBBUB_FETCH_MIN_INTERVAL" yaml:"fetch_min_interval" help:"thin pings fetch one topic URL at most once per this interval: pings within it are answered as usual and make one later fetch; 0 = no limit"`
 	AllowPrivateCallbacks bool          `flag:"allow-private-callbacks" env:"HUBBUB_ALLOW_PRIVATE_CALLBACKS" yaml:"allow_private_callbacks" help:"let webhook callbacks and thin-ping fetches reach loopback and private addresses (off: guards against SSRF)"`
 	WebhookConcurrency    int           `flag:"webhook-concurrency" env:"HUBBUB_WEBHOOK_CONCURRENCY" yaml:"webhook_concurrency" help:"webhook deliveries running at once on this node"`
+	WebhookRetryBase      time.Duration `flag:"webhook-retry-base" env:"HUBBUB_WEBHOOK_RETRY_BASE" yaml:"webhook_retry_base" help:"delay before the first retry of a failed webhook delivery, verification or feed fetch; it doubles with each failure in a row (equal jitter: drawn from the upper half), up to --webhook-retry-max; a callback's Retry-After replaces it"`
+	WebhookRetryMax       time.Duration `flag:"webhook-retry-max" env:"HUBBUB_WEBHOOK_RETRY_MAX" yaml:"webhook_retry_max" help:"longest delay between retries of a failing webhook delivery (a Retry-After is capped at it too); at least --webhook-retry-base"`
+	WebhookSuspendAfter   time.Duration `flag:"webhook-suspend-after" env:"HUBBUB_WEBHOOK_SUSPEND_AFTER" yaml:"webhook_suspend_after" help:"a subscription whose deliveries have failed without a success for this long is suspended: no more tries until POST /api/subscriptions/{id}/resume (its lease still ends as usual); 0 = never suspend"`
 	WebSubMaxPerHost      int           `flag:"websub-max-per-host" env:"HUBBUB_WEBSUB_MAX_PER_HOST" yaml:"websub_max_per_host" help:"webhook subscriptions allowed for callbacks on one host name, across topics; a new one over it gets 403; 0 = no limit"`
 	WebSubRate            int           `flag:"websub-subscribe-rate" env:"HUBBUB_WEBSUB_SUBSCRIBE_RATE" yaml:"websub_subscribe_rate" help:"WebSub subscribe and unsubscribe requests per second from one client address, with bursts of twice that; over it a request gets 429 with Retry-After; 0 = no limit"`
 	TaskLease             time.Duration `flag:"task-lease" env:"HUBBUB_TASK_LEASE" yaml:"task_lease" help:"how long a node holds a claimed task (webhook delivery, verification, upstream renewal) without renewing it; with --store redis, how soon another node takes over the tasks of a node that died"`
@@ -94,33 +97,36 @@ type Config struct {
 // Default returns the built-in defaults.
 func Default() Config {
 	return Config{
-		Listen:             "127.0.0.1:8080",
-		Data:               "./hubbub-data",
-		RedisPrefix:        "hubbub",
-		MaxBody:            1 << 20,
-		ReadTimeout:        30 * time.Second,
-		IdleTimeout:        2 * time.Minute,
-		MaxResponseBytes:   16 << 20,
-		FetchMinInterval:   time.Second,
-		HistoryMaxEvents:   10000,
-		HistoryMaxAge:      7 * 24 * time.Hour,
-		Heartbeat:          25 * time.Second,
-		SubscriberBuffer:   1024,
-		PollTimeout:        30 * time.Second,
-		PollMaxTimeout:     120 * time.Second,
-		SSERetry:           2 * time.Second,
-		LogLevel:           "info",
-		LogFormat:          "text",
-		ShutdownTimeout:    10 * time.Second,
-		WebSubLease:        10 * 24 * time.Hour,
-		WebSubMinLease:     5 * time.Minute,
-		WebSubMaxLease:     365 * 24 * time.Hour,
-		WebSubSignature:    "sha256",
-		WebhookConcurrency: 32,
-		WebSubMaxPerHost:   1000,
-		WebSubRate:         10,
-		TaskLease:          30 * time.Second,
-		SubscribeAuth:      "optional",
+		Listen:              "127.0.0.1:8080",
+		Data:                "./hubbub-data",
+		RedisPrefix:         "hubbub",
+		MaxBody:             1 << 20,
+		ReadTimeout:         30 * time.Second,
+		IdleTimeout:         2 * time.Minute,
+		MaxResponseBytes:    16 << 20,
+		FetchMinInterval:    time.Second,
+		HistoryMaxEvents:    10000,
+		HistoryMaxAge:       7 * 24 * time.Hour,
+		Heartbeat:           25 * time.Second,
+		SubscriberBuffer:    1024,
+		PollTimeout:         30 * time.Second,
+		PollMaxTimeout:      120 * time.Second,
+		SSERetry:            2 * time.Second,
+		LogLevel:            "info",
+		LogFormat:           "text",
+		ShutdownTimeout:     10 * time.Second,
+		WebSubLease:         10 * 24 * time.Hour,
+		WebSubMinLease:      5 * time.Minute,
+		WebSubMaxLease:      365 * 24 * time.Hour,
+		WebSubSignature:     "sha256",
+		WebhookConcurrency:  32,
+		WebhookRetryBase:    5 * time.Second,
+		WebhookRetryMax:     time.Hour,
+		WebhookSuspendAfter: 24 * time.Hour,
+		WebSubMaxPerHost:    1000,
+		WebSubRate:          10,
+		TaskLease:           30 * time.Second,
+		SubscribeAuth:       "optional",
 	}
 }
 
@@ -498,6 +504,12 @@ func (c Config) Validate() error {
 		return bad("WebSubSignature", "%q: use sha1, sha256, sha384 or sha512", c.WebSubSignature)
 	case c.WebhookConcurrency < 1:
 		return bad("WebhookConcurrency", "must be at least 1")
+	case c.WebhookRetryBase <= 0:
+		return bad("WebhookRetryBase", "must be positive")
+	case c.WebhookRetryMax < c.WebhookRetryBase:
+		return bad("WebhookRetryMax", "must be at least --webhook-retry-base (%v)", c.WebhookRetryBase)
+	case c.WebhookSuspendAfter < 0:
+		return bad("WebhookSuspendAfter", "must not be negative (0 = never suspend)")
 	case c.WebSubMaxPerHost < 0:
 		return bad("WebSubMaxPerHost", "must not be negative (0 = no limit)")
 	case c.WebSubRate < 0:

@@ -71,7 +71,15 @@ func TestWebSub(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("no delivery")
 	}
-	list := string(h.do(t, http.MethodGet, "/api/subscriptions", nil, nil).Body)
+	// The cursor advances just after the callback's 2xx: wait for it.
+	var list string
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		list = string(h.do(t, http.MethodGet, "/api/subscriptions", nil, nil).Body)
+		if strings.Contains(list, `:1"`) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond) // polling interval, not synchronisation
+	}
 	if strings.Contains(list, "s3cret") || !strings.Contains(list, `"signed":true`) {
 		t.Fatalf("/api/subscriptions shows a secret or lacks signed: %s", list)
 	}

@@ -27,6 +27,7 @@ func (s *Server) adminRoutes(mux *http.ServeMux, admin func(http.Handler) http.H
 	mux.Handle("GET /api/subscriptions/{id}", admin(http.HandlerFunc(s.apiSubscription)))
 	mux.Handle("DELETE /api/subscriptions/{id}", admin(http.HandlerFunc(s.apiRemoveSubscription)))
 	mux.Handle("POST /api/subscriptions/{id}/retry-now", admin(http.HandlerFunc(s.apiRetryNow)))
+	mux.Handle("POST /api/subscriptions/{id}/resume", admin(http.HandlerFunc(s.apiResume)))
 }
 
 // topicInfoOf is the GET /api/topics row of one named topic, whether or
@@ -171,8 +172,26 @@ func (s *Server) apiRetryNow(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case errors.Is(err, websub.ErrNotFound):
 		http.Error(w, "no such subscription", http.StatusNotFound)
+	case errors.Is(err, websub.ErrSuspended):
+		http.Error(w, "the subscription is suspended; POST /api/subscriptions/"+id+"/resume to resume it", http.StatusConflict)
 	case err != nil:
 		s.log.Error("admin: retry-now failed", "id", id, "err", err)
+		http.Error(w, "queueing the delivery failed", http.StatusServiceUnavailable)
+	default:
+		writeAPI(w, s.viewOf(r.Context(), sub))
+	}
+}
+
+// apiResume makes a suspended subscription active again and delivers at
+// once; for one that is not suspended it is retry-now.
+func (s *Server) apiResume(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	sub, err := s.webhooks.hub.Resume(r.Context(), id)
+	switch {
+	case errors.Is(err, websub.ErrNotFound):
+		http.Error(w, "no such subscription", http.StatusNotFound)
+	case err != nil:
+		s.log.Error("admin: resume failed", "id", id, "err", err)
 		http.Error(w, "queueing the delivery failed", http.StatusServiceUnavailable)
 	default:
 		writeAPI(w, s.viewOf(r.Context(), sub))

@@ -155,6 +155,7 @@ func TestAdminSubscriptions(t *testing.T) {
 		{"GET", "/api/subscriptions/" + id},
 		{"DELETE", "/api/subscriptions/" + id},
 		{"POST", "/api/subscriptions/" + id + "/retry-now"},
+		{"POST", "/api/subscriptions/" + id + "/resume"},
 	} {
 		if code, body := do(t, tc.method, base+tc.path, ""); code != 404 || !strings.Contains(body, "no such subscription") {
 			t.Errorf("%s %s after delete: %d %s", tc.method, tc.path, code, body)

@@ -57,6 +57,7 @@ type webhookStats struct {
 	OldestSeconds float64 `json:"oldest_pending_seconds"`
 	Subscriptions int     `json:"subscriptions"`
 	Failing       int     `json:"failing"`
+	Suspended     int     `json:"suspended"`
 }
 
 // topics lists the busiest topics with their history and subscribers.
@@ -99,6 +100,7 @@ func (s *Server) snapshot(ctx context.Context) stats {
 		st.Webhooks.DeliveriesFailed = counterValue(w.metrics.delivered.WithLabelValues("failed"))
 		if b := w.backlog.Load(); b != nil {
 			st.Webhooks.Backlog, st.Webhooks.Subscriptions, st.Webhooks.Failing = b.Events, b.Subscriptions, b.Failing
+			st.Webhooks.Suspended = b.Suspended
 			if !b.Oldest.IsZero() {
 				st.Webhooks.OldestSeconds = max(0, time.Since(b.Oldest).Seconds())
 			}

@@ -83,9 +83,11 @@ func (s *Server) openWebhooks(cfg config.Config) (w *webhooks, err error) {
 		DefaultLease: cfg.WebSubLease, MinLease: cfg.WebSubMinLease, MaxLease: cfg.WebSubMaxLease,
 		SignatureAlgorithm: cfg.WebSubSignature, AllowPrivate: cfg.AllowPrivateCallbacks,
 		DeliverConcurrency: cfg.WebhookConcurrency,
-		MaxPerHost:         orNoLimit(cfg.WebSubMaxPerHost),
-		SubscribeRate:      float64(orNoLimit(cfg.WebSubRate)),
-		Logger:             s.log, Observer: w.metrics,
+		RetryBase:          cfg.WebhookRetryBase, RetryMax: cfg.WebhookRetryMax,
+		SuspendAfter:  cfg.WebhookSuspendAfter,
+		MaxPerHost:    orNoLimit(cfg.WebSubMaxPerHost),
+		SubscribeRate: float64(orNoLimit(cfg.WebSubRate)),
+		Logger:        s.log, Observer: w.metrics,
 		MaxFetchBytes: cfg.MaxBody, FetchMinInterval: cfg.FetchMinInterval,
 		Authorize: s.access.WebSub, ClientAddr: s.access.ClientAddr,
 	})
@@ -258,7 +260,7 @@ type subscriptionRow struct {
 	Topic              string          `json:"topic"`     // hub.topic as the subscriber sent it
 	LogTopic           string          `json:"log_topic"` // the topic of hubbub's log it reads
 	Callback           string          `json:"callback"`
-	State              string          `json:"state"` // active or failing
+	State              string          `json:"state"` // active, failing or suspended
 	Signed             bool            `json:"signed"`
 	SignatureAlgorithm string          `json:"signature_algorithm,omitempty"`
 	Format             string          `json:"format,omitempty"`
@@ -271,6 +273,7 @@ type subscriptionRow struct {
 	Cursor             string          `json:"cursor"`
 	Lag                uint64          `json:"lag"`
 	Failures           int             `json:"failures,omitempty"`
+	FailingSince       time.Time       `json:"failing_since,omitzero"`
 	LastError          string          `json:"last_error,omitempty"`
 	LastSuccess        time.Time       `json:"last_success,omitzero"`
 	NextAttempt        time.Time       `json:"next_attempt,omitzero"`
@@ -282,7 +285,7 @@ func newSubscriptionRow(s websub.Subscription) subscriptionRow {
 		ID: s.ID, Topic: s.Topic, LogTopic: s.LogTopic, Callback: s.Callback, State: s.State,
 		Signed: s.Secret != "", Format: s.Format, Batch: s.Batch,
 		LeaseSeconds: s.LeaseSeconds, LeaseExpires: s.Expires, Created: s.Created, Verified: s.Verified,
-		Cursor: s.Cursor.String(), Failures: s.Failures, LastError: s.LastError,
+		Cursor: s.Cursor.String(), Failures: s.Failures, FailingSince: s.FailingSince, LastError: s.LastError,
 		LastSuccess: s.LastSuccess, NextAttempt: s.NextAttempt, Dropped: s.Dropped,
 	}
 	if row.Signed {
@@ -354,6 +357,9 @@ func registerBacklogMetrics(m *metrics, last func() *websub.Backlog, now func() 
 	m.gaugeFunc("hubbub_webhook_subscriptions_failing",
 		"Webhook subscriptions whose last 5 or more deliveries failed in a row.",
 		read(func(b *websub.Backlog) float64 { return float64(b.Failing) }))
+	m.gaugeFunc("hubbub_webhook_subscriptions_suspended",
+		"Webhook subscriptions suspended after their deliveries failed for --webhook-suspend-after; nothing is delivered to them until resumed.",
+		read(func(b *websub.Backlog) float64 { return float64(b.Suspended) }))
 	m.gaugeFunc("hubbub_webhook_subscriptions_behind",
 		"Webhook subscriptions with events still to deliver.",
 		read(func(b *websub.Backlog) float64 { return float64(b.Behind) }))

@@ -5,11 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/hubbub/hubbub/internal/backoff"
 )
 
 // Handler runs one task. It returns nil on success (the task is completed),
@@ -32,8 +33,8 @@ const (
 	DefaultConcurrency = 1
 	DefaultLease       = time.Minute
 	DefaultMaxAttempts = 20
-	DefaultBackoffBase = time.Second
-	DefaultBackoffMax  = time.Hour
+	DefaultBackoffBase = backoff.DefaultBase
+	DefaultBackoffMax  = backoff.DefaultMax
 	DefaultGrace       = 30 * time.Second
 	DefaultMaxSleep    = time.Second
 )
@@ -41,33 +42,11 @@ const (
 // opTimeout bounds each queue call made on behalf of a finished handler.
 const opTimeout = 30 * time.Second
 
-// Backoff is exponential backoff with full jitter: after the failure of
-// attempt a (0 for the first run) the next run waits a random duration in
-// [0, min(Max, Base*2^a)].
-type Backoff struct {
-	Base time.Duration // DefaultBackoffBase when zero
-	Max  time.Duration // DefaultBackoffMax when zero
-}
-
-// Ceiling returns min(Max, Base*2^attempt), the most the delay after the
-// failure of that attempt can be.
-func (b Backoff) Ceiling(attempt int) time.Duration {
-	base, limit := b.Base, b.Max
-	if base <= 0 {
-		base = DefaultBackoffBase
-	}
-	if limit <= 0 {
-		limit = DefaultBackoffMax
-	}
-	d := base
-	for i := 0; i < attempt && d < limit; i++ {
-		if d > limit/2 {
-			return limit
-		}
-		d *= 2
-	}
-	return min(d, limit)
-}
+// Backoff is the shared retry schedule (internal/backoff): after the
+// failure of attempt a (0 for the first run) the next run waits a duration
+// drawn by Options.Jitter from [0, min(Max, Base*2^a)]; zero fields take
+// backoff.DefaultBase and backoff.DefaultMax.
+type Backoff = backoff.Policy
 
 // KindOptions configure how the tasks of one kind run.
 type KindOptions struct {
@@ -152,12 +131,7 @@ func NewRunner(q Queue, o Options) *Runner {
 		o.MaxSleep = DefaultMaxSleep
 	}
 	if o.Jitter == nil {
-		o.Jitter = func(c time.Duration) time.Duration {
-			if c <= 0 {
-				return 0
-			}
-			return rand.N(c + 1)
-		}
+		o.Jitter = backoff.Full
 	}
 	return &Runner{q: q, o: o, log: o.Logger, kinds: make(map[string]*kindRunner)}
 }

@@ -47,6 +47,7 @@ import (
 
 	"github.com/hubbub/hubbub/event"
 	"github.com/hubbub/hubbub/hub"
+	"github.com/hubbub/hubbub/internal/backoff"
 	"github.com/hubbub/hubbub/tasks"
 	"github.com/hubbub/hubbub/websub"
 )
@@ -82,8 +83,9 @@ const (
 
 // DenialRetry is how long after its n-th denial in a row (n >= 1) a
 // denied upstream is subscribed again: a minute, doubling, at most a day.
+// No jitter: there is one upstream per (hub, topic), nothing to spread.
 func DenialRetry(n int) time.Duration {
-	return min(24*time.Hour, time.Minute<<min(max(n-1, 0), 11))
+	return backoff.Policy{Base: time.Minute, Max: 24 * time.Hour}.Ceiling(n - 1)
 }
 
 // Upstream is one subscription of hubbub to a topic of another hub.

@@ -2,6 +2,7 @@ package websub
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -32,8 +33,14 @@ func (h *Hub) Remove(ctx context.Context, id string) (bool, error) {
 // if nothing new was published. It returns the subscription as updated,
 // and ErrNotFound when there is none. A delivery running meanwhile is not
 // interrupted; the queue runs one delivery per subscription at a time.
+//
+// A suspended subscription is not retried: RetryNow returns ErrSuspended
+// (Resume is the way back).
 func (h *Hub) RetryNow(ctx context.Context, id string) (Subscription, error) {
 	s, err := h.o.Records.Update(ctx, id, func(s *Subscription) error {
+		if s.State == StateSuspended {
+			return ErrSuspended
+		}
 		if s.NextAttempt.IsZero() {
 			return ErrNoChange
 		}
@@ -46,5 +53,35 @@ func (h *Hub) RetryNow(ctx context.Context, id string) (Subscription, error) {
 	if err := h.enqueueDeliver(ctx, &s); err != nil {
 		return Subscription{}, err
 	}
+	return s, nil
+}
+
+// ErrSuspended is returned by RetryNow for a suspended subscription.
+var ErrSuspended = errors.New("websub: subscription is suspended; resume it")
+
+// Resume makes a suspended subscription active again and queues its
+// delivery for now: its failure count and FailingSince start afresh, so
+// it is suspended again only after another SuspendAfter of failures (its
+// last error stays until a delivery succeeds). For a subscription that is
+// not suspended it does what RetryNow does. It returns the subscription
+// as updated, and ErrNotFound when there is none.
+func (h *Hub) Resume(ctx context.Context, id string) (Subscription, error) {
+	s, err := h.o.Records.Update(ctx, id, func(s *Subscription) error {
+		if s.State != StateSuspended && s.NextAttempt.IsZero() {
+			return ErrNoChange
+		}
+		if s.State == StateSuspended {
+			s.State, s.Failures, s.FailingSince = StateActive, 0, time.Time{}
+		}
+		s.NextAttempt = time.Time{}
+		return nil
+	})
+	if err != nil {
+		return Subscription{}, err
+	}
+	if err := h.enqueueDeliver(ctx, &s); err != nil {
+		return Subscription{}, err
+	}
+	h.log.Info("websub: subscription resumed by an admin", "subscription", s.ID, "topic", s.Topic, "callback", s.Callback)
 	return s, nil
 }

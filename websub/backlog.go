@@ -14,6 +14,7 @@ import (
 type Backlog struct {
 	Subscriptions int // live (unexpired) subscriptions
 	Failing       int // of which in StateFailing
+	Suspended     int // of which in StateSuspended (not counted in Behind or Events)
 	Behind        int // of which with events pending
 	// Events counts the events in the logs after each subscription's
 	// cursor, summed. For a filtered subscription it is an upper bound
@@ -51,8 +52,12 @@ func (h *Hub) MeasureBacklog(ctx context.Context) (Backlog, error) {
 				continue
 			}
 			b.Subscriptions++
-			if s.State == StateFailing {
+			switch s.State {
+			case StateFailing:
 				b.Failing++
+			case StateSuspended:
+				b.Suspended++
+				continue // nothing is being delivered to it
 			}
 			ts := topics[s.LogTopic]
 			if ts == nil {

@@ -6,10 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -18,6 +16,7 @@ import (
 	"github.com/hubbub/hubbub/feed"
 	"github.com/hubbub/hubbub/filter"
 	"github.com/hubbub/hubbub/hub"
+	"github.com/hubbub/hubbub/internal/backoff"
 	"github.com/hubbub/hubbub/tasks"
 	"github.com/hubbub/hubbub/topicurl"
 )
@@ -144,9 +143,13 @@ func firstWindowed(events []*event.Event) *event.Event {
 }
 
 // enqueueDeliver queues the delivery task of subscription s (as recently
-// read), not before its retry time. A stale s is harmless: the task reads
+// read), not before its retry time; nothing for a suspended one. A stale s
+// is harmless: the task reads
 // the record again when it runs, and waits for NextAttempt then.
 func (h *Hub) enqueueDeliver(ctx context.Context, s *Subscription) error {
+	if s.State == StateSuspended {
+		return nil // no task churn for a suspended subscription; Resume enqueues
+	}
 	t := tasks.Task{Kind: KindDeliver, Key: s.ID, Payload: []byte(s.ID)}
 	if s.NextAttempt.After(h.now()) {
 		t.RunAt = s.NextAttempt
@@ -185,6 +188,9 @@ func (h *Hub) handleDeliver(ctx context.Context, t tasks.Task) error {
 	if s.Expired(now) {
 		h.expire(ctx, s)
 		return nil
+	}
+	if s.State == StateSuspended {
+		return nil // Resume queues a new run
 	}
 	if now.Before(s.NextAttempt) {
 		return tasks.RetryAfter(s.NextAttempt.Sub(now), errors.New("websub: waiting for the subscription's retry time"))
@@ -289,10 +295,9 @@ func (h *Hub) handleDeliver(ctx context.Context, t tasks.Task) error {
 }
 
 // busyWait is how long a delivery to a busy host waits before its next
-// try: 500ms doubling with the task's runs, up to limit, jittered.
+// try: 500ms doubling with the task's runs, up to limit, equal jitter.
 func busyWait(attempt int, limit time.Duration) time.Duration {
-	d := min(limit, 500*time.Millisecond<<min(attempt, 6))
-	return d/2 + rand.N(d/2+1)
+	return backoff.Policy{Base: 500 * time.Millisecond, Max: limit}.Delay(attempt, 0, backoff.Equal)
 }
 
 // stop ends a run without retrying when the subscription went away.
@@ -313,7 +318,7 @@ func (h *Hub) advance(ctx context.Context, s Subscription, next event.Position, 
 		cur.Cursor = next
 		if ok {
 			cur.Failures, cur.State, cur.LastError = 0, StateActive, ""
-			cur.NextAttempt, cur.LastSuccess = time.Time{}, now
+			cur.NextAttempt, cur.FailingSince, cur.LastSuccess = time.Time{}, time.Time{}, now
 		}
 		return nil
 	})
@@ -321,28 +326,27 @@ func (h *Hub) advance(ctx context.Context, s Subscription, next event.Position, 
 
 // failed records a failed delivery and asks for a retry at the time it
 // chose: Retry-After when the callback sent one, else exponential backoff
-// on the consecutive failures. The subscription keeps its cursor.
+// on the consecutive failures (h.retry, equal jitter). The subscription
+// keeps its cursor. When its deliveries have failed for SuspendAfter
+// since the first failure of the run, it is suspended instead: the task
+// ends and no retry is scheduled.
 func (h *Hub) failed(ctx context.Context, s Subscription, retryAfter time.Duration, cause error) error {
-	fails := s.Failures + 1
-	delay := retryAfter
-	if delay <= 0 {
-		c := h.o.RetryBase
-		for i := 1; i < fails && c < h.o.RetryMax; i++ {
-			c *= 2
-		}
-		c = min(c, h.o.RetryMax)
-		delay = c/2 + rand.N(c/2+1)
-	}
-	delay = min(delay, h.o.RetryMax)
-	next := h.now().Add(delay)
-	_, err := h.o.Records.Update(ctx, s.ID, func(cur *Subscription) error {
+	now := h.now()
+	delay := h.retry.Delay(s.Failures, retryAfter, backoff.Equal)
+	cur, err := h.o.Records.Update(ctx, s.ID, func(cur *Subscription) error {
 		if !cur.Created.Equal(s.Created) {
 			return errStale
 		}
-		cur.Failures = fails
+		if cur.Failures == 0 || cur.FailingSince.IsZero() {
+			cur.FailingSince = now // records from before FailingSince count from now
+		}
+		cur.Failures++
 		cur.LastError = cause.Error()
-		cur.NextAttempt = next
-		if fails >= h.o.FailingAfter {
+		cur.NextAttempt = now.Add(delay)
+		switch {
+		case h.o.SuspendAfter > 0 && now.Sub(cur.FailingSince) >= h.o.SuspendAfter:
+			cur.State, cur.NextAttempt = StateSuspended, time.Time{}
+		case cur.Failures >= h.o.FailingAfter:
 			cur.State = StateFailing
 		}
 		return nil
@@ -350,8 +354,14 @@ func (h *Hub) failed(ctx context.Context, s Subscription, retryAfter time.Durati
 	if err != nil {
 		return stop(err)
 	}
-	if fails == h.o.FailingAfter {
-		h.log.Warn("websub: subscription is failing", "topic", s.Topic, "callback", s.Callback, "failures", fails, "err", cause)
+	if cur.State == StateSuspended {
+		h.log.Warn("websub: subscription suspended: deliveries kept failing; resume it with POST /api/subscriptions/{id}/resume",
+			"subscription", cur.ID, "topic", cur.Topic, "callback", cur.Callback, "failures", cur.Failures,
+			"failing_since", cur.FailingSince, "err", cause)
+		return nil
+	}
+	if cur.Failures == h.o.FailingAfter {
+		h.log.Warn("websub: subscription is failing", "topic", s.Topic, "callback", s.Callback, "failures", cur.Failures, "err", cause)
 	}
 	return tasks.RetryAfter(delay, fmt.Errorf("websub: delivery to %s: %w", s.Callback, cause))
 }
@@ -509,25 +519,7 @@ func (h *Hub) post(ctx context.Context, s *Subscription, body []byte, ctype stri
 	defer release()
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	_ = resp.Body.Close()
-	return resp.StatusCode, parseRetryAfter(resp.Header.Get("Retry-After"), h.now()), nil
-}
-
-// parseRetryAfter reads delay-seconds or an HTTP date; 0 when absent or
-// unreadable.
-func parseRetryAfter(v string, now time.Time) time.Duration {
-	if v == "" {
-		return 0
-	}
-	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if n <= 0 {
-			return 0
-		}
-		return time.Duration(min(n, 1<<30)) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil && t.After(now) {
-		return t.Sub(now)
-	}
-	return 0
+	return resp.StatusCode, backoff.ParseRetryAfter(resp.Header.Get("Retry-After"), h.now()), nil
 }
 
 // expire removes a subscription whose lease ended.

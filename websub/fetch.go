@@ -15,6 +15,7 @@ import (
 	"github.com/mmcdole/gofeed"
 
 	"github.com/hubbub/hubbub/event"
+	"github.com/hubbub/hubbub/internal/backoff"
 	"github.com/hubbub/hubbub/store"
 	"github.com/hubbub/hubbub/tasks"
 )
@@ -109,7 +110,7 @@ func (h *Hub) fetch(ctx context.Context, topic string) (int, error) {
 		return 0, tasks.Permanent(fmt.Errorf("websub: fetch %s: status %d", topic, resp.StatusCode))
 	case resp.StatusCode < 200 || resp.StatusCode > 299:
 		err := fmt.Errorf("websub: fetch %s: status %d", topic, resp.StatusCode)
-		if d := parseRetryAfter(resp.Header.Get("Retry-After"), h.now()); d > 0 {
+		if d := backoff.ParseRetryAfter(resp.Header.Get("Retry-After"), h.now()); d > 0 {
 			return 0, tasks.RetryAfter(min(d, h.o.RetryMax), err)
 		}
 		return 0, err

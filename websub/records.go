@@ -14,6 +14,10 @@ import (
 const (
 	StateActive  = "active"  // deliveries succeed, or have not failed FailingAfter times in a row
 	StateFailing = "failing" // FailingAfter or more consecutive failures; retried with longer delays
+	// StateSuspended: deliveries failed without a break for SuspendAfter;
+	// no more are tried (no POSTs, no tasks) until Resume. The lease
+	// still ends as usual.
+	StateSuspended = "suspended"
 )
 
 // Subscription is the durable record of one verified (topic, callback)
@@ -53,10 +57,13 @@ type Subscription struct {
 	// the filter) in the topic's log. It only moves forward, after a 2xx.
 	Cursor event.Position `json:"cursor"`
 	// Failures counts consecutive failed deliveries; a 2xx resets it.
-	Failures    int       `json:"failures,omitempty"`
-	State       string    `json:"state"`
-	LastError   string    `json:"last_error,omitempty"`
-	LastSuccess time.Time `json:"last_success,omitzero"`
+	Failures int `json:"failures,omitempty"`
+	// FailingSince is when the first of those failures happened (zero
+	// while Failures is 0); SuspendAfter counts from it.
+	FailingSince time.Time `json:"failing_since,omitzero"`
+	State        string    `json:"state"`
+	LastError    string    `json:"last_error,omitempty"`
+	LastSuccess  time.Time `json:"last_success,omitzero"`
 	// NextAttempt is when a failing delivery may be tried again.
 	NextAttempt time.Time `json:"next_attempt,omitzero"`
 	// Dropped counts events this subscription never received because

@@ -24,7 +24,8 @@ const (
 
 // Run reconciles at once and then every ReconcileInterval until ctx is
 // done: it removes subscriptions whose lease ended and enqueues a delivery
-// for each subscription whose cursor is behind its topic's head. Together
+// for each subscription whose cursor is behind its topic's head (except
+// suspended ones). Together
 // with OnCommit this makes delivery at-least-once across crashes: whatever
 // a commit notification did not turn into a task is found here. Run
 // returns nil when ctx is done.
@@ -61,6 +62,9 @@ func (h *Hub) Reconcile(ctx context.Context) int {
 			if s.Expired(now) {
 				h.expire(ctx, s)
 				continue
+			}
+			if s.State == StateSuspended {
+				continue // waits for Resume
 			}
 			head, err := h.o.Log.Head(ctx, s.LogTopic)
 			if err != nil {

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/hubbub/hubbub/event"
+	"github.com/hubbub/hubbub/internal/backoff"
 	"github.com/hubbub/hubbub/tasks"
 )
 
@@ -132,12 +133,7 @@ func (h *Hub) handleVerify(ctx context.Context, t tasks.Task) error {
 // is tried again: drawn from [c/2, c] with c = RetryBase*2^(n-1), at most
 // RetryMax.
 func (h *Hub) retryWait(n int) time.Duration {
-	c := h.o.RetryBase
-	for i := 1; i < n && c < h.o.RetryMax; i++ {
-		c *= 2
-	}
-	c = min(c, h.o.RetryMax)
-	return c/2 + mrand.N(c/2+1)
+	return h.retry.Delay(n-1, 0, backoff.Equal)
 }
 
 // noteVerification records how the verification of j stands (see

@@ -41,6 +41,7 @@ import (
 	"time"
 
 	"github.com/hubbub/hubbub/hub"
+	"github.com/hubbub/hubbub/internal/backoff"
 	"github.com/hubbub/hubbub/store"
 	"github.com/hubbub/hubbub/tasks"
 )
@@ -140,6 +141,11 @@ type Options struct {
 	// FailingAfter consecutive failures mark a subscription failing
 	// (DefaultFailingAfter).
 	FailingAfter int
+	// SuspendAfter is how long a subscription's deliveries may fail
+	// without a success in between before it is suspended
+	// (StateSuspended): counted from its first failure, checked at each
+	// failure. 0 (the zero value) never suspends.
+	SuspendAfter time.Duration
 	// ReconcileInterval is how often Run looks for subscriptions behind
 	// their topic's head and for expired leases (DefaultReconcileInterval).
 	ReconcileInterval time.Duration
@@ -154,6 +160,7 @@ type Options struct {
 // Hub is the WebSub hub. It is safe for concurrent use.
 type Hub struct {
 	o      Options
+	retry  backoff.Policy // RetryBase, RetryMax
 	log    *slog.Logger
 	obs    Observer
 	client *http.Client
@@ -244,6 +251,7 @@ func New(o Options) (*Hub, error) {
 	}
 	h := &Hub{
 		o:         o,
+		retry:     backoff.Policy{Base: o.RetryBase, Max: o.RetryMax},
 		log:       o.Logger.With("component", "websub"),
 		obs:       o.Observer,
 		client:    newClient(o.AllowPrivate, o.HTTPTimeout, o.PerHostConcurrency),
@@ -267,12 +275,12 @@ func (h *Hub) Register(r *tasks.Runner) {
 	// runner's limit is only a backstop for errors of the hub's own
 	// (records, queue).
 	r.Handle(KindVerify, h.handleVerify, tasks.KindOptions{Concurrency: verifyConcurrency, MaxAttempts: 2 * verifyAttempts,
-		Backoff: tasks.Backoff{Base: h.o.RetryBase, Max: h.o.RetryMax}})
+		Backoff: h.retry})
 	// Unlimited attempts: a subscription is never dropped before its lease
 	// ends; the handler picks its own delays (RetryAfter).
 	r.Handle(KindDeliver, h.handleDeliver, tasks.KindOptions{Concurrency: h.o.DeliverConcurrency, MaxAttempts: -1})
 	r.Handle(KindFetch, h.handleFetch, tasks.KindOptions{Concurrency: 4, MaxAttempts: 5,
-		Backoff: tasks.Backoff{Base: h.o.RetryBase, Max: h.o.RetryMax}})
+		Backoff: h.retry})
 }
 
 // Close stops the enqueuer goroutine. Notifications not yet enqueued are

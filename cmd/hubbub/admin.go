@@ -35,7 +35,7 @@ var adminCmds = []adminCmd{
 	{"topics trim", "TOPIC --keep N", "remove all but the newest N events of TOPIC (subscribers behind get a reset)", adminTopicsTrim},
 	{"subscriptions list", "[--after ID] [--limit N]", "webhook (WebSub) subscriptions: state, lag, failures, lease", adminSubsList},
 	{"subscriptions show", "ID", "one webhook subscription in full (never its secret)", adminSubsShow},
-	{"subscriptions resume", "ID", "retry a failing subscription's delivery now, skipping its backoff", adminSubsResume},
+	{"subscriptions resume", "ID", "resume a suspended subscription, or retry a failing one now, skipping its backoff", adminSubsResume},
 	{"subscriptions delete", "ID", "end a webhook subscription now, without asking the subscriber", adminSubsDelete},
 	{"nodes", "", "the hub's nodes (one, or every node sharing a Redis store)", adminNodes},
 	{"stats", "", "this node's counters and busiest topics", adminStats},

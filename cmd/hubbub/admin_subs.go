@@ -23,6 +23,7 @@ type subscription struct {
 	Created      time.Time       `json:"created"`
 	Verified     time.Time       `json:"verified"`
 	Failures     int             `json:"failures"`
+	FailingSince time.Time       `json:"failing_since"`
 	State        string          `json:"state"`
 	LastError    string          `json:"last_error"`
 	LastSuccess  time.Time       `json:"last_success"`
@@ -99,7 +100,7 @@ func showSubscription(a *adminRun, s subscription) error {
 	}
 	return fields(a.out,
 		"id", s.ID, "topic", s.Topic, "log topic", logTopic, "callback", s.Callback, "state", s.State,
-		"lag", count(s.Lag, "event"), "failures", failures, "last error", s.LastError,
+		"lag", count(s.Lag, "event"), "failures", failures, "failing since", when(s.FailingSince), "last error", s.LastError,
 		"next attempt", when(s.NextAttempt), "last success", when(s.LastSuccess), "dropped", dropped,
 		"signed", signed, "batch", batch, "filter", string(s.Filter),
 		"lease", strconv.FormatInt(s.LeaseSeconds, 10)+" s, expires "+when(s.LeaseExpires),
@@ -129,14 +130,16 @@ func adminSubsResume(f *flagSet) func(context.Context, *adminRun) error {
 			return err
 		}
 		var s subscription
-		raw, err := a.c.getJSON(ctx, "POST", "/api/subscriptions/"+url.PathEscape(f.args()[0])+"/retry-now", nil, &s)
+		// /resume lifts a suspension; for a subscription that is not
+		// suspended it is /retry-now.
+		raw, err := a.c.getJSON(ctx, "POST", "/api/subscriptions/"+url.PathEscape(f.args()[0])+"/resume", nil, &s)
 		if err != nil {
 			return err
 		}
 		if a.json {
 			return printJSON(a.out, raw)
 		}
-		fmt.Fprintf(a.out, "delivery to %s queued now (%s behind)\n", s.Callback, count(s.Lag, "event"))
+		fmt.Fprintf(a.out, "delivery to %s queued now (%s behind); state %s\n", s.Callback, count(s.Lag, "event"), s.State)
 		if s.Failures > 0 {
 			fmt.Fprintf(a.out, "it stays %s (%d failures in a row) until a delivery succeeds; last error: %s\n", s.State, s.Failures, s.LastError)
 		}

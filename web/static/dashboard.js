@@ -446,7 +446,7 @@
       const lease = el("td");
       lease.append(timeEl(s.lease_expires));
       const err = s.last_error ? String(s.last_error) : "";
-      tr.append(th, el("td", String(s.callback || ""), "url"), el("td", String(s.state || "")), lease,
+      tr.append(th, el("td", String(s.callback || ""), "url"), el("td", String(s.state || ""), s.state === "suspended" ? "error" : ""), lease,
         el("td", fmt(s.lag), "num"), el("td", err || "–", err ? "error" : "muted"));
       rows.push(tr);
     }

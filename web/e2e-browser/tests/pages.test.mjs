@@ -184,7 +184,7 @@ test("dashboard: webhook subscriptions and listed nodes when the stats say the h
   await page.route("**/api/subscriptions", (route) => route.fulfill({json: {subscriptions: [
     {topic: "websub/a", callback: "https://example.com/cb", state: "active", lease_expires: new Date(Date.now() + 3600e3).toISOString(),
       lag: 3, last_error: "", secret: "s3cret", cursor: "e1:3"},
-    {topic: "websub/b", callback: "https://example.org/hook", state: "failing", lease_expires: "", lag: 12,
+    {topic: "websub/b", callback: "https://example.org/hook", state: "suspended", lease_expires: "", lag: 12,
       last_error: "callback answered 500", cursor: "e1:9"},
   ], verifications: [
     {topic: "websub/c", callback: "https://example.net/new", mode: "subscribe", state: "pending", attempts: 2,
@@ -200,7 +200,9 @@ test("dashboard: webhook subscriptions and listed nodes when the stats say the h
   assert.equal(await rows.count(), 4);
   assert.deepEqual(await rows.nth(0).locator("th, td").allTextContents().then((t) => [t[0], t[1], t[2], t[4]]),
     ["websub/a", "https://example.com/cb", "active", "3"]);
-  assert.match(await rows.nth(1).textContent(), /failing.*12.*callback answered 500/);
+  assert.match(await rows.nth(1).textContent(), /suspended.*12.*callback answered 500/);
+  // A suspended subscription's state stands out (no more deliveries until resumed).
+  assert.equal(await rows.nth(1).locator("td").nth(1).getAttribute("class"), "error");
   // Requests not verified (yet) are shown too, with their reason.
   assert.match(await rows.nth(2).textContent(), /websub\/c.*pending \(verifying\).*callback could not be reached · next try/);
   assert.match(await rows.nth(3).textContent(), /websub\/d.*failed.*callback answered 404/);
