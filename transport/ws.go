@@ -111,7 +111,8 @@ const (
 // subscription are written in order, frames of different subscriptions
 // interleave.
 func (h *Handlers) WebSocket(w http.ResponseWriter, r *http.Request) {
-	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+	hj := &wsHijacker{ResponseWriter: w}
+	c, err := websocket.Accept(hj, r, &websocket.AcceptOptions{
 		OriginPatterns:  h.opts.WSOriginPatterns,
 		CompressionMode: websocket.CompressionDisabled, // context takeover costs ~1 MB per connection
 	})
@@ -135,8 +136,14 @@ func (h *Handlers) WebSocket(w http.ResponseWriter, r *http.Request) {
 		cancel()
 	})
 	defer stop()
+	// A cancelled connection aborts a write in progress (a stalled
+	// client's), as a write under a cancelled context would.
+	defer context.AfterFunc(ctx, hj.wire.abort)()
 	wc := &wsConn{
-		h: h, c: c, ctx: ctx, cancel: cancel,
+		h: h, c: c, ctx: ctx, cancel: cancel, wire: hj.wire,
+		// Writes' context never ends: the library then arms nothing per
+		// write. The wire's deadline bounds each write, abort ends one.
+		wctx:   context.WithoutCancel(ctx),
 		frames: rate.NewLimiter(rate.Limit(h.opts.WSFrameRate), h.opts.WSFrameBurst),
 		id:     h.opts.Access.Identify(r),
 		r:      r,
@@ -154,6 +161,10 @@ type wsConn struct {
 	cancel context.CancelFunc
 	r      *http.Request // the upgrade request, for the local rule and rate keys
 	frames *rate.Limiter // messages the client may send
+	wire   *wsWire       // the socket: write deadline and batching
+	wctx   context.Context
+	// batch is held by the pump that has the wire corked.
+	batch sync.Mutex
 
 	mu   sync.Mutex
 	id   access.Identity // from the upgrade request, then each auth op
@@ -234,12 +245,11 @@ func (wc *wsConn) readLoop() {
 	}
 }
 
-// send writes one frame; a write that fails or times out ends the
+// send writes one frame (to the socket, or to the batch when the wire is
+// corked); a write that fails or takes longer than writeTimeout ends the
 // connection.
 func (wc *wsConn) send(frame []byte) bool {
-	ctx, cancel := context.WithTimeout(wc.ctx, writeTimeout)
-	defer cancel()
-	if err := wc.c.Write(ctx, websocket.MessageText, frame); err != nil {
+	if err := wc.c.Write(wc.wctx, websocket.MessageText, frame); err != nil {
 		wc.closeWith(websocket.StatusGoingAway, "write failed")
 		return false
 	}
@@ -428,6 +438,12 @@ func (wc *wsConn) pump(ctx context.Context, id string, s *wsSub) {
 			}
 			return
 		}
+		// The frames of what is ready go out in one socket write. Close
+		// only after uncork: closing waits for the client's answer to a
+		// close frame, which may be held in the batch.
+		wc.batch.Lock()
+		wc.wire.cork()
+		var werr error
 		n := 0
 		for _, m := range msgs {
 			buf = buf[:0]
@@ -450,9 +466,20 @@ func (wc *wsConn) pump(ctx context.Context, id string, s *wsSub) {
 				buf = append(buf, m.Item.JSON()[1:]...)
 				n++
 			}
-			if !wc.send(buf) {
-				return
+			if werr = wc.c.Write(wc.wctx, websocket.MessageText, buf); werr != nil {
+				break
 			}
+		}
+		if err := wc.wire.uncork(); werr == nil {
+			werr = err
+		}
+		wc.batch.Unlock()
+		if werr != nil {
+			wc.closeWith(websocket.StatusGoingAway, "write failed")
+			return
+		}
+		if cap(buf) > 1<<20 {
+			buf = nil // do not keep a burst's memory
 		}
 		wc.h.obs.Delivered(NameWS, n)
 	}

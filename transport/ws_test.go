@@ -30,7 +30,7 @@ func newTestHub(t *testing.T, ret store.Retention, canPublish bool) testHub {
 	return newTestHubOpts(t, ret, canPublish, hub.Options{}, transport.Options{})
 }
 
-func newTestHubOpts(t *testing.T, ret store.Retention, canPublish bool, ho hub.Options, to transport.Options) testHub {
+func newTestHubOpts(t testing.TB, ret store.Retention, canPublish bool, ho hub.Options, to transport.Options) testHub {
 	t.Helper()
 	b := broker.New()
 	st, err := embedded.Open(t.TempDir(), store.Config{Retention: ret, OnCommit: b.Publish})
