@@ -117,7 +117,7 @@ func adminOnly(r *http.Request) bool {
 	switch {
 	case p == "/":
 		return r.Method == http.MethodGet || r.Method == http.MethodHead
-	case p == "/metrics", p == "/api", strings.HasPrefix(p, "/api/"):
+	case p == "/metrics", p == "/api", strings.HasPrefix(p, "/api/"), strings.HasPrefix(p, "/debug/pprof/"):
 		return true
 	}
 	return false

@@ -270,6 +270,9 @@ func (s *Server) routes(t *transport.Handlers) *http.ServeMux {
 	mux.Handle("GET /api/stats", admin(http.HandlerFunc(s.apiStats)))
 	s.adminRoutes(mux, admin)
 	mux.Handle("POST /api/backup", admin(http.HandlerFunc(s.apiBackup)))
+	if s.cfg.PProf {
+		registerPProf(mux, admin)
+	}
 	mux.Handle("GET /metrics", metricsAuth(s.cfg.MetricsKey, promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{})))
 	web.New(web.Options{Version: s.build.Version, FrameAncestors: s.cfg.FrameAncestors}).Register(mux)
 	return mux
