@@ -186,7 +186,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Server, 
 		},
 	})
 	mux := s.routes(s.transports)
-	all := lim.Wrap(mux)
+	all := lim.Wrap(reportRoute(mux))
 	browsers := origin.New(origin.Options{Allowed: cfg.CORSOrigins, PublicURL: cfg.PublicURL})
 	s.handler = m.countRequests(mux, browsers.Wrap(all))
 	if cfg.AdminListen != "" {
