@@ -66,25 +66,9 @@ func TestBrowser(t *testing.T) {
 		t.Skip(msg)
 	}
 
-	bin := filepath.Join(t.TempDir(), "hubbub")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/hubbub")
-	build.Dir = ".."
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	h := &hub{bin: bin, data: t.TempDir()}
-	if err := h.start("127.0.0.1:0"); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(h.stop)
-
 	// A second hub with an admin key, for the dashboard's key form.
 	const adminKey = "browser-test-admin-key"
-	keyed := &hub{bin: bin, data: t.TempDir(), args: []string{"--admin-key", adminKey}}
-	if err := keyed.start("127.0.0.1:0"); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(keyed.stop)
+	bin, h, keyed := startHubPair(t, adminKey)
 
 	// The README's example page, served from another origin (a second
 	// loopback port), and a hub that allows that origin.
@@ -275,6 +259,29 @@ func (b *syncBuf) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.b.String()
+}
+
+// startHubPair builds hubbub and starts two hubs, stopped when the test
+// ends: h with the defaults and keyed with --admin-key adminKey.
+func startHubPair(t *testing.T, adminKey string) (bin string, h, keyed *hub) {
+	t.Helper()
+	bin = filepath.Join(t.TempDir(), "hubbub")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/hubbub")
+	build.Dir = ".."
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	h = &hub{bin: bin, data: t.TempDir()}
+	if err := h.start("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(h.stop)
+	keyed = &hub{bin: bin, data: t.TempDir(), args: []string{"--admin-key", adminKey}}
+	if err := keyed.start("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(keyed.stop)
+	return bin, h, keyed
 }
 
 // hub runs the hubbub binary; it can be stopped and started again on the

@@ -98,23 +98,8 @@ func TestClientPackage(t *testing.T) {
 	})
 
 	t.Run("node", func(t *testing.T) {
-		bin := filepath.Join(t.TempDir(), "hubbub")
-		build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/hubbub")
-		build.Dir = ".."
-		if out, err := build.CombinedOutput(); err != nil {
-			t.Fatalf("go build: %v\n%s", err, out)
-		}
-		h := &hub{bin: bin, data: t.TempDir()}
-		if err := h.start("127.0.0.1:0"); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(h.stop)
 		const adminKey = "client-test-admin-key"
-		keyed := &hub{bin: bin, data: t.TempDir(), args: []string{"--admin-key", adminKey}}
-		if err := keyed.start("127.0.0.1:0"); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(keyed.stop)
+		_, h, keyed := startHubPair(t, adminKey)
 		px := newProxy(t, h.addr)
 		ctl := newControl(t, h, px)
 
