@@ -122,17 +122,26 @@ func (c Cursor) Encode(single string) string {
 	if single != "" {
 		return c[single].String()
 	}
-	js, _ := json.Marshal(c.pairs()) // strings only: cannot fail
+	js, _ := json.Marshal(c.pairs(nil)) // strings only: cannot fail
 	return multiPrefix + base64.RawURLEncoding.EncodeToString(js)
 }
 
 // EncodeWatermark renders the multi-topic form with watermark w (unix
 // microseconds are kept; a zero w gives Encode("")).
-func (c Cursor) EncodeWatermark(w time.Time) string {
-	if w.IsZero() {
+func (c Cursor) EncodeWatermark(w time.Time) string { return c.EncodeWatermarkOmit(w, nil) }
+
+// EncodeWatermarkOmit is EncodeWatermark leaving out the topics for which
+// omit (when not nil) reports true.
+func (c Cursor) EncodeWatermarkOmit(w time.Time, omit func(topic string) bool) string {
+	if w.IsZero() && omit == nil {
 		return c.Encode("")
 	}
-	js, _ := json.Marshal(watermarked{W: w.UnixMicro(), P: c.pairs()}) // cannot fail
+	var js []byte
+	if w.IsZero() {
+		js, _ = json.Marshal(c.pairs(omit)) // cannot fail
+	} else {
+		js, _ = json.Marshal(watermarked{W: w.UnixMicro(), P: c.pairs(omit)}) // cannot fail
+	}
 	return multiPrefix + base64.RawURLEncoding.EncodeToString(js)
 }
 
@@ -142,11 +151,14 @@ type watermarked struct {
 	P [][2]string `json:"p"`
 }
 
-// pairs lists the positions by topic, sorted.
-func (c Cursor) pairs() [][2]string {
+// pairs lists the positions by topic, sorted, leaving out the topics omit
+// (when not nil) reports true for.
+func (c Cursor) pairs(omit func(string) bool) [][2]string {
 	topics := make([]string, 0, len(c))
 	for t := range c {
-		topics = append(topics, t)
+		if omit == nil || !omit(t) {
+			topics = append(topics, t)
+		}
 	}
 	sort.Strings(topics)
 	pairs := make([][2]string, len(topics))

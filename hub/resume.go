@@ -235,16 +235,7 @@ func (s *Subscription) encode() string {
 	if s.watermark.IsZero() {
 		return s.pos.Encode("")
 	}
-	if s.scratch == nil {
-		s.scratch = make(event.Cursor, len(s.pos))
-	}
-	clear(s.scratch)
-	for t, p := range s.pos {
-		if !s.droppable(t) {
-			s.scratch[t] = p
-		}
-	}
-	return s.scratch.EncodeWatermark(s.watermark)
+	return s.pos.EncodeWatermarkOmit(s.watermark, s.droppable)
 }
 
 // droppable reports whether topic t may be left out of the cursor: only a

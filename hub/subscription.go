@@ -101,7 +101,6 @@ type Subscription struct {
 	listed    map[string]bool      // topics the request names: always in the cursor
 	watermark time.Time            // the cursor's watermark; zero: none
 	times     map[string]time.Time // the time of the event at pos[t], where known
-	scratch   event.Cursor         // for encoding the cursor
 }
 
 // Subscribe starts a subscription. It registers with the broker before
