@@ -265,6 +265,8 @@ type subscriptionRow struct {
 	SignatureAlgorithm string          `json:"signature_algorithm,omitempty"`
 	Format             string          `json:"format,omitempty"`
 	Batch              int             `json:"batch,omitempty"`
+	BatchBytes         int             `json:"batch_bytes,omitempty"`
+	BatchWaitMS        int             `json:"batch_wait_ms,omitempty"`
 	Filter             json.RawMessage `json:"filter,omitempty"`
 	LeaseSeconds       int64           `json:"lease_seconds"`
 	LeaseExpires       time.Time       `json:"lease_expires"`
@@ -284,6 +286,7 @@ func newSubscriptionRow(s websub.Subscription) subscriptionRow {
 	row := subscriptionRow{
 		ID: s.ID, Topic: s.Topic, LogTopic: s.LogTopic, Callback: s.Callback, State: s.State,
 		Signed: s.Secret != "", Format: s.Format, Batch: s.Batch,
+		BatchBytes: s.BatchBytes, BatchWaitMS: s.BatchWaitMS,
 		LeaseSeconds: s.LeaseSeconds, LeaseExpires: s.Expires, Created: s.Created, Verified: s.Verified,
 		Cursor: s.Cursor.String(), Failures: s.Failures, FailingSince: s.FailingSince, LastError: s.LastError,
 		LastSuccess: s.LastSuccess, NextAttempt: s.NextAttempt, Dropped: s.Dropped,

@@ -50,7 +50,7 @@ func (h *Hub) RetryNow(ctx context.Context, id string) (Subscription, error) {
 	if err != nil {
 		return Subscription{}, err
 	}
-	if err := h.enqueueDeliver(ctx, &s); err != nil {
+	if err := h.enqueueDeliverWait(ctx, &s, false); err != nil {
 		return Subscription{}, err
 	}
 	return s, nil
@@ -79,7 +79,7 @@ func (h *Hub) Resume(ctx context.Context, id string) (Subscription, error) {
 	if err != nil {
 		return Subscription{}, err
 	}
-	if err := h.enqueueDeliver(ctx, &s); err != nil {
+	if err := h.enqueueDeliverWait(ctx, &s, false); err != nil {
 		return Subscription{}, err
 	}
 	h.log.Info("websub: subscription resumed by an admin", "subscription", s.ID, "topic", s.Topic, "callback", s.Callback)

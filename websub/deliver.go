@@ -17,6 +17,7 @@ import (
 	"github.com/hubbub/hubbub/filter"
 	"github.com/hubbub/hubbub/hub"
 	"github.com/hubbub/hubbub/internal/backoff"
+	"github.com/hubbub/hubbub/store"
 	"github.com/hubbub/hubbub/tasks"
 	"github.com/hubbub/hubbub/topicurl"
 )
@@ -113,13 +114,14 @@ func (h *Hub) enqueueAll(subs []Subscription) {
 	}
 	ctx, cancel := bg(time.Minute)
 	defer cancel()
+	full := h.fullBatches(ctx, subs)
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, enqueueWorkers)
 	for i := range subs {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			if err := h.enqueueDeliver(ctx, &subs[i]); err != nil {
+			if err := h.enqueueDeliverWait(ctx, &subs[i], !full[i]); err != nil {
 				h.log.Error("websub: enqueue delivery failed; reconciliation will retry", "subscription", subs[i].ID, "err", err)
 			}
 		})
@@ -130,6 +132,41 @@ func (h *Hub) enqueueAll(subs []Subscription) {
 // errCoalescing is what a delivery waiting out a publish's coalescing
 // window returns to the task runner with its RetryAfter.
 var errCoalescing = errors.New("websub: waiting out a coalescing window")
+
+// fullBatches reports, for each of subs that may wait for a fuller batch
+// (hub.batch_wait_ms), whether its log already holds a full batch
+// (hub.batch events) after its cursor: that one goes out at once. It reads
+// each such topic's head once. A cursor that is stale or from another
+// epoch counts as full; the delivery run checks again.
+func (h *Hub) fullBatches(ctx context.Context, subs []Subscription) []bool {
+	full := make([]bool, len(subs))
+	heads := map[string]store.Head{}
+	for i := range subs {
+		s := &subs[i]
+		if s.Batch < 2 || s.BatchWaitMS == 0 {
+			continue
+		}
+		head, ok := heads[s.LogTopic]
+		if !ok {
+			var err error
+			if head, err = h.o.Log.Head(ctx, s.LogTopic); err != nil {
+				full[i] = true // no head: do not hold the batch back
+				continue
+			}
+			heads[s.LogTopic] = head
+		}
+		full[i] = head.Epoch != s.Cursor.Epoch || head.Last >= s.Cursor.Seq+uint64(s.Batch)
+	}
+	return full
+}
+
+// errBatching is what a delivery whose batch waits for more events
+// (hub.batch_wait_ms) returns to the task runner with its RetryAfter.
+var errBatching = errors.New("websub: waiting for a fuller batch")
+
+func (s *Subscription) batchWait() time.Duration {
+	return time.Duration(s.BatchWaitMS) * time.Millisecond
+}
 
 // firstWindowed returns the first keyed event that asked for coalescing,
 // or nil.
@@ -147,18 +184,32 @@ func firstWindowed(events []*event.Event) *event.Event {
 // is harmless: the task reads
 // the record again when it runs, and waits for NextAttempt then.
 func (h *Hub) enqueueDeliver(ctx context.Context, s *Subscription) error {
+	return h.enqueueDeliverWait(ctx, s, true)
+}
+
+// enqueueDeliverWait is enqueueDeliver; batchWait false leaves out
+// hub.batch_wait_ms, for a follow-up run of a backlog, whose batches are
+// full.
+func (h *Hub) enqueueDeliverWait(ctx context.Context, s *Subscription, batchWait bool) error {
 	if s.State == StateSuspended {
 		return nil // no task churn for a suspended subscription; Resume enqueues
 	}
 	t := tasks.Task{Kind: KindDeliver, Key: s.ID, Payload: []byte(s.ID)}
 	if s.NextAttempt.After(h.now()) {
 		t.RunAt = s.NextAttempt
-	} else if w := h.o.Hub.CoalesceWindow([]string{s.LogTopic}); w > 0 {
+	} else {
 		// A coalescing topic: deliver a window after the first event, so
-		// the updates to one document within it go out as one. Enqueue
-		// only ever moves a pending task earlier, so later events do not
-		// push it back.
-		t.RunAt = h.now().Add(w)
+		// the updates to one document within it go out as one. A batch
+		// that may wait (hub.batch_wait_ms) likewise goes out a wait after
+		// its first event. Enqueue only ever moves a pending task
+		// earlier, so later events do not push it back.
+		w := h.o.Hub.CoalesceWindow([]string{s.LogTopic})
+		if batchWait && s.Batch > 1 {
+			w = max(w, s.batchWait())
+		}
+		if w > 0 {
+			t.RunAt = h.now().Add(w)
+		}
 	}
 	if _, _, err := h.o.Tasks.Enqueue(ctx, t); err != nil {
 		return fmt.Errorf("websub: enqueue delivery: %w", err)
@@ -207,14 +258,16 @@ func (h *Hub) handleDeliver(ctx context.Context, t tasks.Task) error {
 	}
 	var buf []*event.Event
 	var bufEnd event.Position // cursor after everything the read examined
+	atHead := false           // the last read may have reached the log's end
 	resets := 0
 	for posts := 0; posts < maxPostsPerRun; {
 		if len(buf) == 0 {
+			count := min(max(readCount, s.Batch), hub.MaxCount)
 			res, err := h.o.Hub.Retrieve(ctx, hub.RetrieveRequest{
 				Topics: []string{s.LogTopic},
 				Cursor: event.Cursor{s.LogTopic: s.Cursor},
 				After:  true,
-				Count:  min(max(readCount, s.Batch), hub.MaxCount),
+				Count:  count,
 				Filter: f,
 			})
 			if err != nil {
@@ -230,6 +283,7 @@ func (h *Hub) handleDeliver(ctx context.Context, t tasks.Task) error {
 				continue
 			}
 			buf, bufEnd = res.Events, res.Cursor[s.LogTopic]
+			atHead = len(res.Events) < count
 			first := firstWindowed(buf)
 			if first != nil {
 				// A publish asked for its updates to be coalesced: wait
@@ -255,6 +309,13 @@ func (h *Hub) handleDeliver(ctx context.Context, t tasks.Task) error {
 			}
 		}
 		n, body, ctype := h.compose(&s, buf)
+		if s.BatchWaitMS > 0 && n == len(buf) && atHead && n < s.Batch && (s.BatchBytes == 0 || len(body) < s.BatchBytes) {
+			// A partial batch: wait until its oldest event has waited
+			// hub.batch_wait_ms for more to join it.
+			if wait := buf[0].Time.Add(s.batchWait()).Sub(h.now()); wait > 0 {
+				return tasks.RetryAfter(wait, errBatching)
+			}
+		}
 		status, retryAfter, err := h.post(ctx, &s, body, ctype)
 		if errors.Is(err, errHostBusy) {
 			return tasks.RetryAfter(busyWait(t.Attempt, h.o.HTTPTimeout), err) // not the subscription's failure
@@ -291,7 +352,7 @@ func (h *Hub) handleDeliver(ctx context.Context, t tasks.Task) error {
 		return h.failed(ctx, s, retryAfter, err)
 	}
 	// More to deliver: a follow-up run (it waits for this one to end).
-	return h.enqueueDeliver(ctx, &s)
+	return h.enqueueDeliverWait(ctx, &s, false)
 }
 
 // busyWait is how long a delivery to a busy host waits before its next
@@ -435,7 +496,8 @@ func (h *Hub) links(s *Subscription) (hubURL, self string) {
 
 // compose builds the next POST from the first events of evs (at least
 // one): n is how many it carries. With Batch > 1, a JSON array of up to
-// Batch wire events; for a subscription to a feed URL (Format), a feed of
+// Batch wire events, and no longer than BatchBytes (when set) unless its
+// one event is; for a subscription to a feed URL (Format), a feed of
 // that format with up to maxFeedEntries events; for feed content, one
 // feed of consecutive entries of the same feed type; for JSON events, the
 // data as application/json; for any other event, its bytes with its own
@@ -446,14 +508,18 @@ func (h *Hub) compose(s *Subscription, evs []*event.Event) (n int, body []byte, 
 		return h.composeFeed(s, evs)
 	}
 	if s.Batch > 1 {
-		n = min(len(evs), s.Batch)
 		var b bytes.Buffer
 		b.WriteByte('[')
-		for i, e := range evs[:n] {
-			if i > 0 {
+		for _, e := range evs[:min(len(evs), s.Batch)] {
+			js := event.NewItem(e).JSON()
+			if n > 0 {
+				if s.BatchBytes > 0 && b.Len()+1+len(js)+1 > s.BatchBytes {
+					break // hub.batch_bytes: the rest go in the next POST
+				}
 				b.WriteByte(',')
 			}
-			b.Write(event.NewItem(e).JSON())
+			b.Write(js)
+			n++
 		}
 		b.WriteByte(']')
 		return n, b.Bytes(), "application/json"

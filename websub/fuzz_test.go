@@ -12,6 +12,7 @@ func FuzzParseRequest(f *testing.F) {
 	for _, s := range []string{
 		"hub.mode=subscribe&hub.topic=t&hub.callback=http://x/cb",
 		"hub.mode=subscribe&hub.topic=t&hub.callback=http://x/cb?a=b&hub.secret=s&hub.lease_seconds=99999999999&hub.batch=3",
+		"hub.mode=subscribe&hub.topic=t&hub.callback=http://x/cb&hub.batch=100&hub.batch_bytes=65536&hub.batch_wait_ms=250",
 		"hub.mode=unsubscribe&hub.topic=t&hub.callback=https://x/&hub.verify=sync&hub.verify=async&hub.verify_token=z",
 		"hub.mode=subscribe&hub.topic=t&hub.callback=http://x/&hub.filter=%7B%22tags%22%3A%7B%22any%22%3A%5B%22a%22%5D%7D%7D",
 		"hub.mode=publish&hub.url=http://a/,http://b/&hub.url[]=http://c/&hub.topic=http://a/",
@@ -45,6 +46,10 @@ func FuzzParseRequest(f *testing.F) {
 			}
 			if r.Batch < 0 || r.Batch > MaxBatch {
 				t.Fatalf("batch %d", r.Batch)
+			}
+			if r.BatchBytes < 0 || r.BatchBytes > MaxBatchBytes || r.BatchWaitMS < 0 || r.BatchWaitMS > MaxBatchWaitMS ||
+				(r.BatchBytes > 0 || r.BatchWaitMS > 0) && r.Batch < 2 {
+				t.Fatalf("batch bytes %d, wait %d, batch %d", r.BatchBytes, r.BatchWaitMS, r.Batch)
 			}
 			if h := CallbackHost(r.Callback); h == "" || h != strings.ToLower(h) {
 				t.Fatalf("callback host %q of %q", h, r.Callback)

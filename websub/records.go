@@ -40,6 +40,12 @@ type Subscription struct {
 	SignatureAlgorithm string `json:"signature_algorithm,omitempty"`
 	// Batch > 1 delivers JSON arrays of up to Batch event objects.
 	Batch int `json:"batch,omitempty"`
+	// BatchBytes (with Batch) caps a batch's body at this many bytes; an
+	// event larger than it still goes, alone. 0 is no cap.
+	BatchBytes int `json:"batch_bytes,omitempty"`
+	// BatchWaitMS (with Batch) lets a partial batch wait until its oldest
+	// event is this old, for more events to fill it. 0 sends at once.
+	BatchWaitMS int `json:"batch_wait_ms,omitempty"`
 	// Filter is the hub.filter JSON (or the filter parameters of a topic
 	// URL of hubbub's, in that form), validated by filter.ParseJSON; ""
 	// for none.

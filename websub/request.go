@@ -36,6 +36,8 @@ type Request struct {
 	Secret             string `json:"secret,omitempty"`
 	SignatureAlgorithm string `json:"signature_algorithm,omitempty"` // "" for the hub's default
 	Batch              int    `json:"batch,omitempty"`
+	BatchBytes         int    `json:"batch_bytes,omitempty"`
+	BatchWaitMS        int    `json:"batch_wait_ms,omitempty"`
 	Filter             string `json:"filter,omitempty"` // validated JSON
 	Sync               bool   `json:"sync,omitempty"`   // hub.verify=sync preferred
 	VerifyToken        string `json:"verify_token,omitempty"`
@@ -116,6 +118,23 @@ func parseSubscription(v url.Values, r Request, lb leaseBounds) (Request, error)
 			return r, bad("hub.batch must be an integer from 1 to %d", MaxBatch)
 		}
 		r.Batch = n
+	}
+	if s := v.Get("hub.batch_bytes"); s != "" {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n < 1 || n > MaxBatchBytes {
+			return r, bad("hub.batch_bytes must be an integer from 1 to %d", MaxBatchBytes)
+		}
+		r.BatchBytes = n
+	}
+	if s := v.Get("hub.batch_wait_ms"); s != "" {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n < 0 || n > MaxBatchWaitMS {
+			return r, bad("hub.batch_wait_ms must be an integer from 0 to %d", MaxBatchWaitMS)
+		}
+		r.BatchWaitMS = n
+	}
+	if (r.BatchBytes > 0 || r.BatchWaitMS > 0) && r.Batch < 2 {
+		return r, bad("hub.batch_bytes and hub.batch_wait_ms shape JSON batches: they need hub.batch of 2 or more")
 	}
 	if s := v.Get("hub.filter"); s != "" {
 		f, err := filter.ParseJSON([]byte(s))

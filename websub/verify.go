@@ -355,6 +355,7 @@ func (h *Hub) apply(ctx context.Context, j verifyJob) error {
 		s.Secret = j.Secret
 		s.SignatureAlgorithm = j.SignatureAlgorithm
 		s.Batch = j.Batch
+		s.BatchBytes, s.BatchWaitMS = j.BatchBytes, j.BatchWaitMS
 		s.Filter = j.Filter
 		s.Format = j.Format
 		s.LeaseSeconds = j.LeaseSeconds

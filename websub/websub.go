@@ -69,6 +69,12 @@ const (
 	DefaultMaxFetchBytes      = 1 << 20
 	MaxSecretLen              = 199 // hub.secret must be under 200 bytes
 	MaxBatch                  = 1000
+	// MaxBatchBytes bounds hub.batch_bytes: the largest JSON batch body a
+	// subscriber may ask for.
+	MaxBatchBytes = 16 << 20
+	// MaxBatchWaitMS bounds hub.batch_wait_ms: how long a subscriber may
+	// ask a partial batch to wait for more events.
+	MaxBatchWaitMS = 60_000
 )
 
 // Options configure a Hub. Hub, Log, Records and Tasks are required.

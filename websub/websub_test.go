@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -172,6 +174,12 @@ func TestBadRequests(t *testing.T) {
 		"bad lease":     func(v url.Values) { v.Set("hub.lease_seconds", "soon") },
 		"bad algorithm": func(v url.Values) { v.Set("hub.signature_algorithm", "md5") },
 		"bad batch":     func(v url.Values) { v.Set("hub.batch", "0") },
+		"bytes alone":   func(v url.Values) { v.Set("hub.batch_bytes", "1000") },
+		"wait alone":    func(v url.Values) { v.Set("hub.batch_wait_ms", "100") },
+		"bad bytes":     func(v url.Values) { v.Set("hub.batch", "5"); v.Set("hub.batch_bytes", "0") },
+		"huge bytes":    func(v url.Values) { v.Set("hub.batch", "5"); v.Set("hub.batch_bytes", "999999999") },
+		"bad wait":      func(v url.Values) { v.Set("hub.batch", "5"); v.Set("hub.batch_wait_ms", "-1") },
+		"long wait":     func(v url.Values) { v.Set("hub.batch", "5"); v.Set("hub.batch_wait_ms", "60001") },
 		"bad filter":    func(v url.Values) { v.Set("hub.filter", `{"nope":1}`) },
 		"publish none":  func(v url.Values) { v.Set("hub.mode", "publish"); v.Del("hub.topic") },
 	} {
@@ -334,6 +342,86 @@ func TestBatching(t *testing.T) {
 		if q != uint64(i+1) {
 			t.Fatalf("order %v", seqs)
 		}
+	}
+}
+
+// batchOf decodes a JSON batch delivery.
+func batchOf(t *testing.T, d delivery) []event.Wire {
+	t.Helper()
+	var batch []event.Wire
+	if err := json.Unmarshal(d.body, &batch); err != nil || len(batch) == 0 {
+		t.Fatalf("batch %q: %v", d.body, err)
+	}
+	return batch
+}
+
+func TestBatchBytes(t *testing.T) {
+	e := newEnv(t, t.TempDir(), nil).start()
+	one, capped := newSubscriber(t), newSubscriber(t)
+	// A cap below one event: each event goes alone, never dropped.
+	if err := e.subscribe("t", one.url("/"), url.Values{"hub.batch": {"10"}, "hub.batch_bytes": {"1"}}); err != nil {
+		t.Fatal(err)
+	}
+	const limit = 700 // two of the events below, not three
+	if err := e.subscribe("t", capped.url("/"), url.Values{"hub.batch": {"10"}, "hub.batch_bytes": {strconv.Itoa(limit)}}); err != nil {
+		t.Fatal(err)
+	}
+	drafts := make([]event.Draft, 5)
+	for i := range drafts {
+		drafts[i] = event.Draft{Topics: []string{"t"}, Data: []byte(`"` + strings.Repeat(strconv.Itoa(i), 200) + `"`)}
+	}
+	if _, err := e.hub.Publish(t.Context(), drafts); err != nil {
+		t.Fatal(err)
+	}
+	for i := range drafts {
+		if b := batchOf(t, one.next()); len(b) != 1 || b[0].Seq != uint64(i+1) {
+			t.Fatalf("post %d: %+v", i, b)
+		}
+	}
+	var seqs []uint64
+	sizes := []int{}
+	for len(seqs) < len(drafts) {
+		d := capped.next()
+		b := batchOf(t, d)
+		if len(d.body) > limit {
+			t.Fatalf("a %d-byte batch over hub.batch_bytes=%d", len(d.body), limit)
+		}
+		sizes = append(sizes, len(b))
+		for _, w := range b {
+			seqs = append(seqs, w.Seq)
+		}
+	}
+	for i, q := range seqs {
+		if q != uint64(i+1) {
+			t.Fatalf("order %v", seqs)
+		}
+	}
+	if !slices.Equal(sizes, []int{2, 2, 1}) {
+		t.Fatalf("batch sizes %v, want [2 2 1]", sizes)
+	}
+}
+
+func TestBatchWait(t *testing.T) {
+	e := newEnv(t, t.TempDir(), nil).start()
+	long, short := newSubscriber(t), newSubscriber(t)
+	// A wait no test lasts: only a full batch explains a POST.
+	if err := e.subscribe("t", long.url("/"), url.Values{"hub.batch": {"3"}, "hub.batch_wait_ms": {"60000"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.subscribe("u", short.url("/"), url.Values{"hub.batch": {"3"}, "hub.batch_wait_ms": {"50"}}); err != nil {
+		t.Fatal(err)
+	}
+	e.publish(event.Draft{Topics: []string{"t"}, Data: []byte(`1`)})
+	e.publish(event.Draft{Topics: []string{"t"}, Data: []byte(`2`)})
+	long.none() // two of three: waiting for the third
+	e.publish(event.Draft{Topics: []string{"t"}, Data: []byte(`3`)})
+	if b := batchOf(t, long.next()); len(b) != 3 || b[0].Seq != 1 || b[2].Seq != 3 {
+		t.Fatalf("full batch %+v", b)
+	}
+	// A partial batch goes once its first event has waited.
+	e.publish(event.Draft{Topics: []string{"u"}, Data: []byte(`1`)})
+	if b := batchOf(t, short.next()); len(b) != 1 || b[0].Seq != 1 {
+		t.Fatalf("waited batch %+v", b)
 	}
 }
 

@@ -17,6 +17,8 @@ type subscription struct {
 	Callback     string          `json:"callback"`
 	LogTopic     string          `json:"log_topic"`
 	Batch        int             `json:"batch"`
+	BatchBytes   int             `json:"batch_bytes"`
+	BatchWaitMS  int             `json:"batch_wait_ms"`
 	Filter       json.RawMessage `json:"filter"`
 	LeaseSeconds int64           `json:"lease_seconds"`
 	LeaseExpires time.Time       `json:"lease_expires"`
@@ -85,6 +87,12 @@ func showSubscription(a *adminRun, s subscription) error {
 	batch := ""
 	if s.Batch > 1 {
 		batch = strconv.Itoa(s.Batch) + " events per POST"
+		if s.BatchBytes > 0 {
+			batch += ", at most " + strconv.Itoa(s.BatchBytes) + " bytes"
+		}
+		if s.BatchWaitMS > 0 {
+			batch += ", waiting up to " + strconv.Itoa(s.BatchWaitMS) + " ms to fill"
+		}
 	}
 	failures := ""
 	if s.Failures > 0 {
