@@ -53,7 +53,8 @@ func cliOK(t *testing.T, h *hubProc, env []string, args ...string) string {
 
 // TestCLIAdmin drives `hubbub admin` (and publish, upstream) as a user
 // would, against a hub with an admin key: every command's text and JSON,
-// and a failing webhook retried at once with `subscriptions resume`.
+// and a failing webhook retried at once with `subscriptions resume`, then
+// delivered again with `subscriptions replay`.
 func TestCLIAdmin(t *testing.T) {
 	t.Parallel()
 	h := startHub(t, "", "--admin-key", "s3cret", "--publish-key", "pk", "--allow-private-callbacks")
@@ -178,6 +179,21 @@ func TestCLIAdmin(t *testing.T) {
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("no delivery within 20s of resume (the callback had asked for an hour)")
+	}
+	// Replay: the delivered event goes out again.
+	if out := cliOK(t, h, keys, "admin", "subscriptions", "replay", id, "--backfill", "1"); !strings.Contains(out, "queued from") {
+		t.Fatalf("subscriptions replay:\n%s", out)
+	}
+	select {
+	case b := <-posts:
+		if b != `"ping"` {
+			t.Fatalf("replayed %q", b)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("no delivery within 20s of replay")
+	}
+	if r := cli(t, h, keys, "admin", "subscriptions", "replay", id); r.code != 2 || !strings.Contains(r.stderr, "--after CURSOR or --backfill N") {
+		t.Fatalf("replay without a place: %+v", r)
 	}
 	if out := cliOK(t, h, keys, "admin", "subscriptions", "delete", id); out != "removed subscription "+id+"\n" {
 		t.Fatalf("subscriptions delete: %q", out)

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"time"
@@ -28,6 +29,7 @@ func (s *Server) adminRoutes(mux *http.ServeMux, admin func(http.Handler) http.H
 	mux.Handle("DELETE /api/subscriptions/{id}", admin(http.HandlerFunc(s.apiRemoveSubscription)))
 	mux.Handle("POST /api/subscriptions/{id}/retry-now", admin(http.HandlerFunc(s.apiRetryNow)))
 	mux.Handle("POST /api/subscriptions/{id}/resume", admin(http.HandlerFunc(s.apiResume)))
+	mux.Handle("POST /api/subscriptions/{id}/replay", admin(http.HandlerFunc(s.apiReplay)))
 }
 
 // topicInfoOf is the GET /api/topics row of one named topic, whether or
@@ -193,6 +195,41 @@ func (s *Server) apiResume(w http.ResponseWriter, r *http.Request) {
 	case err != nil:
 		s.log.Error("admin: resume failed", "id", id, "err", err)
 		http.Error(w, "queueing the delivery failed", http.StatusServiceUnavailable)
+	default:
+		writeAPI(w, s.viewOf(r.Context(), sub))
+	}
+}
+
+// apiReplay moves a subscription's cursor to ?after=CURSOR or to before
+// its last ?backfill=N events, and delivers from there.
+func (s *Server) apiReplay(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	after, backfillText := r.FormValue("after"), r.FormValue("backfill")
+	backfill := 0
+	switch {
+	case (after == "") == (backfillText == ""):
+		http.Error(w, "name where to replay from: ?after=CURSOR (an event's id) or ?backfill=N (the last N events)", http.StatusBadRequest)
+		return
+	case after != "":
+		if _, err := event.ParsePosition(after); err != nil {
+			http.Error(w, "after: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+	default:
+		n, err := strconv.Atoi(backfillText)
+		if err != nil || n < 1 || n > websub.MaxBackfill {
+			http.Error(w, fmt.Sprintf("backfill must be an integer from 1 to %d", websub.MaxBackfill), http.StatusBadRequest)
+			return
+		}
+		backfill = n
+	}
+	sub, err := s.webhooks.hub.Replay(r.Context(), id, backfill, after)
+	switch {
+	case errors.Is(err, websub.ErrNotFound):
+		http.Error(w, "no such subscription", http.StatusNotFound)
+	case err != nil:
+		s.log.Error("admin: replay failed", "id", id, "err", err)
+		http.Error(w, "replaying the subscription failed", http.StatusServiceUnavailable)
 	default:
 		writeAPI(w, s.viewOf(r.Context(), sub))
 	}

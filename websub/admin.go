@@ -85,3 +85,47 @@ func (h *Hub) Resume(ctx context.Context, id string) (Subscription, error) {
 	h.log.Info("websub: subscription resumed by an admin", "subscription", s.ID, "topic", s.Topic, "callback", s.Callback)
 	return s, nil
 }
+
+// Replay moves the subscription with id back (or forward) in its topic's
+// log, to before its last backfill events or to the position after, as
+// hub.backfill and hub.after do at subscribe time (see startCursor), and
+// queues its delivery: the events from there go out again, in order, and
+// then live ones. A delivery running meanwhile stops at its next POST
+// (its cursor advance fails) and the queued one starts from the new
+// cursor. A failing subscription keeps its backoff, a suspended one its
+// suspension. It returns the subscription as updated, and ErrNotFound
+// when there is none.
+func (h *Hub) Replay(ctx context.Context, id string, backfill int, after string) (Subscription, error) {
+	for range 3 { // the record may move to another log meanwhile: read again
+		cur, ok, err := h.o.Records.Get(ctx, id)
+		if err != nil {
+			return Subscription{}, fmt.Errorf("websub: get subscription: %w", err)
+		}
+		if !ok {
+			return Subscription{}, ErrNotFound
+		}
+		head, err := h.o.Log.Head(ctx, cur.LogTopic)
+		if err != nil {
+			return Subscription{}, fmt.Errorf("websub: head of %q: %w", cur.LogTopic, err)
+		}
+		s, err := h.o.Records.Update(ctx, id, func(s *Subscription) error {
+			if s.LogTopic != cur.LogTopic {
+				return errStale
+			}
+			s.Cursor = startCursor(head, backfill, after)
+			return nil
+		})
+		if errors.Is(err, errStale) {
+			continue
+		}
+		if err != nil {
+			return Subscription{}, err
+		}
+		if err := h.enqueueDeliverWait(ctx, &s, false); err != nil {
+			return Subscription{}, err
+		}
+		h.log.Info("websub: subscription replayed by an admin", "subscription", s.ID, "topic", s.Topic, "cursor", s.Cursor.String())
+		return s, nil
+	}
+	return Subscription{}, errors.New("websub: replay: the subscription keeps changing its topic")
+}

@@ -361,7 +361,8 @@ func busyWait(attempt int, limit time.Duration) time.Duration {
 	return backoff.Policy{Base: 500 * time.Millisecond, Max: limit}.Delay(attempt, 0, backoff.Equal)
 }
 
-// stop ends a run without retrying when the subscription went away.
+// stop ends a run without retrying when the subscription went away, or its
+// cursor was moved by a Replay (which queued a run of its own).
 func stop(err error) error {
 	if errors.Is(err, ErrNotFound) || errors.Is(err, errStale) {
 		return nil
@@ -373,8 +374,8 @@ func stop(err error) error {
 func (h *Hub) advance(ctx context.Context, s Subscription, next event.Position, ok bool) (Subscription, error) {
 	now := h.now()
 	return h.o.Records.Update(ctx, s.ID, func(cur *Subscription) error {
-		if !cur.Created.Equal(s.Created) {
-			return errStale
+		if !cur.Created.Equal(s.Created) || cur.Cursor != s.Cursor {
+			return errStale // gone, or replayed meanwhile: that run's task goes on
 		}
 		cur.Cursor = next
 		if ok {

@@ -38,10 +38,14 @@ type Request struct {
 	Batch              int    `json:"batch,omitempty"`
 	BatchBytes         int    `json:"batch_bytes,omitempty"`
 	BatchWaitMS        int    `json:"batch_wait_ms,omitempty"`
-	Filter             string `json:"filter,omitempty"` // validated JSON
-	Sync               bool   `json:"sync,omitempty"`   // hub.verify=sync preferred
-	VerifyToken        string `json:"verify_token,omitempty"`
-	Legacy             bool   `json:"legacy,omitempty"` // PuSH 0.3 style (hub.verify sent, or hub.url on publish)
+	// Backfill and After (a validated position) ask a new subscription
+	// for history: the last Backfill events, or the events after After.
+	Backfill    int    `json:"backfill,omitempty"`
+	After       string `json:"after,omitempty"`
+	Filter      string `json:"filter,omitempty"` // validated JSON
+	Sync        bool   `json:"sync,omitempty"`   // hub.verify=sync preferred
+	VerifyToken string `json:"verify_token,omitempty"`
+	Legacy      bool   `json:"legacy,omitempty"` // PuSH 0.3 style (hub.verify sent, or hub.url on publish)
 	// Publish: the topic URLs pinged.
 	URLs []string `json:"urls,omitempty"`
 }
@@ -132,6 +136,22 @@ func parseSubscription(v url.Values, r Request, lb leaseBounds) (Request, error)
 			return r, bad("hub.batch_wait_ms must be an integer from 0 to %d", MaxBatchWaitMS)
 		}
 		r.BatchWaitMS = n
+	}
+	if s := v.Get("hub.backfill"); s != "" {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n < 0 || n > MaxBackfill {
+			return r, bad("hub.backfill must be an integer from 0 to %d", MaxBackfill)
+		}
+		r.Backfill = n
+	}
+	if s := v.Get("hub.after"); s != "" {
+		if _, err := event.ParsePosition(s); err != nil {
+			return r, bad("hub.after must be a cursor of the topic (an event's id, EPOCH:SEQ): %v", err)
+		}
+		r.After = s
+	}
+	if r.Backfill > 0 && r.After != "" {
+		return r, bad("hub.backfill and hub.after both ask for history: send one")
 	}
 	if (r.BatchBytes > 0 || r.BatchWaitMS > 0) && r.Batch < 2 {
 		return r, bad("hub.batch_bytes and hub.batch_wait_ms shape JSON batches: they need hub.batch of 2 or more")

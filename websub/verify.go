@@ -19,6 +19,7 @@ import (
 
 	"github.com/hubbub/hubbub/event"
 	"github.com/hubbub/hubbub/internal/backoff"
+	"github.com/hubbub/hubbub/store"
 	"github.com/hubbub/hubbub/tasks"
 )
 
@@ -391,7 +392,7 @@ func (h *Hub) apply(ctx context.Context, j verifyJob) error {
 		return &verifyError{public: "the callback's host has as many subscriptions as this hub allows per host"}
 	}
 	s := Subscription{ID: id, Topic: j.Topic, Callback: j.Callback, LogTopic: j.LogTopic, Created: now, State: StateActive}
-	s.Cursor.Epoch, s.Cursor.Seq = head.Epoch, head.Last
+	s.Cursor = startCursor(head, j.Backfill, j.After)
 	set(&s)
 	if err := h.o.Records.Put(ctx, s); err != nil {
 		return fmt.Errorf("websub: store subscription: %w", err)
@@ -405,6 +406,29 @@ func (h *Hub) apply(ctx context.Context, j verifyJob) error {
 		h.log.Warn("websub: scheduling the first delivery check failed; reconciliation will do it", "subscription", id, "err", err)
 	}
 	return nil
+}
+
+// startCursor is where a subscription starts reading a log with head:
+// after its last event, or before the history asked for (the last
+// backfill events, or the events after the position after), never before
+// the first event history holds nor past the end. A position of another
+// epoch (a log since replaced) starts at the first event held.
+func startCursor(head store.Head, backfill int, after string) event.Position {
+	pos := event.Position{Epoch: head.Epoch, Seq: head.Last}
+	if head.Epoch == "" || head.First == 0 {
+		return pos // never written
+	}
+	floor := head.First - 1 // the position before the first event held
+	switch p, err := event.ParsePosition(after); {
+	case backfill > 0:
+		pos.Seq = max(floor, head.Last-min(head.Last, uint64(backfill)))
+	case after == "" || err != nil:
+	case p.Epoch != "" && p.Epoch != head.Epoch:
+		pos.Seq = floor
+	default:
+		pos.Seq = min(max(p.Seq, floor), head.Last)
+	}
+	return pos
 }
 
 // settleDelay is how long after storing a new subscription its first

@@ -75,6 +75,8 @@ const (
 	// MaxBatchWaitMS bounds hub.batch_wait_ms: how long a subscriber may
 	// ask a partial batch to wait for more events.
 	MaxBatchWaitMS = 60_000
+	// MaxBackfill bounds hub.backfill (history retention bounds it too).
+	MaxBackfill = 100_000
 )
 
 // Options configure a Hub. Hub, Log, Records and Tasks are required.

@@ -2,6 +2,7 @@ package websub_test
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/url"
 	"slices"
@@ -539,5 +540,101 @@ func TestRetentionDropCounted(t *testing.T) {
 	sub, _, _ := e.records.Get(t.Context(), websub.SubscriptionID("t", s.url("/")))
 	if sub.Dropped != 3 {
 		t.Fatalf("Dropped = %d", sub.Dropped)
+	}
+}
+
+// seqsOf collects the seqs of JSON batch deliveries until it has n.
+func seqsOf(t *testing.T, s *subscriber, n int) []uint64 {
+	t.Helper()
+	var seqs []uint64
+	for len(seqs) < n {
+		for _, w := range batchOf(t, s.next()) {
+			seqs = append(seqs, w.Seq)
+		}
+	}
+	return seqs
+}
+
+func TestBackfillAndAfter(t *testing.T) {
+	e := newEnv(t, t.TempDir(), nil).start()
+	for i := range 5 {
+		e.publish(event.Draft{Topics: []string{"t"}, Data: []byte(strconv.Itoa(i))})
+	}
+	head, err := e.store.Head(t.Context(), "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	last3, after2, all, live := newSubscriber(t), newSubscriber(t), newSubscriber(t), newSubscriber(t)
+	batch := url.Values{"hub.batch": {"10"}}
+	with := func(k, v string) url.Values {
+		out := url.Values{k: {v}}
+		for k, vs := range batch {
+			out[k] = vs
+		}
+		return out
+	}
+	for _, c := range []struct {
+		s     *subscriber
+		extra url.Values
+	}{
+		{last3, with("hub.backfill", "3")},
+		{after2, with("hub.after", head.Epoch+":2")},
+		{all, with("hub.backfill", "1000")},
+		{live, batch},
+	} {
+		if err := e.subscribe("t", c.s.url("/"), c.extra); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := seqsOf(t, last3, 3); !slices.Equal(got, []uint64{3, 4, 5}) {
+		t.Errorf("hub.backfill=3: %v", got)
+	}
+	if got := seqsOf(t, after2, 3); !slices.Equal(got, []uint64{3, 4, 5}) {
+		t.Errorf("hub.after=EPOCH:2: %v", got)
+	}
+	if got := seqsOf(t, all, 5); !slices.Equal(got, []uint64{1, 2, 3, 4, 5}) {
+		t.Errorf("hub.backfill past history: %v", got)
+	}
+	// Then live events, after the history, for each of them.
+	e.publish(event.Draft{Topics: []string{"t"}, Data: []byte(`6`)})
+	for name, s := range map[string]*subscriber{"backfill": last3, "after": after2, "all": all, "live": live} {
+		if got := seqsOf(t, s, 1); !slices.Equal(got, []uint64{6}) {
+			t.Errorf("%s: live %v", name, got)
+		}
+	}
+	if code, body := e.post(url.Values{"hub.mode": {"subscribe"}, "hub.topic": {"t"}, "hub.callback": {live.url("/x")},
+		"hub.backfill": {"2"}, "hub.after": {"1"}}); code != http.StatusBadRequest || !strings.Contains(body, "send one") {
+		t.Errorf("backfill and after together: %d %q", code, body)
+	}
+}
+
+func TestReplay(t *testing.T) {
+	e := newEnv(t, t.TempDir(), nil).start()
+	s := newSubscriber(t)
+	if err := e.subscribe("t", s.url("/"), url.Values{"hub.batch": {"10"}}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 4 {
+		e.publish(event.Draft{Topics: []string{"t"}, Data: []byte(strconv.Itoa(i))})
+	}
+	if got := seqsOf(t, s, 4); !slices.Equal(got, []uint64{1, 2, 3, 4}) {
+		t.Fatalf("first delivery %v", got)
+	}
+	id := websub.SubscriptionID("t", s.url("/"))
+	sub, err := e.ws.Replay(t.Context(), id, 0, "2")
+	if err != nil || sub.Cursor.Seq != 2 {
+		t.Fatalf("replay: %+v %v", sub.Cursor, err)
+	}
+	if got := seqsOf(t, s, 2); !slices.Equal(got, []uint64{3, 4}) {
+		t.Errorf("after replay from 2: %v", got)
+	}
+	if _, err := e.ws.Replay(t.Context(), id, 1, ""); err != nil {
+		t.Fatal(err)
+	}
+	if got := seqsOf(t, s, 1); !slices.Equal(got, []uint64{4}) {
+		t.Errorf("after replay of the last 1: %v", got)
+	}
+	if _, err := e.ws.Replay(t.Context(), "nope", 1, ""); !errors.Is(err, websub.ErrNotFound) {
+		t.Errorf("replay of no subscription: %v", err)
 	}
 }

@@ -36,6 +36,7 @@ var adminCmds = []adminCmd{
 	{"subscriptions list", "[--after ID] [--limit N]", "webhook (WebSub) subscriptions: state, lag, failures, lease", adminSubsList},
 	{"subscriptions show", "ID", "one webhook subscription in full (never its secret)", adminSubsShow},
 	{"subscriptions resume", "ID", "resume a suspended subscription, or retry a failing one now, skipping its backoff", adminSubsResume},
+	{"subscriptions replay", "ID (--after CURSOR | --backfill N)", "deliver a subscription's events again from CURSOR, or its last N events, then live ones", adminSubsReplay},
 	{"subscriptions delete", "ID", "end a webhook subscription now, without asking the subscriber", adminSubsDelete},
 	{"nodes", "", "the hub's nodes (one, or every node sharing a Redis store)", adminNodes},
 	{"stats", "", "this node's counters and busiest topics", adminStats},

@@ -31,6 +31,7 @@ type subscription struct {
 	LastSuccess  time.Time       `json:"last_success"`
 	NextAttempt  time.Time       `json:"next_attempt"`
 	Dropped      uint64          `json:"dropped"`
+	Cursor       string          `json:"cursor"`
 	Lag          uint64          `json:"lag"`
 	Signed       bool            `json:"signed"`
 }
@@ -152,6 +153,35 @@ func adminSubsResume(f *flagSet) func(context.Context, *adminRun) error {
 			fmt.Fprintf(a.out, "it stays %s (%d failures in a row) until a delivery succeeds; last error: %s\n", s.State, s.Failures, s.LastError)
 		}
 		return nil
+	}
+}
+
+func adminSubsReplay(f *flagSet) func(context.Context, *adminRun) error {
+	after := f.String("after", "", "deliver the events after `CURSOR` (an event's id, EPOCH:SEQ)")
+	backfill := f.String("backfill", "", "deliver the last `N` events again")
+	return func(ctx context.Context, a *adminRun) error {
+		if err := f.wantArgs("ID"); err != nil {
+			return err
+		}
+		q := url.Values{}
+		switch {
+		case (*after == "") == (*backfill == ""):
+			return f.fail("name where to replay from: --after CURSOR or --backfill N")
+		case *after != "":
+			q.Set("after", *after)
+		default:
+			q.Set("backfill", *backfill)
+		}
+		var s subscription
+		raw, err := a.c.getJSON(ctx, "POST", "/api/subscriptions/"+url.PathEscape(f.args()[0])+"/replay", q, &s)
+		if err != nil {
+			return err
+		}
+		if a.json {
+			return printJSON(a.out, raw)
+		}
+		_, err = fmt.Fprintf(a.out, "delivery to %s queued from %s (%s behind); state %s\n", s.Callback, s.Cursor, count(s.Lag, "event"), s.State)
+		return err
 	}
 }
 
