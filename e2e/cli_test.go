@@ -281,3 +281,31 @@ func TestCLITailResume(t *testing.T) {
 		t.Fatalf("tail --after the first resumed line: %+v, want %s (%s)", got, second[1].Data, r.stderr)
 	}
 }
+
+// TestBenchWebhooks runs `hubbub bench --webhooks` against the real
+// binary: every subscription gets every event, none twice, the report
+// carries the flood comparison, and the bench's subscriptions are gone
+// afterwards.
+func TestBenchWebhooks(t *testing.T) {
+	t.Parallel()
+	h := startHub(t, "", "--admin-key", "s3cret", "--allow-private-callbacks", "--websub-subscribe-rate", "0")
+	out := cliOK(t, h, nil, "bench", "--webhooks", "12", "--hosts", "2", "--events", "25", "--publishers", "4",
+		"--flood", "200ms", "--json", "--timeout", "50s")
+	var rep struct {
+		Deliveries, Duplicates, Posts int
+		FloodPostsPerSecond           float64 `json:"flood_posts_per_second"`
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("bench --json: %v\n%s", err, out)
+	}
+	if rep.Deliveries != 12*25 || rep.Duplicates != 0 || rep.Posts < rep.Deliveries || rep.FloodPostsPerSecond <= 0 {
+		t.Fatalf("bench report: %+v\n%s", rep, out)
+	}
+	out = cliOK(t, h, nil, "bench", "--webhooks", "1", "--batch", "10", "--events", "40", "--flood", "0", "--json", "--timeout", "50s")
+	if err := json.Unmarshal([]byte(out), &rep); err != nil || rep.Deliveries != 40 || rep.Posts >= 40 {
+		t.Fatalf("batched bench: %v %+v\n%s", err, rep, out)
+	}
+	if out := cliOK(t, h, []string{"HUBBUB_ADMIN_KEY=s3cret"}, "admin", "subscriptions", "list"); out != "no webhook subscriptions\n" {
+		t.Fatalf("the bench left subscriptions behind:\n%s", out)
+	}
+}

@@ -31,7 +31,10 @@ func bench(ctx context.Context, e env, args []string) error {
 
 Loads a running hub with SSE subscribers and publishers and reports publish
 throughput, acknowledgement latency and publish-to-delivery latency (with
---json, as one JSON object).`)
+--json, as one JSON object). With --webhooks N, the subscribers are N WebSub
+subscriptions to a receiver the bench runs itself, and it reports
+deliveries per second, publish-to-receipt latency and duplicates, beside
+the rate of a plain POST flood to the same receiver.`)
 	base := serverFlag(f)
 	publishers := f.Int("publishers", 16, "`N` concurrent publishers")
 	subscribers := f.Int("subscribers", 100, "`N` SSE subscribers")
@@ -43,6 +46,11 @@ throughput, acknowledgement latency and publish-to-delivery latency (with
 	timeout := f.Duration("timeout", 2*time.Minute, "give up after this `DURATION`")
 	var subServers stringList
 	f.Var(&subServers, "subscribe-server", "base `URL` of a hub the subscribers connect to (repeatable; spread round robin; default: --server)")
+	webhooks := f.Int("webhooks", 0, "instead of SSE subscribers, `N` WebSub subscriptions to a receiver the bench runs on 127.0.0.x (the hub needs --allow-private-callbacks)")
+	hosts := f.Int("hosts", 1, "with --webhooks: spread the callbacks over `K` host names, 127.0.0.1 to 127.0.0.K")
+	batch := f.Int("batch", 0, "with --webhooks: hub.batch=`N` for each subscription (0: one event per POST)")
+	batchWait := f.Int("batch-wait-ms", 0, "with --webhooks and --batch: hub.batch_wait_ms=`MS`")
+	flood := f.Duration("flood", 3*time.Second, "with --webhooks: first flood the receiver with plain keep-alive POSTs (32 connections) for this `DURATION`, to compare rates (0: skip)")
 	asJSON := jsonFlag(f)
 	f.Lookup("json").Usage = "print the report as JSON"
 	if err := f.parse(args); err != nil {
@@ -56,8 +64,10 @@ throughput, acknowledgement latency and publish-to-delivery latency (with
 		return f.fail("--publishers must be at least 1")
 	case *events < 1:
 		return f.fail("--events must be at least 1")
-	case *subscribers < 0, *size < 0, *rate < 0:
-		return f.fail("--subscribers, --size and --rate must not be negative")
+	case *subscribers < 0, *size < 0, *rate < 0, *webhooks < 0, *batch < 0, *batchWait < 0, *flood < 0:
+		return f.fail("--subscribers, --size, --rate, --webhooks, --batch, --batch-wait-ms and --flood must not be negative")
+	case *hosts < 1 || *hosts > 254:
+		return f.fail("--hosts must be from 1 to 254")
 	}
 	if _, err := newAPIClient(*base, "", ""); err != nil {
 		return err
@@ -68,6 +78,10 @@ throughput, acknowledgement latency and publish-to-delivery latency (with
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
 	root := strings.TrimRight(*base, "/")
+	if *webhooks > 0 {
+		return runHookBench(ctx, e, hookBench{root: root, auth: *auth, topic: *topic, webhooks: *webhooks, hosts: *hosts,
+			batch: *batch, batchWait: *batchWait, events: *events, publishers: *publishers, rate: *rate, size: *size, flood: *flood}, *asJSON)
+	}
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: *publishers + 4, MaxConnsPerHost: 0}}
 
 	// Subscribers: connected once their response headers arrive (the hub
