@@ -68,7 +68,7 @@ func (h *Handlers) subscribeReq(w http.ResponseWriter, r *http.Request, q query,
 // otherwise see an empty message for each. Every write is flushed, so a
 // lone line reaches the client (and an unbuffered proxy) at once.
 func (h *Handlers) sse(w http.ResponseWriter, r *http.Request, q query, notAfter time.Time) {
-	rc := http.NewResponseController(w)
+	lw := newLiveWriter(w)
 	ctx, stop := untilExpiry(r.Context(), notAfter)
 	defer stop()
 	sub, ok := h.subscribe(w, r, q, 0, 0, NameSSE)
@@ -100,7 +100,7 @@ func (h *Handlers) sse(w http.ResponseWriter, r *http.Request, q query, notAfter
 	if _, err := w.Write(buf); err != nil {
 		return
 	}
-	if err := rc.Flush(); err != nil {
+	if err := lw.rc.Flush(); err != nil {
 		return
 	}
 
@@ -111,12 +111,12 @@ func (h *Handlers) sse(w http.ResponseWriter, r *http.Request, q query, notAfter
 		if err != nil {
 			switch {
 			case authExpired(ctx) && r.Context().Err() == nil:
-				_ = writeBatch(rc, w, sseAuthExpired)
+				_ = lw.write(sseAuthExpired)
 			case errors.Is(err, broker.ErrSlow):
 				h.obs.SlowDisconnect(NameSSE)
-				_ = writeBatch(rc, w, sseSlow)
+				_ = lw.write(sseSlow)
 			case shuttingDown(r):
-				_ = writeBatch(rc, w, sseShutdown)
+				_ = lw.write(sseShutdown)
 			case r.Context().Err() == nil:
 				h.log.Warn("sse subscription ended", "err", err)
 			}
@@ -139,7 +139,7 @@ func (h *Handlers) sse(w http.ResponseWriter, r *http.Request, q query, notAfter
 				n++
 			}
 		}
-		if err := writeBatch(rc, w, buf); err != nil {
+		if err := lw.write(buf); err != nil {
 			return
 		}
 		h.obs.Delivered(NameSSE, n)

