@@ -1,6 +1,9 @@
 package event
 
-import "testing"
+import (
+	"testing"
+	"time"
+)
 
 // Audit finding 13 (info): NUL, CR, LF and the other controls are refused in
 // topics and event keys by the same rule.
@@ -31,5 +34,36 @@ func TestValidateNames(t *testing.T) {
 		if err != nil && !IsValidation(err) {
 			t.Errorf("%s: %v is not a ValidationError", c.name, err)
 		}
+	}
+}
+
+func TestCompactJSON(t *testing.T) {
+	at := time.Date(2026, 12, 1, 3, 4, 5, 678901000, time.UTC)
+	plain := NewItem(&Event{Topic: "photos/42", Epoch: "3f9c0e1a2b4d5e6f", Seq: 42, Type: DefaultType, Time: at, Data: []byte(`{"title":"kitten"}`)})
+	rich := NewItem(&Event{Topic: "cards", Epoch: "e", Seq: 7, Type: "update", Key: "card-7", Time: at,
+		Tags: []string{"a"}, Geo: &Geo{Lat: 51.5, Lon: -0.12}, Data: []byte(`1`)})
+	for _, c := range []struct {
+		it    *Item
+		flags int
+		want  string
+	}{
+		{plain, 0, `{"data":{"title":"kitten"}}`},
+		{plain, CompactTopic, `{"topic":"photos/42","data":{"title":"kitten"}}`},
+		{plain, CompactID, `{"id":"3f9c0e1a2b4d5e6f:42","data":{"title":"kitten"}}`},
+		{plain, CompactID | CompactTopic, `{"id":"3f9c0e1a2b4d5e6f:42","topic":"photos/42","data":{"title":"kitten"}}`},
+		{rich, 0, `{"type":"update","key":"card-7","tags":["a"],"geo":{"lat":51.5,"lon":-0.12},"data":1}`},
+	} {
+		if got := string(c.it.CompactJSON(c.flags)); got != c.want {
+			t.Errorf("flags %d: %s, want %s", c.flags, got, c.want)
+		}
+		if again := string(c.it.CompactJSON(c.flags)); again != c.want {
+			t.Errorf("flags %d, cached: %s", c.flags, again)
+		}
+	}
+	// What one delivery of the plain event costs on the wire over SSE.
+	full, compact := AppendSSE(nil, plain, nil), AppendSSECompact(nil, plain, nil, 0)
+	t.Logf("SSE frame of a one-topic event: %d bytes, %d compact", len(full), len(compact))
+	if want := "id: 3f9c0e1a2b4d5e6f:42\ndata: {\"data\":{\"title\":\"kitten\"}}\n\n"; string(compact) != want {
+		t.Errorf("compact SSE frame %q, want %q", compact, want)
 	}
 }

@@ -3,6 +3,7 @@ package event
 import (
 	"encoding/json"
 	"sync"
+	"sync/atomic"
 )
 
 // Item is a stored event on its way to subscribers. Its wire encodings are
@@ -19,6 +20,8 @@ type Item struct {
 
 	variantsOnce sync.Once
 	variants     *itemVariants
+
+	compact [4]atomic.Pointer[[]byte] // CompactJSON, by flags
 }
 
 // NewItem wraps a stored event.
@@ -36,6 +39,59 @@ func (it *Item) JSON() []byte {
 	return it.json
 }
 
+// Flags of CompactJSON: what the compact shape keeps that a frame around
+// it may not say.
+const (
+	// CompactTopic keeps "topic": the subscription has several topics.
+	CompactTopic = 1 << iota
+	// CompactID keeps "id": no SSE id: line carries the event's position.
+	CompactID
+)
+
+// compactWire is Wire without what a compact subscriber does without.
+type compactWire struct {
+	ID          string          `json:"id,omitempty"`
+	Topic       string          `json:"topic,omitempty"`
+	Type        string          `json:"type,omitempty"`
+	Key         string          `json:"key,omitempty"`
+	Tags        []string        `json:"tags,omitempty"`
+	Geo         *Geo            `json:"geo,omitempty"`
+	ContentType string          `json:"content_type,omitempty"`
+	Data        json.RawMessage `json:"data,omitempty"`
+	DataBase64  []byte          `json:"data_base64,omitempty"`
+}
+
+// CompactJSON returns the event's compact wire JSON, the shape a
+// subscriber asks for with compact=1: the wire JSON without "seq" and
+// "time", with "type" only when it is not "message", and "id" and "topic"
+// only when flags (CompactID, CompactTopic) keep them. The other fields
+// are as in JSON. Each shape is built at most once per item (two callers
+// racing may both build it; either result is kept) and shared; the slice
+// must not be modified.
+func (it *Item) CompactJSON(flags int) []byte {
+	slot := &it.compact[flags&3]
+	if b := slot.Load(); b != nil {
+		return *b
+	}
+	w := it.ToWire()
+	c := compactWire{Key: w.Key, Tags: w.Tags, Geo: w.Geo, ContentType: w.ContentType, Data: w.Data, DataBase64: w.DataBase64}
+	if flags&CompactID != 0 {
+		c.ID = w.ID
+	}
+	if flags&CompactTopic != 0 {
+		c.Topic = w.Topic
+	}
+	if w.Type != DefaultType {
+		c.Type = w.Type
+	}
+	b, err := json.Marshal(c)
+	if err != nil { // unreachable: as in JSON
+		b = []byte(`{"error":"unencodable event"}`)
+	}
+	slot.CompareAndSwap(nil, &b)
+	return *slot.Load()
+}
+
 // SSE returns the complete Server-Sent Events frame for this event as seen
 // by a one-topic subscriber: "id:" the event's own cursor, "event:" when the
 // type is not "message", "data:" the JSON, and the blank line.
@@ -49,7 +105,15 @@ func (it *Item) SSE() []byte {
 // AppendSSE appends the SSE frame for it to b, with id as the frame's id
 // (the item's own position when id is nil).
 func AppendSSE(b []byte, it *Item, id []byte) []byte {
-	js := it.JSON()
+	return appendSSE(b, it, id, it.JSON())
+}
+
+// AppendSSECompact is AppendSSE with CompactJSON(flags) as the data.
+func AppendSSECompact(b []byte, it *Item, id []byte, flags int) []byte {
+	return appendSSE(b, it, id, it.CompactJSON(flags))
+}
+
+func appendSSE(b []byte, it *Item, id, js []byte) []byte {
 	b = append(b, "id: "...)
 	if id == nil {
 		b = it.Position().AppendTo(b)

@@ -30,6 +30,7 @@ type query struct {
 	filter    *filter.Filter     // nil: every event
 	fields    *filter.Projection // nil: data as published
 	coalesce  time.Duration      // coalesce_ms; -1 when not given
+	compact   bool               // compact=1: the lean event shape on live streams
 	values    url.Values         // the parameters as given (for the self URL)
 }
 
@@ -127,6 +128,13 @@ func parseValues(v url.Values, lastEventID string) (query, error) {
 			return q, event.Invalid("coalesce_ms=%q: give milliseconds from 0 to 3600000", c)
 		}
 		q.coalesce = time.Duration(n) * time.Millisecond
+	}
+	switch c := v.Get("compact"); c {
+	case "", "0", "false":
+	case "1", "true":
+		q.compact = true
+	default:
+		return q, event.Invalid("compact=%q: use compact=1 (or 0)", c)
 	}
 	if t := v.Get("timeout"); t != "" {
 		d, err := parseSeconds(t)

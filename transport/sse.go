@@ -104,6 +104,10 @@ func (h *Handlers) sse(w http.ResponseWriter, r *http.Request, q query, notAfter
 		return
 	}
 
+	compactFlags := 0 // the SSE id: line carries the position
+	if sub.Single() == "" {
+		compactFlags = event.CompactTopic
+	}
 	beat := time.NewTicker(h.opts.Heartbeat)
 	defer beat.Stop()
 	for {
@@ -131,6 +135,13 @@ func (h *Handlers) sse(w http.ResponseWriter, r *http.Request, q query, notAfter
 			switch {
 			case m.Reset != nil:
 				buf = appendSSEReset(buf, m)
+			case q.compact:
+				var id []byte // nil: the event's own position
+				if m.Cursor != "" {
+					id = []byte(m.Cursor)
+				}
+				buf = event.AppendSSECompact(buf, m.Item, id, compactFlags)
+				n++
 			case m.Cursor == "":
 				buf = append(buf, m.Item.SSE()...)
 				n++

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/hubbub/hubbub/broker"
+	"github.com/hubbub/hubbub/event"
 )
 
 // Lines of an NDJSON stream that are not events.
@@ -57,6 +58,10 @@ func (h *Handlers) stream(w http.ResponseWriter, r *http.Request, q query, notAf
 	if err := rc.Flush(); err != nil {
 		return
 	}
+	compactFlags := event.CompactID // no frame around a line says its id
+	if sub.Single() == "" {
+		compactFlags |= event.CompactTopic
+	}
 	beat := time.NewTicker(h.opts.Heartbeat)
 	defer beat.Stop()
 	for {
@@ -84,7 +89,11 @@ func (h *Handlers) stream(w http.ResponseWriter, r *http.Request, q query, notAf
 				buf = append(buf, "}\n"...)
 				continue
 			}
-			buf = append(buf, m.Item.JSON()...)
+			if q.compact {
+				buf = append(buf, m.Item.CompactJSON(compactFlags)...)
+			} else {
+				buf = append(buf, m.Item.JSON()...)
+			}
 			buf = append(buf, '\n')
 			n++
 		}

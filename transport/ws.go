@@ -79,6 +79,8 @@ type wsIn struct {
 	CoalesceMS int `json:"coalesce_ms"`
 	// Token is the credential of the auth and refresh ops.
 	Token string `json:"token"`
+	// Compact asks for the lean event shape (event.Item.CompactJSON).
+	Compact bool `json:"compact"`
 }
 
 // wsError is the error message sent to a client.
@@ -181,6 +183,9 @@ type wsSub struct {
 	cancel context.CancelCauseFunc // cause errAuthExpired or a wsDenied
 	done   chan struct{}
 	topics []string
+	// compact is the CompactJSON flags of its events; -1 for the full
+	// shape.
+	compact int
 	// expiry ends the subscription when the token it needed expires; nil
 	// when it needed none. Guarded by wsConn.mu.
 	expiry *time.Timer
@@ -374,7 +379,13 @@ func (wc *wsConn) subscribe(in wsIn) {
 		return
 	}
 	ctx, cancel := context.WithCancelCause(wc.ctx)
-	s := &wsSub{sub: sub, cancel: cancel, done: make(chan struct{}), topics: topics}
+	s := &wsSub{sub: sub, cancel: cancel, done: make(chan struct{}), topics: topics, compact: -1}
+	if in.Compact {
+		s.compact = event.CompactID // a frame has no id line
+		if sub.Single() == "" {
+			s.compact |= event.CompactTopic
+		}
+	}
 	wc.mu.Lock()
 	wc.subs[in.Sub] = s
 	wc.topics += len(s.topics)
@@ -463,7 +474,11 @@ func (wc *wsConn) pump(ctx context.Context, id string, s *wsSub) {
 					buf = append(buf, '"')
 				}
 				buf = append(buf, ',')
-				buf = append(buf, m.Item.JSON()[1:]...)
+				if s.compact >= 0 { // never "{}": CompactID keeps the id
+					buf = append(buf, m.Item.CompactJSON(s.compact)[1:]...)
+				} else {
+					buf = append(buf, m.Item.JSON()[1:]...)
+				}
 				n++
 			}
 			if werr = wc.c.Write(wc.wctx, websocket.MessageText, buf); werr != nil {
