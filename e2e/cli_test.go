@@ -309,3 +309,27 @@ func TestBenchWebhooks(t *testing.T) {
 		t.Fatalf("the bench left subscriptions behind:\n%s", out)
 	}
 }
+
+// TestBenchSubscribers runs `hubbub bench` with SSE and WebSocket
+// subscribers, full and compact: every delivery arrives, and the compact
+// shape reads fewer bytes per delivery.
+func TestBenchSubscribers(t *testing.T) {
+	t.Parallel()
+	h := startHub(t, "")
+	perDelivery := map[string]float64{}
+	for _, args := range [][]string{{"--transport", "sse"}, {"--transport", "sse", "--compact"}, {"--transport", "ws"}, {"--transport", "ws", "--compact"}} {
+		out := cliOK(t, h, nil, append([]string{"bench", "--subscribers", "3", "--events", "20", "--publishers", "2", "--json", "--timeout", "50s"}, args...)...)
+		var rep struct {
+			Deliveries       int     `json:"deliveries"`
+			BytesPerDelivery float64 `json:"bytes_per_delivery"`
+		}
+		if err := json.Unmarshal([]byte(out), &rep); err != nil || rep.Deliveries != 60 || rep.BytesPerDelivery <= 0 {
+			t.Fatalf("bench %v: %v %+v\n%s", args, err, rep, out)
+		}
+		perDelivery[strings.Join(args, " ")] = rep.BytesPerDelivery
+	}
+	t.Logf("bytes read per delivery: %v", perDelivery)
+	if perDelivery["--transport sse --compact"] >= perDelivery["--transport sse"] || perDelivery["--transport ws --compact"] >= perDelivery["--transport ws"] {
+		t.Errorf("compact is not smaller: %v", perDelivery)
+	}
+}

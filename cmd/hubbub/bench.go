@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/coder/websocket"
+
 	"github.com/hubbub/hubbub/client"
 )
 
@@ -46,6 +48,8 @@ the rate of a plain POST flood to the same receiver.`)
 	timeout := f.Duration("timeout", 2*time.Minute, "give up after this `DURATION`")
 	var subServers stringList
 	f.Var(&subServers, "subscribe-server", "base `URL` of a hub the subscribers connect to (repeatable; spread round robin; default: --server)")
+	transportName := f.String("transport", "sse", "how the subscribers listen: `sse` or ws (WebSocket)")
+	compact := f.Bool("compact", false, "subscribe with compact=1 (the lean event shape)")
 	webhooks := f.Int("webhooks", 0, "instead of SSE subscribers, `N` WebSub subscriptions to a receiver the bench runs on 127.0.0.x (the hub needs --allow-private-callbacks)")
 	hosts := f.Int("hosts", 1, "with --webhooks: spread the callbacks over `K` host names, 127.0.0.1 to 127.0.0.K")
 	batch := f.Int("batch", 0, "with --webhooks: hub.batch=`N` for each subscription (0: one event per POST)")
@@ -66,6 +70,8 @@ the rate of a plain POST flood to the same receiver.`)
 		return f.fail("--events must be at least 1")
 	case *subscribers < 0, *size < 0, *rate < 0, *webhooks < 0, *batch < 0, *batchWait < 0, *flood < 0:
 		return f.fail("--subscribers, --size, --rate, --webhooks, --batch, --batch-wait-ms and --flood must not be negative")
+	case *transportName != "sse" && *transportName != "ws":
+		return f.fail("--transport must be sse or ws")
 	case *hosts < 1 || *hosts > 254:
 		return f.fail("--hosts must be from 1 to 254")
 	}
@@ -89,8 +95,13 @@ the rate of a plain POST flood to the same receiver.`)
 	if len(subServers) == 0 {
 		subServers = stringList{root}
 	}
-	query := "/events?" + url.Values{"topic": {*topic}}.Encode()
+	params := url.Values{"topic": {*topic}}
+	if *compact {
+		params.Set("compact", "1")
+	}
+	query := "/events?" + params.Encode()
 	lat := make([][]time.Duration, *subscribers)
+	var received atomic.Int64 // bytes the subscribers read
 	var wg sync.WaitGroup
 	var subErr atomic.Value
 	ready := make(chan struct{}, *subscribers)
@@ -98,8 +109,14 @@ the rate of a plain POST flood to the same receiver.`)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			subURL := strings.TrimRight(subServers[i%len(subServers)], "/") + query
-			if err := benchSubscriber(ctx, hc, subURL, *events, &lat[i], ready); err != nil && ctx.Err() == nil {
+			server := strings.TrimRight(subServers[i%len(subServers)], "/")
+			var err error
+			if *transportName == "ws" {
+				err = benchWSSubscriber(ctx, "ws"+strings.TrimPrefix(server, "http")+"/ws", *topic, *compact, *events, &lat[i], &received, ready)
+			} else {
+				err = benchSubscriber(ctx, hc, server+query, *events, &lat[i], &received, ready)
+			}
+			if err != nil && ctx.Err() == nil {
 				subErr.Store(err)
 			}
 		}()
@@ -179,6 +196,10 @@ the rate of a plain POST flood to the same receiver.`)
 		rep.Deliveries, rep.DeliveriesExpected = len(deliveries), want
 		d := latencies(deliveries)
 		rep.Delivery = &d
+		rep.Transport, rep.Compact = *transportName, *compact
+		if len(deliveries) > 0 {
+			rep.BytesPerDelivery = float64(received.Load()) / float64(len(deliveries))
+		}
 	}
 	if *asJSON {
 		b, _ := json.MarshalIndent(rep, "", "  ")
@@ -188,7 +209,12 @@ the rate of a plain POST flood to the same receiver.`)
 			*topic, len(all), *publishers, pubDur.Round(time.Millisecond), rep.EventsPerSecond)
 		fmt.Fprintf(e.stdout, "publish ack latency: %s\n", percentiles(all))
 		if *subscribers > 0 {
-			fmt.Fprintf(e.stdout, "deliveries: %d of %d to %d SSE subscribers on %s\n", len(deliveries), want, *subscribers, strings.Join(subServers, ", "))
+			shape := ""
+			if *compact {
+				shape = ", compact"
+			}
+			fmt.Fprintf(e.stdout, "deliveries: %d of %d to %d %s subscribers on %s; %.0f bytes read per delivery%s\n", len(deliveries), want, *subscribers,
+				strings.ToUpper(*transportName), strings.Join(subServers, ", "), rep.BytesPerDelivery, shape)
 			fmt.Fprintf(e.stdout, "publish-to-delivery latency: %s\n", percentiles(deliveries))
 		}
 	}
@@ -208,6 +234,9 @@ type benchReport struct {
 	Ack                latencyMS  `json:"ack_latency_ms"`
 	Subscribers        int        `json:"subscribers"`
 	SubscribeServers   []string   `json:"subscribe_servers,omitempty"`
+	Transport          string     `json:"transport,omitempty"`
+	Compact            bool       `json:"compact,omitempty"`
+	BytesPerDelivery   float64    `json:"bytes_per_delivery,omitempty"`
 	Deliveries         int        `json:"deliveries"`
 	DeliveriesExpected int        `json:"deliveries_expected"`
 	Delivery           *latencyMS `json:"delivery_latency_ms,omitempty"`
@@ -253,7 +282,7 @@ func benchPublish(ctx context.Context, hc *http.Client, endpoint, auth, body str
 
 // benchSubscriber reads n events over SSE, recording each one's latency
 // from the publish time carried in its data.
-func benchSubscriber(ctx context.Context, hc *http.Client, endpoint string, n int, lat *[]time.Duration, ready chan<- struct{}) error {
+func benchSubscriber(ctx context.Context, hc *http.Client, endpoint string, n int, lat *[]time.Duration, received *atomic.Int64, ready chan<- struct{}) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, endpoint, nil)
 	if err != nil {
 		return err
@@ -269,7 +298,7 @@ func benchSubscriber(ctx context.Context, hc *http.Client, endpoint string, n in
 	}
 	ready <- struct{}{}
 	*lat = make([]time.Duration, 0, n)
-	r := client.NewSSEReader(resp.Body)
+	r := client.NewSSEReader(countingReader{resp.Body, received})
 	var msg struct {
 		Data struct {
 			T int64 `json:"t"`
@@ -287,6 +316,61 @@ func benchSubscriber(ctx context.Context, hc *http.Client, endpoint string, n in
 			return err
 		}
 		*lat = append(*lat, time.Since(time.Unix(0, msg.Data.T)))
+	}
+	return nil
+}
+
+// countingReader adds what it reads to n.
+type countingReader struct {
+	r io.Reader
+	n *atomic.Int64
+}
+
+func (c countingReader) Read(p []byte) (int, error) {
+	k, err := c.r.Read(p)
+	c.n.Add(int64(k))
+	return k, err
+}
+
+// benchWSSubscriber subscribes to topic over one WebSocket and reads n
+// events, recording each one's latency from the publish time in its data.
+func benchWSSubscriber(ctx context.Context, endpoint, topic string, compact bool, n int, lat *[]time.Duration, received *atomic.Int64, ready chan<- struct{}) error {
+	c, _, err := websocket.Dial(ctx, endpoint, nil)
+	if err != nil {
+		return err
+	}
+	defer c.CloseNow()
+	c.SetReadLimit(1 << 20)
+	sub, _ := json.Marshal(map[string]any{"op": "subscribe", "sub": "b", "topic": topic, "compact": compact})
+	if err := c.Write(ctx, websocket.MessageText, sub); err != nil {
+		return err
+	}
+	*lat = make([]time.Duration, 0, n)
+	var msg struct {
+		Op      string `json:"op"`
+		Message string `json:"message"`
+		Data    struct {
+			T int64 `json:"t"`
+		} `json:"data"`
+	}
+	for len(*lat) < n {
+		_, b, err := c.Read(ctx)
+		if err != nil {
+			return err
+		}
+		msg.Op, msg.Data.T = "", 0
+		if err := json.Unmarshal(b, &msg); err != nil {
+			return err
+		}
+		switch msg.Op {
+		case "subscribed":
+			ready <- struct{}{}
+		case "event":
+			received.Add(int64(len(b)))
+			*lat = append(*lat, time.Since(time.Unix(0, msg.Data.T)))
+		case "error":
+			return errors.New(msg.Message)
+		}
 	}
 	return nil
 }
