@@ -328,6 +328,14 @@ func TestBenchSubscribers(t *testing.T) {
 		}
 		perDelivery[strings.Join(args, " ")] = rep.BytesPerDelivery
 	}
+	// Subscribers spread over worker processes, some by WebSocket.
+	out := cliOK(t, h, nil, "bench", "--subscribers", "5", "--procs", "2", "--transport", "ws", "--events", "10", "--json", "--timeout", "50s")
+	var rep struct {
+		Deliveries int `json:"deliveries"`
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil || rep.Deliveries != 50 {
+		t.Fatalf("bench --procs 2: %v %+v\n%s", err, rep, out)
+	}
 	t.Logf("bytes read per delivery: %v", perDelivery)
 	if perDelivery["--transport sse --compact"] >= perDelivery["--transport sse"] || perDelivery["--transport ws --compact"] >= perDelivery["--transport ws"] {
 		t.Errorf("compact is not smaller: %v", perDelivery)

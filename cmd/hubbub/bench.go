@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -50,6 +49,9 @@ the rate of a plain POST flood to the same receiver.`)
 	f.Var(&subServers, "subscribe-server", "base `URL` of a hub the subscribers connect to (repeatable; spread round robin; default: --server)")
 	transportName := f.String("transport", "sse", "how the subscribers listen: `sse` or ws (WebSocket)")
 	compact := f.Bool("compact", false, "subscribe with compact=1 (the lean event shape)")
+	procs := f.Int("procs", 1, "spread the subscribers over `N` worker processes (one process holds about as many as its open-file limit)")
+	worker := f.Bool("worker", false, "internal: run only the subscribers, for --procs")
+	workerOffset := f.Int("worker-offset", 0, "internal: the first subscriber's number, for --procs")
 	webhooks := f.Int("webhooks", 0, "instead of SSE subscribers, `N` WebSub subscriptions to a receiver the bench runs on 127.0.0.x (the hub needs --allow-private-callbacks)")
 	hosts := f.Int("hosts", 1, "with --webhooks: spread the callbacks over `K` host names, 127.0.0.1 to 127.0.0.K")
 	batch := f.Int("batch", 0, "with --webhooks: hub.batch=`N` for each subscription (0: one event per POST)")
@@ -70,6 +72,8 @@ the rate of a plain POST flood to the same receiver.`)
 		return f.fail("--events must be at least 1")
 	case *subscribers < 0, *size < 0, *rate < 0, *webhooks < 0, *batch < 0, *batchWait < 0, *flood < 0:
 		return f.fail("--subscribers, --size, --rate, --webhooks, --batch, --batch-wait-ms and --flood must not be negative")
+	case *procs < 1 || *procs > 64:
+		return f.fail("--procs must be from 1 to 64")
 	case *transportName != "sse" && *transportName != "ws":
 		return f.fail("--transport must be sse or ws")
 	case *hosts < 1 || *hosts > 254:
@@ -91,42 +95,30 @@ the rate of a plain POST flood to the same receiver.`)
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: *publishers + 4, MaxConnsPerHost: 0}}
 
 	// Subscribers: connected once their response headers arrive (the hub
-	// registers a subscription before it answers).
+	// registers a subscription before it answers), or their WebSocket
+	// subscribe is answered.
 	if len(subServers) == 0 {
 		subServers = stringList{root}
 	}
-	params := url.Values{"topic": {*topic}}
-	if *compact {
-		params.Set("compact", "1")
+	spec := subSpec{topic: *topic, transport: *transportName, compact: *compact, events: *events, timeout: *timeout}
+	for _, s := range subServers {
+		spec.servers = append(spec.servers, strings.TrimRight(s, "/"))
 	}
-	query := "/events?" + params.Encode()
-	lat := make([][]time.Duration, *subscribers)
-	var received atomic.Int64 // bytes the subscribers read
-	var wg sync.WaitGroup
-	var subErr atomic.Value
-	ready := make(chan struct{}, *subscribers)
-	for i := range *subscribers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			server := strings.TrimRight(subServers[i%len(subServers)], "/")
-			var err error
-			if *transportName == "ws" {
-				err = benchWSSubscriber(ctx, "ws"+strings.TrimPrefix(server, "http")+"/ws", *topic, *compact, *events, &lat[i], &received, ready)
-			} else {
-				err = benchSubscriber(ctx, hc, server+query, *events, &lat[i], &received, ready)
-			}
-			if err != nil && ctx.Err() == nil {
-				subErr.Store(err)
-			}
-		}()
+	if *worker {
+		return runWorker(ctx, e, spec, *workerOffset, *subscribers)
 	}
-	for range *subscribers {
-		select {
-		case <-ready:
-		case <-ctx.Done():
-			return fmt.Errorf("subscribers did not connect: %w", ctx.Err())
+	var pool subPool
+	if *procs > 1 && *subscribers > 0 {
+		pp, err := startProcs(ctx, e, spec, *procs, *subscribers)
+		if err != nil {
+			return err
 		}
+		pool = pp
+	} else {
+		pool = startLocal(ctx, spec, 0, *subscribers)
+	}
+	if err := pool.ready(ctx); err != nil {
+		return err
 	}
 
 	pad := strings.Repeat("x", *size)
@@ -176,17 +168,14 @@ the rate of a plain POST flood to the same receiver.`)
 	if err, _ := pubErr.Load().(error); err != nil {
 		return fmt.Errorf("publish: %w", err)
 	}
-	wg.Wait()
-	if err, _ := subErr.Load().(error); err != nil {
+	deliveries, received, err := pool.results()
+	if err != nil {
 		return fmt.Errorf("subscriber: %w", err)
 	}
 
-	var all, deliveries []time.Duration
+	var all []time.Duration
 	for _, a := range acks {
 		all = append(all, a...)
-	}
-	for _, l := range lat {
-		deliveries = append(deliveries, l...)
 	}
 	rep := benchReport{Topic: *topic, Events: len(all), Publishers: *publishers, Seconds: pubDur.Seconds(),
 		EventsPerSecond: float64(len(all)) / pubDur.Seconds(), Ack: latencies(all),
@@ -198,7 +187,7 @@ the rate of a plain POST flood to the same receiver.`)
 		rep.Delivery = &d
 		rep.Transport, rep.Compact = *transportName, *compact
 		if len(deliveries) > 0 {
-			rep.BytesPerDelivery = float64(received.Load()) / float64(len(deliveries))
+			rep.BytesPerDelivery = float64(received) / float64(len(deliveries))
 		}
 	}
 	if *asJSON {
