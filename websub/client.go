@@ -1,7 +1,6 @@
 package websub
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -9,7 +8,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -80,80 +78,6 @@ type followRedirects struct{}
 func isRefused(err error) bool {
 	return errors.Is(err, ssrf.ErrProhibitedIP) || errors.Is(err, ssrf.ErrProhibitedNetwork) ||
 		errors.Is(err, ssrf.ErrProhibitedPort) || errors.Is(err, ssrf.ErrInvalidHostPort)
-}
-
-// hostLimiter bounds the requests in flight per host. Its map holds only
-// hosts with requests in flight.
-type hostLimiter struct {
-	n     int
-	mu    sync.Mutex
-	slots map[string]*hostSlot
-}
-
-type hostSlot struct {
-	sem   chan struct{}
-	users int
-}
-
-func newHostLimiter(n int) *hostLimiter {
-	return &hostLimiter{n: n, slots: make(map[string]*hostSlot)}
-}
-
-// try takes a slot for host if one is free at once; release must then be
-// called once after.
-func (l *hostLimiter) try(host string) (release func(), ok bool) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	s := l.slots[host]
-	if s == nil {
-		s = &hostSlot{sem: make(chan struct{}, l.n)}
-		l.slots[host] = s
-	}
-	select {
-	case s.sem <- struct{}{}:
-	default:
-		if s.users == 0 {
-			delete(l.slots, host)
-		}
-		return nil, false
-	}
-	s.users++
-	return func() {
-		<-s.sem
-		l.mu.Lock()
-		s.users--
-		if s.users == 0 {
-			delete(l.slots, host)
-		}
-		l.mu.Unlock()
-	}, true
-}
-
-// acquire waits for a slot for host; release must be called once after.
-func (l *hostLimiter) acquire(ctx context.Context, host string) (release func(), err error) {
-	l.mu.Lock()
-	s := l.slots[host]
-	if s == nil {
-		s = &hostSlot{sem: make(chan struct{}, l.n)}
-		l.slots[host] = s
-	}
-	s.users++
-	l.mu.Unlock()
-	done := func() {
-		l.mu.Lock()
-		s.users--
-		if s.users == 0 {
-			delete(l.slots, host)
-		}
-		l.mu.Unlock()
-	}
-	select {
-	case s.sem <- struct{}{}:
-		return func() { <-s.sem; done() }, nil
-	case <-ctx.Done():
-		done()
-		return nil, fmt.Errorf("websub: waiting for a connection slot to %s: %w", host, ctx.Err())
-	}
 }
 
 // hostKey is the host a request is counted under in the per-host limits

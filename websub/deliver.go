@@ -579,11 +579,17 @@ func (h *Hub) post(ctx context.Context, s *Subscription, body []byte, ctype stri
 		}
 		req.Header.Set(SignatureHeader, Sign(alg, s.Secret, body))
 	}
+	host, sent := hostKey(req.URL), time.Now()
 	resp, release, err := h.tryDo(req)
+	if errors.Is(err, errHostBusy) {
+		return 0, 0, err
+	}
 	if err != nil {
+		h.hosts.observe(host, time.Since(sent), true)
 		return 0, 0, err
 	}
 	defer release()
+	h.hosts.observe(host, time.Since(sent), resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests)
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	_ = resp.Body.Close()
 	return resp.StatusCode, backoff.ParseRetryAfter(resp.Header.Get("Retry-After"), h.now()), nil

@@ -135,10 +135,14 @@ type Options struct {
 	Logger   *slog.Logger // slog.Default when nil
 	Observer Observer     // metrics; none when nil
 
-	HTTPTimeout        time.Duration // per outgoing request (DefaultHTTPTimeout)
-	PerHostConcurrency int           // outgoing requests in flight per host (DefaultPerHostConcurrency)
-	DeliverConcurrency int           // deliver tasks running at once (DefaultDeliverConcurrency)
-	MaxFetchBytes      int64         // largest topic body fetched (DefaultMaxFetchBytes); a larger one fails the fetch
+	HTTPTimeout time.Duration // per outgoing request (DefaultHTTPTimeout)
+	// PerHostConcurrency is the requests in flight per host a host starts
+	// with (DefaultPerHostConcurrency); deliveries to a host that answers
+	// within 100 ms may grow it up to DeliverConcurrency, and slow (over
+	// 1 s) or failed ones shrink it down to 1 (see hostLimiter).
+	PerHostConcurrency int
+	DeliverConcurrency int   // deliver tasks running at once (DefaultDeliverConcurrency)
+	MaxFetchBytes      int64 // largest topic body fetched (DefaultMaxFetchBytes); a larger one fails the fetch
 
 	// RetryBase and RetryMax bound the delay after a failed delivery:
 	// after n consecutive failures it is drawn from [c/2, c] where
@@ -262,8 +266,8 @@ func New(o Options) (*Hub, error) {
 		retry:     backoff.Policy{Base: o.RetryBase, Max: o.RetryMax},
 		log:       o.Logger.With("component", "websub"),
 		obs:       o.Observer,
-		client:    newClient(o.AllowPrivate, o.HTTPTimeout, o.PerHostConcurrency),
-		hosts:     newHostLimiter(o.PerHostConcurrency),
+		client:    newClient(o.AllowPrivate, o.HTTPTimeout, max(o.PerHostConcurrency, o.DeliverConcurrency)),
+		hosts:     newAdaptiveLimiter(o.PerHostConcurrency, o.DeliverConcurrency),
 		verifying: newHostLimiter(verifyPerHost),
 		rates:     newRateLimits(o.SubscribeRate),
 		gate:      newFetchGate(o.FetchMinInterval),
