@@ -1,6 +1,10 @@
 package event
 
-import "testing"
+import (
+	"encoding/json"
+	"testing"
+	"time"
+)
 
 // Audit finding 13 (info): NUL, CR, LF and the other controls are refused in
 // topics and event keys by the same rule.
@@ -30,6 +34,28 @@ func TestValidateNames(t *testing.T) {
 		}
 		if err != nil && !IsValidation(err) {
 			t.Errorf("%s: %v is not a ValidationError", c.name, err)
+		}
+	}
+}
+
+// The publisher's idempotency key comes back as client_id, so it can tell
+// the echo of its own event; events published without one do not show it.
+func TestWireClientID(t *testing.T) {
+	for _, tc := range []struct {
+		idem string
+		want string
+	}{
+		{"c-42", `{"id":"e:1","topic":"t","seq":1,"type":"message","time":"2026-12-01T00:00:00.000000Z","client_id":"c-42","data":1}`},
+		{"", `{"id":"e:1","topic":"t","seq":1,"type":"message","time":"2026-12-01T00:00:00.000000Z","data":1}`},
+	} {
+		e := &Event{Topic: "t", Epoch: "e", Seq: 1, Type: DefaultType, Time: time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC),
+			Data: []byte("1"), IdempotencyKey: tc.idem}
+		b, err := json.Marshal(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(b) != tc.want {
+			t.Errorf("idempotency key %q:\n got %s\nwant %s", tc.idem, b, tc.want)
 		}
 	}
 }

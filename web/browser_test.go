@@ -97,6 +97,7 @@ func TestBrowser(t *testing.T) {
 
 	px := newProxy(t, h.addr)
 	ctl := newControl(t, h, px)
+	slow := newSlowProxy(t, h.addr)
 
 	tests, err := filepath.Glob(filepath.Join("e2e-browser", "tests", "*.test.mjs"))
 	if err != nil || len(tests) == 0 {
@@ -121,6 +122,8 @@ func TestBrowser(t *testing.T) {
 		"HUBBUB_ADMIN_KEY="+adminKey,
 		"HUBBUB_CORS_URL=http://"+cors.addr,
 		"HUBBUB_PAGE_ORIGIN="+pageOrigin,
+		"HUBBUB_SLOW_URL=http://"+slow.addr,
+		"HUBBUB_SLOW_CONTROL_URL=http://"+slow.ctl,
 	)
 	env = append(env, redisEnv...)
 	// One node process per file, one after the other: the wall test stops
