@@ -18,7 +18,8 @@ import (
 // or lose POST /publish requests, so tests can show what a client does
 // before the hub answers and when answers go missing. Everything else
 // (pages, SSE streams) passes straight through. It forwards no
-// X-Forwarded-For, so the hub sees a local client, as it would directly.
+// X-Forwarded-For and keeps the Host, so the hub sees a local, same-origin
+// client, as it would directly.
 type slowProxy struct {
 	addr string // the proxy
 	ctl  string // its control endpoint (see control)
@@ -41,7 +42,10 @@ func newSlowProxy(t *testing.T, target string) *slowProxy {
 	}
 	p := &slowProxy{release: make(chan struct{})}
 	rp := &httputil.ReverseProxy{
-		Rewrite:       func(r *httputil.ProxyRequest) { r.SetURL(u) },
+		Rewrite: func(r *httputil.ProxyRequest) {
+			r.SetURL(u)
+			r.Out.Host = r.In.Host // the page's origin stays same-origin for the hub
+		},
 		FlushInterval: -1, // SSE streams pass at once
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -33,7 +33,11 @@ func TestRoutes(t *testing.T) {
 	for _, c := range []struct{ path, ctype, contains string }{
 		{"/", "text/html; charset=utf-8", "hubbub v1.2.3&lt;x&gt;"},
 		{"/wall", "text/html; charset=utf-8", `<script src="/static/wall.js"`},
+		{"/globe", "text/html; charset=utf-8", `<script src="/static/globe.js"`},
+		{"/examples/chat", "text/html; charset=utf-8", `<script src="/static/chat.js"`},
 		{"/explorer", "text/html; charset=utf-8", `id="publish-form"`},
+		{"/static/world.js", "text/javascript; charset=utf-8", "window.hubbubWorld"},
+		{"/static/live.js", "text/javascript; charset=utf-8", "hubbubLive"},
 		{"/client.js", "text/javascript; charset=utf-8", "hubbub.subscribe(baseUrl, options)"},
 		{"/static/client.js", "text/javascript; charset=utf-8", "function publish("},
 		{"/static/style.css", "text/css; charset=utf-8", ":root"},
@@ -62,7 +66,7 @@ func TestRoutes(t *testing.T) {
 		}
 	}
 	// The pages load nothing from other hosts.
-	for _, p := range []string{"/", "/wall", "/explorer"} {
+	for _, p := range []string{"/", "/wall", "/globe", "/explorer", "/examples/chat"} {
 		_, body := get(p)
 		if strings.Contains(body, "src=\"http") || strings.Contains(body, "href=\"http") {
 			t.Errorf("GET %s refers to another host", p)
@@ -70,8 +74,9 @@ func TestRoutes(t *testing.T) {
 	}
 }
 
-// Only the wall may be framed, and only by the sources configured; the
-// dashboard and explorer never (they hold forms worth clickjacking).
+// Only the wall and the globe may be framed, and only by the sources
+// configured; the dashboard, explorer and chat never (they hold forms worth
+// clickjacking).
 func TestFrameAncestors(t *testing.T) {
 	for _, c := range []struct {
 		name     string
@@ -89,7 +94,8 @@ func TestFrameAncestors(t *testing.T) {
 		mux := http.NewServeMux()
 		web.New(web.Options{FrameAncestors: c.sources}).Register(mux)
 		for path, want := range map[string][2]string{
-			"/wall": {c.wallCSP, c.wallXFO}, "/": {c.otherCSP, "DENY"}, "/explorer": {c.otherCSP, "DENY"},
+			"/wall": {c.wallCSP, c.wallXFO}, "/globe": {c.wallCSP, c.wallXFO}, "/": {c.otherCSP, "DENY"},
+			"/explorer": {c.otherCSP, "DENY"}, "/examples/chat": {c.otherCSP, "DENY"},
 		} {
 			rec := httptest.NewRecorder()
 			mux.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
