@@ -451,6 +451,7 @@
   const RETRIES = 5;
   const PUBLISH_TIMEOUT = 10000;
   const ECHO_WAIT = 5000; // after its answer, how long an item waits for its echo
+  const MAX_TRACKED = 1000; // entries remembered per topic for order sync
   const pending = new Map();
   const settled = new Set(); // client_ids of the last settled items, so late echoes are known as own
   const SETTLED_KEPT = 1000;
@@ -519,6 +520,11 @@
     const tr = trackers.get(ev.topic);
     if (!tr) return;
     tr.entries.push(ev);
+    if (tr.entries.length > MAX_TRACKED) {
+      // A busy topic while an item waits long: forget the oldest event.
+      const i = tr.entries.findIndex(function (e) { return !e._tracker; });
+      if (i >= 0) tr.entries.splice(i, 1);
+    }
     sync(tr);
   }
 

@@ -358,9 +358,10 @@
     while (latest.children.length > 5) latest.lastChild.remove();
   }
 
-  function show(ev) {
+  // show places an event; stored ones (count=) do not count as arrivals.
+  function show(ev, stored) {
     const now = performance.now();
-    arrivals.push(Date.now());
+    if (stored !== true) arrivals.push(Date.now());
     updateRate();
     if (!validGeo(ev.geo)) return;
     const p = {lat: ev.geo.lat, lon: ev.geo.lon, born: now, topic: ev.topic, seq: ev.seq, thumb: null, x: 0, y: 0, visible: false};
@@ -429,7 +430,7 @@
 
   function goLive(after) {
     window.hubbubGlobe = L.live(sub, after, {
-      onEvent: show,
+      onEvent: function (ev) { show(ev, false); },
       onReset: function (r) { announce("History was lost (" + r.reason + "); going on from " + r.cursor); },
       onStatus: setStatus,
     });
@@ -437,7 +438,7 @@
   const count = Math.max(0, Math.min(MAX_POINTS, parseInt(sub.params.get("count") || "0", 10) || 0));
   if (count > 0 && L.hasHistory(sub)) {
     L.recent(sub, count).then(function (r) {
-      for (const ev of r.events) show(ev);
+      for (const ev of r.events) show(ev, true);
       goLive(r.cursor);
     }, function (err) {
       setStatus("error", {error: err});

@@ -3,7 +3,7 @@
 // can hold or delay POST /publish on its way to the hub.
 import {test, before, after} from "node:test";
 import assert from "node:assert/strict";
-import {launch, newPage, noErrors, screenshot, retrieve, unique} from "./helpers.mjs";
+import {launch, newPage, noErrors, screenshot, retrieve, unique, contrasts} from "./helpers.mjs";
 
 const SLOW = process.env.HUBBUB_SLOW_URL;
 const SLOW_CONTROL = process.env.HUBBUB_SLOW_CONTROL_URL;
@@ -60,6 +60,9 @@ test("a message shows in the sender's window before the hub answers, then in bot
   await ann.locator('#messages li[data-state="confirmed"][data-seq="1"]', {hasText: "hello from Ann"}).waitFor({timeout: 10000});
   await bob.locator('#messages li[data-state="confirmed"][data-seq="1"]', {hasText: "hello from Ann"}).waitFor({timeout: 10000});
   assert.equal((await messages(ann)).length, 1, "the echo showed the message twice");
+  for (const c of await contrasts(ann, "h1, p, label, button, #messages strong, #messages .text, #messages .note")) {
+    assert.ok(c.ratio >= 4.5, `contrast ${c.ratio.toFixed(2)} of "${c.text}"`);
+  }
   noErrors(ann, "chat (Ann)");
   noErrors(bob, "chat (Bob)");
   await ann.context().close();

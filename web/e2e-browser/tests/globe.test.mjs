@@ -1,7 +1,7 @@
 // The live globe (/globe).
 import {test, before, after} from "node:test";
 import assert from "node:assert/strict";
-import {HUB, KEYED, ADMIN_KEY, launch, newPage, noErrors, screenshot, publish, control, unique} from "./helpers.mjs";
+import {HUB, KEYED, ADMIN_KEY, launch, newPage, noErrors, screenshot, publish, control, unique, contrasts} from "./helpers.mjs";
 
 let browser;
 before(async () => { browser = await launch(); });
@@ -102,6 +102,9 @@ test("the globe places a geo event within a second where its lat/lon projects, w
   await page.keyboard.press("m");
   assert.equal(await page.evaluate(() => window.__globe.view.mode), "globe");
   await page.waitForFunction(() => window.__globe.lastPoint?.seq === 2 && window.__globe.lastPoint.visible, null, {timeout: 5000});
+  for (const c of await contrasts(page, "#globe-panel p, #globe-latest li")) {
+    assert.ok(c.ratio >= 4.5, `contrast ${c.ratio.toFixed(2)} of "${c.text}"`);
+  }
   await screenshot(page, "globe");
   noErrors(page, "globe");
   await page.context().close();
