@@ -92,6 +92,16 @@ func TestBrowser(t *testing.T) {
 		"/frame-dashboard.html": framePage("http://" + cors.addr + "/"),
 	})
 
+	// A hub that verifies tokens, whose chat/ topics are private (and
+	// publishing needs a credential; local clients are no admins there),
+	// for the pages' access_token=.
+	const jwtSecret = "browser-test-jwt-secret-of-at-least-32-bytes"
+	locked := &hub{bin: bin, data: t.TempDir(), args: []string{"--jwt-secret", jwtSecret, "--private", "chat/**", "--admin-key", "browser-test-locked-admin-key"}}
+	if err := locked.start("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(locked.stop)
+
 	// Two nodes on one Redis, for the dashboard of a deployment.
 	redisEnv := startRedisPair(t, bin)
 
@@ -132,6 +142,8 @@ func TestBrowser(t *testing.T) {
 		"HUBBUB_ADMIN_KEY="+adminKey,
 		"HUBBUB_CORS_URL=http://"+cors.addr,
 		"HUBBUB_PAGE_ORIGIN="+pageOrigin,
+		"HUBBUB_LOCKED_URL=http://"+locked.addr,
+		"HUBBUB_LOCKED_JWT_SECRET="+jwtSecret,
 		"HUBBUB_SLOW_URL=http://"+slow.addr,
 		"HUBBUB_SLOW_CONTROL_URL=http://"+slow.ctl,
 	)

@@ -3,6 +3,7 @@
 // can hold or delay POST /publish on its way to the hub.
 import {test, before, after} from "node:test";
 import assert from "node:assert/strict";
+import jwt from "jsonwebtoken";
 import {launch, newPage, noErrors, screenshot, retrieve, unique, contrasts} from "./helpers.mjs";
 
 const SLOW = process.env.HUBBUB_SLOW_URL;
@@ -104,4 +105,33 @@ test("after a burst of concurrent sends from both windows, both show the hub's o
   noErrors(bob, "chat burst (Bob)");
   await ann.context().close();
   await bob.context().close();
+});
+
+test("the chat reads and publishes a private topic with the token in its address", async () => {
+  // HUBBUB_LOCKED_URL verifies tokens with HUBBUB_LOCKED_JWT_SECRET;
+  // chat/** is private there, and publishing needs a credential.
+  const base = process.env.HUBBUB_LOCKED_URL, secret = process.env.HUBBUB_LOCKED_JWT_SECRET;
+  assert.ok(base && secret, "HUBBUB_LOCKED_URL and HUBBUB_LOCKED_JWT_SECRET are not set");
+  const topic = unique("chat/private");
+  const token = jwt.sign({sub: "kim", hubbub: {subscribe: [topic], publish: [topic]}}, secret, {algorithm: "HS256", expiresIn: "10m"});
+  const page = await newPage(browser);
+  const q = new URLSearchParams({topic, name: "Kim", access_token: token});
+  assert.equal((await page.goto(base + "/examples/chat?" + q)).status(), 200);
+  await page.locator('body[data-status="live"]').waitFor({timeout: 10000});
+  await send(page, "a secret");
+  await page.locator('#messages li[data-state="confirmed"][data-seq="1"]', {hasText: "a secret"}).waitFor({timeout: 10000});
+  const r = await fetch(`${base}/events?topic=${encodeURIComponent(topic)}`, {headers: {Authorization: "Bearer " + token}});
+  assert.equal(r.status, 200);
+  assert.deepEqual((await r.json()).events.map((e) => e.data.text), ["a secret"]);
+  const anonymous = await fetch(`${base}/events?topic=${encodeURIComponent(topic)}`);
+  assert.equal(anonymous.status, 401, "the topic is not private");
+
+  // The globe takes the same token the same way.
+  const globe = await newPage(browser);
+  await globe.goto(base + "/globe?" + new URLSearchParams({topic, access_token: token}));
+  await globe.locator('body[data-status="live"]').waitFor({timeout: 10000});
+  noErrors(page, "chat with a token");
+  noErrors(globe, "globe with a token");
+  await page.context().close();
+  await globe.context().close();
 });
