@@ -67,8 +67,9 @@
  *   options.timeout ms (10000), 408, 429, 5xx) is sent again with the same
  *   client_id, with backoff, up to options.retries times (5); a refusal
  *   (other 4xx) or running out of retries makes it "failed" (item.error;
- *   item.retry() tries again). onChange(item) follows each change of
- *   state; done resolves when confirmed and rejects when failed.
+ *   item.retry() makes it "pending" again, with a new done, and sends it
+ *   again). onChange(item) follows each change of state; done resolves
+ *   when confirmed and rejects when failed.
  *   Order sync: the client keeps, per topic, the order in which the page
  *   was told of things from the first unsettled optimistic item on (its own
  *   items when published, other events as delivered to its subscriptions).
@@ -583,6 +584,7 @@
         item.error = null;
         item.attempts = 0;
         begin();
+        call(opts.onChange, item);
       },
     };
     Object.defineProperties(item, {

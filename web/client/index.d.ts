@@ -126,7 +126,7 @@ declare namespace hubbub {
     retries?: number;
     /** Milliseconds to wait for each answer before sending again; default 10000. */
     timeout?: number;
-    /** Each change of the item's state ("confirmed" or "failed"). */
+    /** Each change of the item's state: "confirmed", "failed", "pending" again after retry(). */
     onChange?: (item: PendingItem) => void;
     /**
      * The hub's order differs from the order the page was told of things
@@ -154,9 +154,9 @@ declare namespace hubbub {
     readonly error: Error | HubError | null;
     /** Requests sent so far. */
     readonly attempts: number;
-    /** Resolves when confirmed; rejects when failed. */
+    /** Resolves when confirmed; rejects when failed (retry() makes a new one). */
     readonly done: Promise<PendingItem>;
-    /** Sends a failed item again, with the same client_id. */
+    /** Sends a failed item again, with the same client_id: "pending" again. */
     retry(): void;
   }
 

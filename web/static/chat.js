@@ -71,14 +71,9 @@
     if (item.state === "failed") {
       const retry = document.createElement("button");
       retry.type = "button";
-      retry.className = "link";
       retry.textContent = "Send again";
       retry.title = item.error ? item.error.message : "";
-      retry.addEventListener("click", function () {
-        retry.remove();
-        item.retry();
-        mark(li, item.state);
-      });
+      retry.addEventListener("click", function () { item.retry(); });
       li.append(retry);
     }
   }

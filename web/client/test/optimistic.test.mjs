@@ -144,6 +144,7 @@ test("a publish that keeps failing is reported failed after its retries, and ret
   assert.equal(item.state, "pending");
   await item.done;
   assert.equal(item.state, "confirmed");
+  assert.deepEqual(c.seen, ["failed", "pending", "confirmed"]);
   assert.equal((await stored(topic)).length, 1);
 
   // A refusal is final at once: no retries.

@@ -107,6 +107,31 @@ test("after a burst of concurrent sends from both windows, both show the hub's o
   await bob.context().close();
 });
 
+test("a message that cannot be sent is marked after its retries, and Send again sends it once", async () => {
+  const topic = unique("chat-fail");
+  const page = await openChat(topic, "Lee");
+  // The client sends a message 6 times (5 retries) before giving up.
+  await slow("/fail?n=6");
+  try {
+    await send(page, "lost in transit");
+    const li = page.locator("#messages li", {hasText: "lost in transit"});
+    await page.locator('#messages li[data-state="failed"]').waitFor({timeout: 20000});
+    assert.match(await li.textContent(), /not sent/);
+    assert.deepEqual(await retrieve(topic), []);
+    await screenshot(page, "chat-failed");
+    await li.getByRole("button", {name: "Send again"}).click();
+    await page.locator('#messages li[data-state="confirmed"][data-seq="1"]', {hasText: "lost in transit"}).waitFor({timeout: 10000});
+    assert.equal(await li.getByRole("button").count(), 0);
+  } finally {
+    await slow("/fail?n=0");
+  }
+  assert.deepEqual((await retrieve(topic)).map((e) => e.data.text), ["lost in transit"]);
+  // Chromium logs each 503 answer as a console error; nothing else may show.
+  const unexpected = page.errors.filter((e) => !/status of 503/.test(e));
+  assert.deepEqual(unexpected, []);
+  await page.context().close();
+});
+
 test("the chat reads and publishes a private topic with the token in its address", async () => {
   // HUBBUB_LOCKED_URL verifies tokens with HUBBUB_LOCKED_JWT_SECRET;
   // chat/** is private there, and publishing needs a credential.
