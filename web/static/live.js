@@ -6,8 +6,9 @@
 // The address: topic= (repeatable; also hub.topic=), after= or
 // last_event_id= (a cursor to resume after), transport=sse|ws|poll,
 // count=N, access_token=TOKEN (sent to the hub as "Authorization: Bearer",
-// on every transport, so keys work too and it stays out of the hub's
-// access log; the hubbub_token cookie works without it), and filters
+// or an auth op over WebSocket, so keys work too and the page's requests
+// do not repeat it in URLs; the hubbub_token cookie works without it), and
+// filters
 // (tag=, tags_all=, near=, q=, where.PATH=, fields=) passed on to the
 // hub, which applies them on every transport.
 (function () {
