@@ -39,17 +39,19 @@ function messages(page) {
   })));
 }
 
-test("a message shows in the sender's window before the hub answers, then in both", async () => {
+test("a message shows in the sender's window before the hub answers, then in both", async (t) => {
   const topic = unique("chat");
   const ann = await openChat(topic, "Ann");
   const bob = await openChat(topic, "Bob");
   await slow("/hold");
   try {
+    const start = Date.now();
     await send(ann, "hello from Ann");
     // The request is held before the hub: neither an answer nor an echo
     // can exist, yet the message shows, marked as sending.
     const mine = ann.locator("#messages li", {hasText: "hello from Ann"});
     await mine.waitFor({timeout: 1000});
+    t.diagnostic(`shown ${Date.now() - start} ms after typing Enter began, with the publish held`);
     assert.equal(await mine.getAttribute("data-state"), "pending");
     assert.match(await mine.textContent(), /sending/);
     assert.deepEqual(await retrieve(topic), [], "the hub has it already");
