@@ -194,3 +194,24 @@ test("without a topic the globe is a form that builds its address", async () => 
   noErrors(page, "globe form");
   await page.context().close();
 });
+
+test("count= places the newest stored geo events on load, then live ones, each once", async () => {
+  const page = await newPage(browser);
+  const topic = unique("globe-count");
+  await publish([
+    {topic, geo: {lat: 10, lon: 10}, data: {title: "old"}},
+    {topic, geo: {lat: 20, lon: 20}, data: {title: "recent"}},
+    {topic, geo: {lat: 30, lon: 30}, data: {title: "newest"}},
+  ]);
+  await openGlobe(page, "topic=" + encodeURIComponent(topic) + "&count=2");
+  await page.waitForFunction(() => window.__globe.lastPoint?.seq === 3, null, {timeout: 5000});
+  assert.equal(await page.evaluate(() => window.__globe.points), 2);
+  assert.equal(await page.locator("#globe-rate-n").textContent(), "0", "stored events counted as arrivals");
+  await publish({topic, geo: {lat: 40, lon: 40}, data: {title: "live"}});
+  await page.waitForFunction(() => window.__globe.lastPoint?.seq === 4, null, {timeout: 5000});
+  assert.equal(await page.evaluate(() => window.__globe.points), 3);
+  const seqs = await page.$$eval("#globe-latest li", (els) => els.map((e) => e.dataset.seq));
+  assert.deepEqual(seqs, ["4", "3", "2"]);
+  noErrors(page, "globe with count=");
+  await page.context().close();
+});
