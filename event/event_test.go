@@ -1,6 +1,7 @@
 package event
 
 import (
+	"encoding/json"
 	"testing"
 	"time"
 )
@@ -65,5 +66,32 @@ func TestCompactJSON(t *testing.T) {
 	t.Logf("SSE frame of a one-topic event: %d bytes, %d compact", len(full), len(compact))
 	if want := "id: 3f9c0e1a2b4d5e6f:42\ndata: {\"data\":{\"title\":\"kitten\"}}\n\n"; string(compact) != want {
 		t.Errorf("compact SSE frame %q, want %q", compact, want)
+	}
+	// client_id stays: an optimistic client knows its echo by it.
+	echo := NewItem(&Event{Topic: "t", Epoch: "e", Seq: 1, Type: DefaultType, Time: at, Data: []byte(`1`), IdempotencyKey: "c-42"})
+	if got := string(echo.CompactJSON(0)); got != `{"client_id":"c-42","data":1}` {
+		t.Errorf("compact echo %s", got)
+	}
+}
+
+// The publisher's idempotency key comes back as client_id, so it can tell
+// the echo of its own event; events published without one do not show it.
+func TestWireClientID(t *testing.T) {
+	for _, tc := range []struct {
+		idem string
+		want string
+	}{
+		{"c-42", `{"id":"e:1","topic":"t","seq":1,"type":"message","time":"2026-12-01T00:00:00.000000Z","client_id":"c-42","data":1}`},
+		{"", `{"id":"e:1","topic":"t","seq":1,"type":"message","time":"2026-12-01T00:00:00.000000Z","data":1}`},
+	} {
+		e := &Event{Topic: "t", Epoch: "e", Seq: 1, Type: DefaultType, Time: time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC),
+			Data: []byte("1"), IdempotencyKey: tc.idem}
+		b, err := json.Marshal(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(b) != tc.want {
+			t.Errorf("idempotency key %q:\n got %s\nwant %s", tc.idem, b, tc.want)
+		}
 	}
 }

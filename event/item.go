@@ -56,6 +56,7 @@ type compactWire struct {
 	Key         string          `json:"key,omitempty"`
 	Tags        []string        `json:"tags,omitempty"`
 	Geo         *Geo            `json:"geo,omitempty"`
+	ClientID    string          `json:"client_id,omitempty"`
 	ContentType string          `json:"content_type,omitempty"`
 	Data        json.RawMessage `json:"data,omitempty"`
 	DataBase64  []byte          `json:"data_base64,omitempty"`
@@ -74,7 +75,7 @@ func (it *Item) CompactJSON(flags int) []byte {
 		return *b
 	}
 	w := it.ToWire()
-	c := compactWire{Key: w.Key, Tags: w.Tags, Geo: w.Geo, ContentType: w.ContentType, Data: w.Data, DataBase64: w.DataBase64}
+	c := compactWire{Key: w.Key, Tags: w.Tags, Geo: w.Geo, ClientID: w.ClientID, ContentType: w.ContentType, Data: w.Data, DataBase64: w.DataBase64}
 	if flags&CompactID != 0 {
 		c.ID = w.ID
 	}

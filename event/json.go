@@ -24,6 +24,7 @@ type Wire struct {
 	Key         string          `json:"key,omitempty"`
 	Tags        []string        `json:"tags,omitempty"`
 	Geo         *Geo            `json:"geo,omitempty"`
+	ClientID    string          `json:"client_id,omitempty"` // the publisher's idempotency key: it knows its own echo
 	ContentType string          `json:"content_type,omitempty"`
 	Data        json.RawMessage `json:"data,omitempty"`
 	DataBase64  []byte          `json:"data_base64,omitempty"`
@@ -81,6 +82,7 @@ func (e *Event) ToWire() Wire {
 		Key:         e.Key,
 		Tags:        e.Tags,
 		Geo:         e.Geo,
+		ClientID:    e.IdempotencyKey,
 		ContentType: e.ContentType,
 	}
 	switch e.Kind() {

@@ -92,15 +92,36 @@ func TestBrowser(t *testing.T) {
 		"/frame-dashboard.html": framePage("http://" + cors.addr + "/"),
 	})
 
+	// A hub that verifies tokens, whose chat/ topics are private (and
+	// publishing needs a credential; local clients are no admins there),
+	// for the pages' access_token=.
+	const jwtSecret = "browser-test-jwt-secret-of-at-least-32-bytes"
+	locked := &hub{bin: bin, data: t.TempDir(), args: []string{"--jwt-secret", jwtSecret, "--private", "chat/**", "--admin-key", "browser-test-locked-admin-key"}}
+	if err := locked.start("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(locked.stop)
+
 	// Two nodes on one Redis, for the dashboard of a deployment.
 	redisEnv := startRedisPair(t, bin)
 
 	px := newProxy(t, h.addr)
 	ctl := newControl(t, h, px)
+	slow := newSlowProxy(t, h.addr)
 
 	tests, err := filepath.Glob(filepath.Join("e2e-browser", "tests", "*.test.mjs"))
 	if err != nil || len(tests) == 0 {
 		t.Fatalf("no browser tests in e2e-browser/tests (%v)", err)
+	}
+	// HUBBUB_BROWSER_ONLY=globe runs only the files whose name holds it.
+	if only := os.Getenv("HUBBUB_BROWSER_ONLY"); only != "" {
+		var some []string
+		for _, f := range tests {
+			if strings.Contains(filepath.Base(f), only) {
+				some = append(some, f)
+			}
+		}
+		tests = some
 	}
 	for i := range tests {
 		tests[i] = strings.TrimPrefix(filepath.ToSlash(tests[i]), "e2e-browser/")
@@ -121,6 +142,10 @@ func TestBrowser(t *testing.T) {
 		"HUBBUB_ADMIN_KEY="+adminKey,
 		"HUBBUB_CORS_URL=http://"+cors.addr,
 		"HUBBUB_PAGE_ORIGIN="+pageOrigin,
+		"HUBBUB_LOCKED_URL=http://"+locked.addr,
+		"HUBBUB_LOCKED_JWT_SECRET="+jwtSecret,
+		"HUBBUB_SLOW_URL=http://"+slow.addr,
+		"HUBBUB_SLOW_CONTROL_URL=http://"+slow.ctl,
 	)
 	env = append(env, redisEnv...)
 	// One node process per file, one after the other: the wall test stops

@@ -102,6 +102,7 @@ func TestClientPackage(t *testing.T) {
 		_, h, keyed := startHubPair(t, adminKey)
 		px := newProxy(t, h.addr)
 		ctl := newControl(t, h, px)
+		slow := newSlowProxy(t, h.addr)
 
 		tests, err := filepath.Glob(filepath.Join("client", "test", "*.test.mjs"))
 		if err != nil || len(tests) == 0 {
@@ -118,6 +119,8 @@ func TestClientPackage(t *testing.T) {
 			"HUBBUB_CONTROL_URL=http://"+ctl,
 			"HUBBUB_KEYED_URL=http://"+keyed.addr,
 			"HUBBUB_ADMIN_KEY="+adminKey,
+			"HUBBUB_SLOW_URL=http://"+slow.addr,
+			"HUBBUB_SLOW_CONTROL_URL=http://"+slow.ctl,
 		)
 		cmd.WaitDelay = 10 * time.Second
 		out, err := cmd.CombinedOutput()

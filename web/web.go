@@ -1,7 +1,8 @@
 // Package web serves hubbub's browser side from assets embedded in the
-// binary: the dashboard (/), the live wall (/wall), the API explorer
-// (/explorer), the JavaScript client (/client.js, from the npm package in
-// web/client) and their static files (/static/...). Nothing is built or fetched at run time, and the pages load
+// binary: the dashboard (/), the live wall (/wall), the live globe
+// (/globe), the API explorer (/explorer), the chat example
+// (/examples/chat), the JavaScript client (/client.js, from the npm
+// package in web/client) and their static files (/static/...). Nothing is built or fetched at run time, and the pages load
 // nothing from other hosts except the pictures that events name.
 //
 // The pages only use what the hub serves anyway: its wire protocol
@@ -38,7 +39,7 @@ type Options struct {
 	// Version is shown in the pages' footers.
 	Version string
 	// FrameAncestors are the CSP frame-ancestors sources allowed to show
-	// the wall in a frame ('self', *, or origins; validated by the config
+	// the wall and the globe in a frame ('self', *, or origins; validated by the config
 	// package). Empty: 'none'. The dashboard and explorer are never
 	// framable: they hold forms (the admin key, publishing) a framing page
 	// could trick a visitor into using.
@@ -49,7 +50,7 @@ type Options struct {
 type UI struct {
 	pages  map[string]*asset // by page file name
 	static map[string]*asset // by path under static/
-	// wallFrames is the wall's frame-ancestors value.
+	// wallFrames is the wall's and the globe's frame-ancestors value.
 	wallFrames string
 }
 
@@ -129,12 +130,14 @@ func newAsset(name string, body []byte) *asset {
 	return &asset{body: body, ctype: ct, etag: `"` + hex.EncodeToString(sum[:12]) + `"`}
 }
 
-// Register adds the UI's routes to mux: GET /, /wall, /explorer,
-// /client.js and /static/.
+// Register adds the UI's routes to mux: GET /, /wall, /globe, /explorer,
+// /examples/chat, /client.js and /static/.
 func (u *UI) Register(mux *http.ServeMux) {
 	mux.Handle("GET /{$}", u.page("index.html", "'none'"))
 	mux.Handle("GET /wall", u.page("wall.html", u.wallFrames))
+	mux.Handle("GET /globe", u.page("globe.html", u.wallFrames))
 	mux.Handle("GET /explorer", u.page("explorer.html", "'none'"))
+	mux.Handle("GET /examples/chat", u.page("chat.html", "'none'"))
 	mux.HandleFunc("GET /client.js", func(w http.ResponseWriter, r *http.Request) {
 		serve(w, r, u.static["client.js"])
 	})

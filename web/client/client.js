@@ -24,6 +24,9 @@
  *                      send headers there). From another origin, headers
  *                      other than Accept make the browser ask the hub first
  *                      (CORS preflight)
+ *   options.token      a token (or key) for private topics: sent as
+ *                      "Authorization: Bearer TOKEN" on SSE and long-poll, and
+ *                      as {"op":"auth"} first thing over WebSocket
  *   options.WebSocket  the WebSocket class to use for transport "ws"; default
  *                      the global one. Node before 22 has none: pass the ws
  *                      package's (require("ws")), which also sends
@@ -46,9 +49,33 @@
  *
  * hubbub.publish(baseUrl, event, {key, idempotencyKey}) -> Promise<answer>
  *   POST /publish with the event (or an array of events) as JSON; `key` is a
- *   publish key sent as "Authorization: Bearer KEY". Resolves to the hub's
- *   answer ({events: [{topic, id, seq, epoch, time}]}); rejects with an
+ *   publish key or token sent as "Authorization: Bearer KEY". Resolves to the
+ *   hub's answer ({events: [{topic, id, seq, epoch, time}]}); rejects with an
  *   Error carrying .status and .body when the hub refuses.
+ *
+ * hubbub.publish(baseUrl, event, {optimistic: true, key, retries, timeout,
+ *                onChange, onReorder}) -> item   (at once, not a promise)
+ *   For pages that show what their user posts at once (one event, one
+ *   topic). item = {client_id, topic, event, state: "pending" | "confirmed"
+ *   | "failed", id, seq, time, error, attempts, done: Promise<item>,
+ *   retry()}. client_id is the event's idempotency_key (made up unless the
+ *   event has one), so the hub stores it once however often it is sent.
+ *   The item is confirmed, with the hub's id, seq and time, by the publish
+ *   answer or by its echo (the event coming back, with the same client_id,
+ *   on any subscription of this client), whichever comes first. A publish
+ *   that fails for a reason that may pass (no answer, timeout after
+ *   options.timeout ms (10000), 408, 429, 5xx) is sent again with the same
+ *   client_id, with backoff, up to options.retries times (5); a refusal
+ *   (other 4xx) or running out of retries makes it "failed" (item.error;
+ *   item.retry() makes it "pending" again, with a new done, and sends it
+ *   again). onChange(item) follows each change of state; done resolves
+ *   when confirmed and rejects when failed.
+ *   Order sync: the client keeps, per topic, the order in which the page
+ *   was told of things from the first unsettled optimistic item on (its own
+ *   items when published, other events as delivered to its subscriptions).
+ *   When the hub's order (seq) differs, onReorder(order) gets those items
+ *   and events in the hub's order, still pending ones last: the page moves
+ *   them, in that order, to the end of what it shows.
  *
  * Example:
  *   const sub = hubbub.subscribe("", {topics: "photos/**", onEvent: (e) => console.log(e)});
@@ -117,6 +144,7 @@
     const onReset = opts.onReset || noop;
     const onStatus = opts.onStatus || noop;
     const extraHeaders = Object.assign({}, opts.headers || {});
+    if (opts.token) extraHeaders.Authorization = "Bearer " + opts.token;
 
     let cursor = opts.after ? String(opts.after) : "";
     let mode = want;
@@ -146,7 +174,9 @@
         if (last !== undefined && ev.seq <= last) return; // a duplicate
         lastSeq.set(ev.topic, ev.seq);
       }
+      const own = echo(ev);
       if (filterFn && !filterFn(ev)) return;
+      if (!own) track(ev);
       try {
         onEvent(ev);
       } catch (e) {
@@ -353,6 +383,7 @@
       }
       abort = function () { ws.close(1000); };
       ws.onopen = function () {
+        if (opts.token) ws.send(JSON.stringify({op: "auth", token: String(opts.token)}));
         const msg = {op: "subscribe", sub: "s", topics: topics};
         if (cursor) msg.after = cursor;
         if (filterParams) Object.assign(msg, wsFilter(filterParams));
@@ -397,12 +428,15 @@
       };
     }
 
+    const watch = {topics: topics, open: function () { return !closed; }};
+    watching.add(watch);
     status("connecting");
     connect();
     return {
       close: function () {
         if (closed) return;
         closed = true;
+        watching.delete(watch);
         if (timer) clearTimeout(timer);
         abort();
         status("closed");
@@ -411,8 +445,264 @@
     };
   }
 
+  // Optimistic publishing. pending: the items not settled yet, by
+  // client_id. trackers: per topic (of whichever hub), the local order of items and
+  // events since the first unsettled item. watching: the open
+  // subscriptions, to know whether an item's echo will come.
+  const RETRIES = 5;
+  const PUBLISH_TIMEOUT = 10000;
+  const ECHO_WAIT = 5000; // after its answer, how long an item waits for its echo
+  const MAX_TRACKED = 1000; // entries remembered per topic for order sync
+  const pending = new Map();
+  const settled = new Set(); // client_ids of the last settled items, so late echoes are known as own
+  const SETTLED_KEPT = 1000;
+  const trackers = new Map();
+  const watching = new Set();
+
+  function newClientID() {
+    const c = typeof crypto !== "undefined" && crypto.getRandomValues ? crypto : null;
+    let hex = "";
+    if (c) {
+      for (const b of c.getRandomValues(new Uint8Array(12))) hex += (b < 16 ? "0" : "") + b.toString(16);
+    } else {
+      for (let i = 0; i < 3; i++) hex += Math.random().toString(16).slice(2, 10);
+    }
+    return "c-" + hex;
+  }
+
+  // matches reports whether pattern (with * and **) covers topic.
+  function matches(pattern, topic) {
+    if (pattern.indexOf("*") < 0) return pattern === topic;
+    const p = pattern.split("/"), t = topic.split("/");
+    function at(i, j) {
+      if (i === p.length) return j === t.length;
+      if (p[i] === "**") {
+        const min = i === p.length - 1 ? 1 : 0; // a trailing ** needs a segment
+        for (let k = j + min; k <= t.length; k++) if (at(i + 1, k)) return true;
+        return false;
+      }
+      return j < t.length && (p[i] === "*" || p[i] === t[j]) && at(i + 1, j + 1);
+    }
+    return at(0, 0);
+  }
+
+  function covered(topic) {
+    for (const w of watching) {
+      if (w.open() && w.topics.some(function (p) { return matches(p, topic); })) return true;
+    }
+    return false;
+  }
+
+  function later(fn, ms) {
+    const t = setTimeout(fn, ms);
+    if (t && typeof t.unref === "function") t.unref(); // never keeps Node running
+    return t;
+  }
+
+  function call(fn, a, b) {
+    if (!fn) return;
+    try {
+      fn(a, b);
+    } catch (e) {
+      setTimeout(function () { throw e; });
+    }
+  }
+
+  // echo confirms the item whose echo ev is; it reports whether ev is one.
+  function echo(ev) {
+    const item = ev && ev.client_id ? pending.get(ev.client_id) : null;
+    if (!item || item.topic !== ev.topic) return !!(ev && ev.client_id && settled.has(ev.client_id));
+    item._echoed = true;
+    item._confirm(ev, "echo");
+    return true;
+  }
+
+  function track(ev) {
+    const tr = trackers.get(ev.topic);
+    if (!tr) return;
+    tr.entries.push(ev);
+    if (tr.entries.length > MAX_TRACKED) {
+      // A busy topic while an item waits long: forget the oldest event.
+      const i = tr.entries.findIndex(function (e) { return !e._tracker; });
+      if (i >= 0) tr.entries.splice(i, 1);
+    }
+    sync(tr);
+  }
+
+  // sync calls onReorder when the entries that have a seq are out of order.
+  function sync(tr) {
+    let last = 0, sorted = true;
+    for (const e of tr.entries) {
+      if (typeof e.seq !== "number") continue;
+      if (e.seq < last) sorted = false;
+      last = e.seq;
+    }
+    if (sorted) return;
+    const placed = tr.entries.filter(function (e) { return typeof e.seq === "number"; });
+    placed.sort(function (a, b) { return a.seq - b.seq; });
+    tr.entries = placed.concat(tr.entries.filter(function (e) { return typeof e.seq !== "number"; }));
+    call(tr.onReorder, tr.entries.slice());
+  }
+
+  // settle drops the tracker of the item's topic once none of its items
+  // may still move: each failed, or confirmed and echoed (so every event
+  // before it was delivered) or not expecting an echo any more.
+  function settle(tr) {
+    for (const e of tr.entries) {
+      if (e._tracker === tr && !e._settled()) return;
+    }
+    if (trackers.get(tr.key) === tr) trackers.delete(tr.key);
+  }
+
+  function publishOptimistic(base, event, opts) {
+    if (!event || typeof event !== "object" || Array.isArray(event)) {
+      throw new Error("hubbub.publish: an optimistic publish is one event");
+    }
+    const topics = [].concat(event.topics || event.topic || []);
+    if (topics.length !== 1) throw new Error("hubbub.publish: an optimistic publish names one topic");
+    const body = Object.assign({}, event);
+    body.idempotency_key = event.idempotency_key || newClientID();
+    const retries = opts.retries == null ? RETRIES : Math.max(0, opts.retries | 0);
+    const timeout = opts.timeout || PUBLISH_TIMEOUT;
+    const headers = {"Content-Type": "application/json"};
+    if (opts.key) headers.Authorization = "Bearer " + opts.key;
+    const key = topics[0];
+    let tr = trackers.get(key);
+    if (!tr) {
+      tr = {key: key, entries: [], onReorder: null};
+      trackers.set(key, tr);
+    }
+    if (opts.onReorder) tr.onReorder = opts.onReorder;
+
+    let resolve, reject, timer = null, echoTimer = null, inflight = null;
+    const item = {
+      client_id: body.idempotency_key, topic: topics[0], event: body,
+      state: "pending", id: null, seq: null, time: null, error: null, attempts: 0, done: null,
+      retry: function () {
+        if (item.state !== "failed") return;
+        item.state = "pending";
+        item.error = null;
+        item.attempts = 0;
+        begin();
+        call(opts.onChange, item);
+      },
+    };
+    Object.defineProperties(item, {
+      _tracker: {value: tr, writable: true},
+      _echoed: {value: false, writable: true},
+      _settled: {value: function () {
+        return item.state === "failed" || (item.state === "confirmed" && (item._echoed || !echoTimer));
+      }},
+      _confirm: {value: confirm},
+    });
+
+    function begin() {
+      item.done = new Promise(function (ok, no) { resolve = ok; reject = no; });
+      item.done.catch(function () {}); // a page that ignores done sees no unhandled rejection
+      pending.set(item.client_id, item);
+      if (tr.entries.indexOf(item) < 0) {
+        if (trackers.get(key) !== tr) trackers.set(key, tr);
+        tr.entries.push(item);
+      }
+      send();
+    }
+
+    function send() {
+      if (item.state !== "pending") return;
+      item.attempts++;
+      const ctrl = typeof AbortController !== "undefined" ? new AbortController() : null;
+      const attempt = {};
+      inflight = attempt;
+      const limit = later(function () { if (ctrl) ctrl.abort(); }, timeout);
+      fetch(base + "/publish", {
+        method: "POST", headers: headers, body: JSON.stringify(body), signal: ctrl ? ctrl.signal : undefined,
+      }).then(function (resp) {
+        return resp.text().then(function (text) {
+          if (!resp.ok) {
+            const err = httpError(resp.status, text);
+            err.retryAfter = Number(resp.headers.get("Retry-After")) || 0;
+            throw err;
+          }
+          return JSON.parse(text);
+        });
+      }).then(function (answer) {
+        clearTimeout(limit);
+        const r = answer && answer.events && answer.events[0];
+        if (r) confirm(r, "answer");
+      }, function (err) {
+        clearTimeout(limit);
+        if (inflight !== attempt || item.state !== "pending") return;
+        const s = err.status || 0;
+        const final = s >= 400 && s < 500 && s !== 408 && s !== 429;
+        if (final || item.attempts > retries) return fail(err);
+        const cap = Math.min(MAX_DELAY, BASE_DELAY * Math.pow(2, item.attempts - 1));
+        const delay = Math.max(err.retryAfter * 1000 || 0, Math.round(cap / 2 + Math.random() * (cap / 2)));
+        timer = setTimeout(send, delay);
+      });
+    }
+
+    // confirm takes the hub's place for the item from its answer or its
+    // echo, whichever comes first.
+    function confirm(r, by) {
+      if (item.state === "confirmed") {
+        if (by === "echo") finish();
+        return;
+      }
+      if (item.state !== "pending") return;
+      if (timer) clearTimeout(timer);
+      timer = null;
+      inflight = null;
+      item.state = "confirmed";
+      item.id = r.id;
+      item.seq = r.seq;
+      item.time = r.time;
+      item.confirmedBy = by;
+      if (!item._echoed && covered(item.topic)) {
+        echoTimer = later(finish, ECHO_WAIT);
+      } else {
+        forget();
+      }
+      sync(tr);
+      call(opts.onChange, item);
+      resolve(item);
+      settle(tr);
+    }
+
+    function finish() {
+      if (echoTimer) clearTimeout(echoTimer);
+      echoTimer = null;
+      forget();
+      settle(tr);
+    }
+
+    function forget() {
+      pending.delete(item.client_id);
+      settled.add(item.client_id);
+      if (settled.size > SETTLED_KEPT) settled.delete(settled.values().next().value);
+    }
+
+    function fail(err) {
+      item.state = "failed";
+      item.error = err;
+      forget();
+      const i = tr.entries.indexOf(item);
+      if (i >= 0) tr.entries.splice(i, 1);
+      call(opts.onChange, item);
+      reject(err);
+      settle(tr);
+    }
+
+    begin();
+    return item;
+  }
+
   function publish(baseUrl, event, options) {
     const opts = options || {};
+    if (opts.optimistic) {
+      const b = trimBase(baseUrl);
+      if (b === "") throw new Error("hubbub.publish: give the hub's URL (there is no page origin here)");
+      return publishOptimistic(b, event, opts);
+    }
     const headers = {"Content-Type": "application/json"};
     if (opts.key) headers.Authorization = "Bearer " + opts.key;
     if (opts.idempotencyKey) headers["Idempotency-Key"] = opts.idempotencyKey;

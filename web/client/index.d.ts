@@ -17,6 +17,8 @@ declare namespace hubbub {
     key?: string;
     tags?: string[];
     geo?: { lat: number; lon: number };
+    /** The publisher's idempotency key (an optimistic publish's client_id). */
+    client_id?: string;
     /** The media type of a raw (non-JSON) publish. */
     content_type?: string;
     /** The JSON value for JSON payloads, a string for text. */
@@ -75,6 +77,8 @@ declare namespace hubbub {
     filter?: FilterParams | ((event: HubEvent) => boolean);
     /** Extra request headers: SSE and long-poll; WebSocket with options.WebSocket. */
     headers?: Record<string, string>;
+    /** A token (or key) for private topics: a Bearer header on SSE and long-poll, an auth op over WebSocket. */
+    token?: string;
     /** The WebSocket class for transport "ws" (default: the global one). */
     WebSocket?: WebSocketClass;
     onEvent?: (event: HubEvent) => void;
@@ -107,6 +111,53 @@ declare namespace hubbub {
     key?: string;
     /** Sent as the Idempotency-Key header. */
     idempotencyKey?: string;
+    optimistic?: false;
+  }
+
+  /** What onReorder lists: the page's own items and the events it was given. */
+  type OrderEntry = PendingItem | HubEvent;
+
+  interface OptimisticOptions {
+    /** Return a PendingItem at once instead of a promise. */
+    optimistic: true;
+    /** A publish key or token, sent as "Authorization: Bearer KEY". */
+    key?: string;
+    /** Sends after a failure that may pass (no answer, timeout, 408, 429, 5xx); default 5. */
+    retries?: number;
+    /** Milliseconds to wait for each answer before sending again; default 10000. */
+    timeout?: number;
+    /** Each change of the item's state: "confirmed", "failed", "pending" again after retry(). */
+    onChange?: (item: PendingItem) => void;
+    /**
+     * The hub's order differs from the order the page was told of things
+     * (its own items when published, others' events when delivered): here
+     * they are in the hub's order, pending items last.
+     */
+    onReorder?: (order: OrderEntry[]) => void;
+  }
+
+  /** An optimistic publish: shown at once, confirmed or failed later. */
+  interface PendingItem {
+    /** The event's idempotency_key; its echo carries it too. */
+    readonly client_id: string;
+    readonly topic: string;
+    /** The event as sent. */
+    readonly event: Draft;
+    readonly state: "pending" | "confirmed" | "failed";
+    /** Where the hub stored it, once confirmed. */
+    readonly id: string | null;
+    readonly seq: number | null;
+    readonly time: string | null;
+    /** What confirmed it first. */
+    readonly confirmedBy?: "answer" | "echo";
+    /** Why it failed. */
+    readonly error: Error | HubError | null;
+    /** Requests sent so far. */
+    readonly attempts: number;
+    /** Resolves when confirmed; rejects when failed (retry() makes a new one). */
+    readonly done: Promise<PendingItem>;
+    /** Sends a failed item again, with the same client_id: "pending" again. */
+    retry(): void;
   }
 
   interface Stored {
@@ -136,6 +187,8 @@ declare namespace hubbub {
    */
   function subscribe(baseUrl: string, options: SubscribeOptions): Subscription;
 
+  /** Publishes one event optimistically: returns at once. */
+  function publish(baseUrl: string, event: Draft, options: OptimisticOptions): PendingItem;
   /** Publishes one event or several; resolves to the hub's answer. */
   function publish(baseUrl: string, event: Draft | Draft[], options?: PublishOptions): Promise<PublishAnswer>;
 }

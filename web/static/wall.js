@@ -8,76 +8,24 @@
 // count=N (at most 60) first shows the N newest stored events of the named
 // topics (GET /events, the same filters), then goes live after them;
 // patterns have no history to show, so they start live. Without topic=,
-// the page is a small form that builds the address.
+// the page is a small form that builds the address. The address, the
+// picture and title of an event and the connection come from live.js,
+// shared with the globe; access_token= names a token for private topics.
 (function () {
   "use strict";
   const MAX_ITEMS = 60; // elements kept in the page
   const MAX_CARDS = 8; // cards shown at once
-  const RESERVED = ["topic", "hub.topic", "after", "last_event_id", "transport", "wait", "format",
-    "timeout", "count", "before", "hub.mode"];
-  const IMAGE_EXT = /\.(png|jpe?g|gif|webp|avif|svg|bmp)(?:[?#].*)?$/i;
-
-  const params = new URLSearchParams(location.search);
-  const topics = params.getAll("topic").concat(params.getAll("hub.topic")).filter(Boolean);
-  const passOn = {};
-  for (const [k, v] of params) {
-    if (RESERVED.indexOf(k) < 0 && v !== "") (passOn[k] = passOn[k] || []).push(v);
-  }
+  const L = window.hubbubLive;
+  const sub = L.fromAddress(location.search);
+  const topics = sub.topics;
+  const imageOf = L.imageOf, titleOf = L.titleOf;
 
   const body = document.body;
   const stage = document.getElementById("stage");
   const cards = document.getElementById("cards");
-  const banner = document.getElementById("wall-status");
   const empty = document.getElementById("wall-empty");
   const items = [];
-
-  function setStatus(s, info) {
-    body.dataset.status = s;
-    const text = {
-      connecting: "Connecting…",
-      reconnecting: "Reconnecting…",
-      closed: "Closed",
-      error: "Error: " + (info && info.error ? info.error.message : "cannot subscribe"),
-    }[s];
-    banner.hidden = s === "live";
-    if (text) banner.textContent = text;
-  }
-
-  function httpURL(u) {
-    if (typeof u !== "string" || u === "") return "";
-    try {
-      const url = new URL(u, location.href);
-      return url.protocol === "http:" || url.protocol === "https:" ? url.href : "";
-    } catch (e) {
-      return "";
-    }
-  }
-
-  function imageOf(d) {
-    if (!d || typeof d !== "object") return "";
-    const found = [
-      typeof d.image === "object" && d.image ? d.image.url : d.image,
-      typeof d.url === "string" && IMAGE_EXT.test(d.url) ? d.url : "",
-      d.photo && typeof d.photo === "object" ? d.photo.url : "",
-      d.enclosure && typeof d.enclosure === "object" ? d.enclosure.url : "",
-    ];
-    for (const u of found) {
-      const ok = httpURL(u);
-      if (ok) return ok;
-    }
-    return "";
-  }
-
-  function titleOf(ev) {
-    const d = ev.data;
-    if (d && typeof d === "object") {
-      for (const k of ["title", "name", "caption", "summary", "text"]) {
-        if (typeof d[k] === "string" && d[k] !== "") return d[k];
-      }
-    }
-    if (typeof d === "string" && d !== "") return d.slice(0, 140);
-    return ev.type && ev.type !== "message" ? ev.type : ev.topic;
-  }
+  const setStatus = L.banner(body, document.getElementById("wall-status"));
 
   function metaOf(ev) {
     const t = ev.time ? new Date(ev.time).toLocaleTimeString() : "";
@@ -160,58 +108,29 @@
   }
 
   if (topics.length === 0) {
-    banner.hidden = true;
+    document.getElementById("wall-status").hidden = true;
     body.dataset.status = "idle";
     empty.hidden = true;
     document.getElementById("wall-form").hidden = false;
     return;
   }
   document.title = "hubbub wall: " + topics.join(", ");
-  const transport = params.get("transport") || "sse";
-  const filter = Object.keys(passOn).length === 0 ? undefined : passOn;
 
   function goLive(after) {
-    window.hubbubWall = hubbub.subscribe("", {
-      topics: topics,
-      after: after || undefined,
-      transport: transport,
-      filter: filter,
-      onEvent: show,
-      onReset: resetNotice,
-      onStatus: setStatus,
-    });
+    window.hubbubWall = L.live(sub, after, {onEvent: show, onReset: resetNotice, onStatus: setStatus});
   }
 
-  // recent retrieves the newest n events of the topics, with the filters,
-  // and shows them oldest first; it resolves to the cursor after them.
-  function recent(n) {
-    const q = new URLSearchParams();
-    for (const t of topics) q.append("topic", t);
-    q.set("count", String(n));
-    for (const k of Object.keys(passOn)) for (const v of passOn[k]) q.append(k, v);
-    return fetch("/events?" + q.toString(), {cache: "no-store", headers: {Accept: "application/json"}}).then(function (r) {
-      return r.text().then(function (text) {
-        if (!r.ok) throw new Error(text.trim() || "HTTP " + r.status);
-        return JSON.parse(text);
-      });
-    }).then(function (answer) {
-      const evs = (answer.events || []).slice().sort(function (a, b) {
-        return a.time < b.time ? -1 : a.time > b.time ? 1 : a.topic < b.topic ? -1 : a.topic > b.topic ? 1 : a.seq - b.seq;
-      });
-      for (const ev of evs.slice(-n)) show(ev);
-      return answer.cursor;
-    });
-  }
-
-  const count = Math.max(0, Math.min(MAX_ITEMS, parseInt(params.get("count") || "0", 10) || 0));
-  const after = params.get("after") || params.get("last_event_id");
-  if (count > 0 && !after && !topics.some(function (t) { return t.indexOf("*") >= 0; })) {
-    recent(count).then(goLive, function (err) {
+  const count = Math.max(0, Math.min(MAX_ITEMS, parseInt(sub.params.get("count") || "0", 10) || 0));
+  if (count > 0 && L.hasHistory(sub)) {
+    L.recent(sub, count).then(function (r) {
+      for (const ev of r.events) show(ev);
+      goLive(r.cursor);
+    }, function (err) {
       setStatus("error", {error: err});
       goLive(undefined); // live events at least; its status replaces this one
     });
   } else {
-    if (count > 0 && !after) empty.textContent = "Waiting for events… (count= shows the history of named topics; patterns start live)";
-    goLive(after);
+    if (count > 0 && !sub.after) empty.textContent = "Waiting for events… (count= shows the history of named topics; patterns start live)";
+    goLive(undefined);
   }
 })();

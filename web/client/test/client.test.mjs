@@ -141,6 +141,21 @@ test("options.headers reach the hub over SSE, long-poll and ws (the admin key fo
   assert.equal(w.info().error.status, 403);
 });
 
+test("options.token is a Bearer header over SSE and long-poll, and an auth op over WebSocket", async () => {
+  // A WebSocket class that, like a browser's, sends no headers: only the
+  // auth op can carry the credential.
+  class Headerless extends WebSocket {
+    constructor(url) { super(url); }
+  }
+  for (const [transport, WS] of [["sse", undefined], ["poll", undefined], ["ws", Headerless]]) {
+    const w = watch(KEYED, {topics: "$sys/stats/*", transport, WebSocket: WS, token: ADMIN_KEY});
+    await w.until(() => w.got.length >= 1 || w.statuses.includes("error"), 10000, "a stats event over " + transport);
+    w.sub.close();
+    assert.equal(w.statuses.includes("error"), false, `${transport}: ${w.info()?.error}`);
+    assert.equal(w.got[0].type, "stats");
+  }
+});
+
 test("the eventsource package resumes from the client's cursor, and the client from its lastEventId", async () => {
   const topic = unique("node-es");
   const res = (await publish(HUB, [1, 2].map((n) => ({topic, data: {n}})))).events;

@@ -1,7 +1,7 @@
 // The live wall.
 import {test, before, after} from "node:test";
 import assert from "node:assert/strict";
-import {HUB, launch, newPage, noErrors, screenshot, publish, control, unique} from "./helpers.mjs";
+import {HUB, KEYED, ADMIN_KEY, launch, newPage, noErrors, screenshot, publish, control, unique} from "./helpers.mjs";
 
 let browser;
 before(async () => { browser = await launch(); });
@@ -131,4 +131,14 @@ test("count= shows the newest stored events on load, then live ones, each once",
   noErrors(page2, "wall with count= and tag=");
   await page.context().close();
   await page2.context().close();
+});
+
+test("the wall takes a token from its address (access_token=), sent as a Bearer header", async () => {
+  // $sys/ topics need admin rights: the hub's admin key, which the hub
+  // takes only from the Authorization header, never from a URL.
+  const page = await newPage(browser);
+  assert.equal((await page.goto(KEYED + "/wall?topic=" + encodeURIComponent("$sys/stats/*") + "&access_token=" + encodeURIComponent(ADMIN_KEY))).status(), 200);
+  await page.locator('body[data-status="live"]').waitFor({timeout: 10000});
+  noErrors(page, "wall with a token");
+  await page.context().close();
 });
