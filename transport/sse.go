@@ -40,6 +40,7 @@ func (h *Handlers) subscribe(w http.ResponseWriter, r *http.Request, q query, la
 func (h *Handlers) subscribeReq(w http.ResponseWriter, r *http.Request, q query, req hub.SubscribeRequest) (*hub.Subscription, bool) {
 	req.Topics, req.Cursor, req.Filter, req.Fields = q.topics, q.cursor, q.filter, q.fields
 	req.Watermark = q.watermark
+	req.Entries = wantsEntries(r, q)
 	if q.coalesce >= 0 {
 		req.Coalesce = q.coalesce
 		req.EventCoalesce = false // the request chose its window

@@ -216,6 +216,7 @@ func (h *Hub) handleDeliver(ctx context.Context, t tasks.Task) error {
 				After:  true,
 				Count:  min(max(readCount, s.Batch), hub.MaxCount),
 				Filter: f,
+				Quiet:  true, // the lease counts as listening, not each delivery
 			})
 			if err != nil {
 				return fmt.Errorf("websub: read %q: %w", s.LogTopic, err)
