@@ -75,12 +75,14 @@ func Normalize(e *event.Event) (*event.Event, bool) {
 	if f.Title != "" || f.Link != "" {
 		en.Feed = &FeedInfo{Title: f.Title, URL: f.Link}
 	}
-	b, err := json.Marshal(en)
-	if err != nil {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false) // content is HTML: keep it readable
+	if err := enc.Encode(en); err != nil {
 		return e, false
 	}
 	cp := *e
-	cp.ContentType, cp.Data = EntryContentType, b
+	cp.ContentType, cp.Data = EntryContentType, bytes.TrimSuffix(b.Bytes(), []byte("\n"))
 	return &cp, true
 }
 

@@ -99,8 +99,8 @@ func (p Pattern) Match(u *url.URL) bool {
 }
 
 // matchSegs matches path segments against pattern segments, "**"
-// standing for any number of them. Its work is bounded by
-// len(pat)*len(segs): each "**" tries each remaining suffix once.
+// standing for any number of them. Each "**" tries each remaining suffix:
+// patterns come from the configuration, few and with few "**".
 func matchSegs(pat, segs []string) bool {
 	for len(pat) > 0 {
 		if pat[0] == "**" {
