@@ -583,7 +583,7 @@ func (f *Follower) save(ctx context.Context, st State) error {
 // Run records, until ctx ends, every Linger/4 (at most a minute) that
 // this node's feeds with live subscribers are listened to, for the polls
 // of other nodes sharing the store, and forgets feeds nobody here
-// follows or hears. It returns nil when ctx ends.
+// follows or has heard for twice Linger (List shows them until then). It returns nil when ctx ends.
 func (f *Follower) Run(ctx context.Context) error {
 	every := min(max(f.o.Linger/4, 100*time.Millisecond), time.Minute)
 	t := time.NewTicker(every)
@@ -600,13 +600,14 @@ func (f *Follower) Run(ctx context.Context) error {
 
 func (f *Follower) heartbeat(ctx context.Context) {
 	var heard []string
+	now := f.o.Now()
 	f.mu.Lock()
 	for topic, fd := range f.feeds {
 		switch {
 		case fd.listeners > 0 && fd.active:
 			heard = append(heard, topic)
-		case fd.listeners == 0 && !fd.active && len(fd.sem) == 0:
-			delete(f.feeds, topic)
+		case fd.listeners == 0 && !fd.active && len(fd.sem) == 0 && now.Sub(fd.listened) > 2*f.o.Linger:
+			delete(f.feeds, topic) // listed for a while after it stopped, then forgotten
 		}
 	}
 	f.mu.Unlock()

@@ -53,7 +53,8 @@ func (h *Handlers) subscribeReq(w http.ResponseWriter, r *http.Request, q query,
 	return sub, true
 }
 
-// sse serves a Server-Sent Events stream: history after the cursor, then
+// sse serves a Server-Sent Events stream: history after the cursor (or,
+// with count=N and no cursor, the newest N events), then
 // live events, each with "id:" the cursor after it (for several topics or a
 // pattern, also an "id:" alone at the start). Reset notices come as
 // "event: reset" with that reset's cursor as their id. A comment line is
@@ -72,7 +73,11 @@ func (h *Handlers) sse(w http.ResponseWriter, r *http.Request, q query, notAfter
 	rc := http.NewResponseController(w)
 	ctx, stop := untilExpiry(r.Context(), notAfter)
 	defer stop()
-	sub, ok := h.subscribe(w, r, q, 0, 0, NameSSE)
+	last := 0 // count=N without a cursor: the newest N first, as wait=stream
+	if q.countSet && !q.hasCursor {
+		last = q.count
+	}
+	sub, ok := h.subscribe(w, r, q, last, 0, NameSSE)
 	if !ok {
 		return
 	}
