@@ -56,7 +56,9 @@ func (f *testFeed) counts() (gets, served int) {
 	return f.follow, f.served
 }
 
-func entryTime(i int) time.Time { return time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(i) * time.Minute) }
+func entryTime(i int) time.Time {
+	return time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(i) * time.Minute)
+}
 
 func (f *testFeed) serve(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
