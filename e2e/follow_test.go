@@ -24,6 +24,7 @@ type testFeed struct {
 	mu     sync.Mutex
 	n      int    // entries 1..n
 	status int    // answered instead of the feed when not 0
+	moved  string // a path answered with 301 to the feed when not ""
 	hub    string // advertised rel="hub" when not ""
 	follow int    // GETs by the follower
 	served int    // 200s to the follower
@@ -68,6 +69,10 @@ func (f *testFeed) serve(w http.ResponseWriter, r *http.Request) {
 		f.follow++
 	}
 	f.mu.Unlock()
+	if f.moved != "" && r.URL.Path == f.moved {
+		http.Redirect(w, r, f.URL(), http.StatusMovedPermanently)
+		return
+	}
 	if status != 0 {
 		w.WriteHeader(status)
 		return
@@ -152,6 +157,7 @@ func entryOf(t *testing.T, w wireEvent) entryJSON {
 // feedRow is a row of GET /api/feeds.
 type feedRow struct {
 	Topic           string  `json:"topic"`
+	URL             string  `json:"url"`
 	State           string  `json:"state"`
 	Method          string  `json:"method"`
 	Hub             string  `json:"hub"`
@@ -317,4 +323,120 @@ func TestFollowFeeds(t *testing.T) {
 		t.Errorf("hubbub_feeds_entries_total = %v, want 30", v)
 	}
 	h.waitMetric(t, "hubbub_feeds_followed", 10*time.Second, func(v float64) bool { return v == 0 })
+}
+
+// TestFollowRefusals: with --feeds set, a subscription of any kind to a
+// feed URL no pattern covers, or whose host resolves to a non-public
+// address, is refused with 403 and the reason; one feed more than
+// --feeds-max gets 429; topics that are no URLs are not concerned.
+func TestFollowRefusals(t *testing.T) {
+	t.Parallel()
+	h := startHub(t, "", "--feeds", "https://*.example.com/**", "--feeds", "http://localhost:*/**")
+	for _, tc := range []struct{ topic, reason string }{
+		{"http://127.0.0.1:9/feed", "no --feeds pattern covers it"},
+		{"http://localhost:9/feed", "non-public address"},
+	} {
+		q := "topic=" + url.QueryEscape(tc.topic)
+		for _, query := range []string{q, q + "&count=5", q + "&wait=poll&timeout=1", q + "&wait=stream"} {
+			a := h.do(t, http.MethodGet, "/events?"+query, nil, nil)
+			if a.Status != http.StatusForbidden || !strings.Contains(string(a.Body), tc.reason) {
+				t.Errorf("GET /events?%s: %s, want 403 saying %q", query, a, tc.reason)
+			}
+		}
+		if _, a := h.trySSE(t, q, "", false); a.Status != http.StatusForbidden || !strings.Contains(string(a.Body), tc.reason) {
+			t.Errorf("SSE %s: %s, want 403 saying %q", tc.topic, a, tc.reason)
+		}
+		form := url.Values{"hub.mode": {"subscribe"}, "hub.topic": {tc.topic}, "hub.callback": {"https://cb.example.com/x"}, "hub.verify": {"sync"}}
+		a := h.do(t, http.MethodPost, "/hub", ctHeader("application/x-www-form-urlencoded"), []byte(form.Encode()))
+		if a.Status != http.StatusForbidden || !strings.Contains(string(a.Body), tc.reason) {
+			t.Errorf("WebSub subscribe to %s: %s, want 403 saying %q", tc.topic, a, tc.reason)
+		}
+	}
+	if a := h.do(t, http.MethodGet, "/events?topic=news", nil, nil); a.Status != http.StatusOK {
+		t.Errorf("a plain topic: %s", a)
+	}
+
+	// --feeds-max: the second feed is one too many.
+	h2 := startHub(t, "", "--feeds", "http://127.0.0.1:*/**", "--allow-private-callbacks", "--feeds-max", "1", "--feeds-host-interval", "0")
+	one, two := newTestFeed(t, "atom", 1), newTestFeed(t, "rss", 1)
+	if er, _ := h2.getEvents(t, "topic="+url.QueryEscape(one.URL())); len(er.Events) != 1 {
+		t.Fatalf("first feed: %+v", er)
+	}
+	a := h2.do(t, http.MethodGet, "/events?topic="+url.QueryEscape(two.URL()), nil, nil)
+	if a.Status != http.StatusTooManyRequests || !strings.Contains(string(a.Body), "--feeds-max 1") {
+		t.Fatalf("second feed over --feeds-max 1: %s, want 429", a)
+	}
+}
+
+// TestFollowGoneAndMoved: a feed that answers 301 is fetched at its new
+// URL with entries still in the topic subscribed to; a 410 stops the
+// following even while someone listens.
+func TestFollowGoneAndMoved(t *testing.T) {
+	t.Parallel()
+	h := startHub(t, "", feedArgs...)
+	feed := newTestFeed(t, "atom", 2)
+	feed.set(func(f *testFeed) { f.moved = "/old" })
+	topic := feed.srv.URL + "/old"
+	sse := h.openSSE(t, "topic="+url.QueryEscape(topic)+"&count=5", "", false)
+	for range 2 {
+		if w := decodeData(t, sse.next(t, 10*time.Second)); w.Type != "entry" || w.Topic != topic {
+			t.Fatalf("SSE: %+v", w)
+		}
+	}
+	h.waitFeed(t, topic, 10*time.Second, "moved", func(r feedRow) bool { return r.URL == feed.URL() && r.State == "following" })
+	feed.add(1)
+	if w := decodeData(t, sse.next(t, 10*time.Second)); !strings.Contains(string(w.Data), "urn:test:3") || w.Topic != topic {
+		t.Fatalf("SSE after the move: %+v", w)
+	}
+	feed.set(func(f *testFeed) { f.status = http.StatusGone })
+	h.waitFeed(t, topic, 10*time.Second, "gone", func(r feedRow) bool { return r.State == "gone" && r.NextFetch == "" && r.Subscribers == 1 })
+	if v := h.metric(t, `hubbub_feeds_fetches_total{status="410"}`); v != 1 {
+		t.Fatalf(`hubbub_feeds_fetches_total{status="410"} = %v, want 1`, v)
+	}
+}
+
+// TestFollowPushed: a feed that names a hub (a second hubbub) is
+// subscribed to there through the conduit; new entries arrive by push,
+// with no second fetch by the follower.
+func TestFollowPushed(t *testing.T) {
+	t.Parallel()
+	b := startHub(t, "", "--allow-private-callbacks")
+	port := freePort(t)
+	public := "http://127.0.0.1:" + strconv.Itoa(port)
+	a := startHub(t, "", "--listen", "127.0.0.1:"+strconv.Itoa(port), "--public-url", public,
+		"--feeds", "http://127.0.0.1:*/**", "--allow-private-callbacks", "--feeds-min-interval", "200ms",
+		"--feeds-max-interval", "1h", "--feeds-host-interval", "0")
+	feed := newTestFeed(t, "atom", 3)
+	feed.set(func(f *testFeed) { f.hub = b.URL + "/hub" })
+	sse := a.openSSE(t, "topic="+url.QueryEscape(feed.URL())+"&count=3", "", false)
+	for range 3 {
+		sse.next(t, 10*time.Second)
+	}
+	a.waitFeed(t, feed.URL(), 10*time.Second, "pushed", func(r feedRow) bool { return r.Method == "push" && r.Hub == b.URL+"/hub" })
+	// Pings go to the hub once it has verified the subscription.
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		ans := a.do(t, http.MethodGet, "/api/upstreams", nil, nil)
+		if strings.Contains(string(ans.Body), `"state":"active"`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the upstream subscription at the feed's hub is not active: %s", ans)
+		}
+		time.Sleep(50 * time.Millisecond) // polling the API; not synchronisation
+	}
+	feed.add(1)
+	ping := url.Values{"hub.mode": {"publish"}, "hub.url": {feed.URL()}}
+	if ans := b.do(t, http.MethodPost, "/hub", ctHeader("application/x-www-form-urlencoded"), []byte(ping.Encode())); ans.Status/100 != 2 {
+		t.Fatalf("ping the feed's hub: %s", ans)
+	}
+	w := decodeData(t, sse.next(t, 20*time.Second))
+	if !strings.Contains(string(w.Data), "urn:test:4") {
+		t.Fatalf("pushed entry: %+v", w)
+	}
+	if ev, err := sse.tryNext(500 * time.Millisecond); err == nil {
+		t.Fatalf("an event after the pushed entry (an entry published twice?): %+v", ev)
+	}
+	if gets, _ := feed.counts(); gets != 1 {
+		t.Fatalf("the follower fetched the feed %d times, want 1 (the first fetch; then pushes)", gets)
+	}
 }
