@@ -440,3 +440,91 @@ func TestFollowPushed(t *testing.T) {
 		t.Fatalf("the follower fetched the feed %d times, want 1 (the first fetch; then pushes)", gets)
 	}
 }
+
+// TestFollowRestart: what is followed survives a restart: polling goes on
+// from the durable schedule without a new subscriber, and no entry is
+// published twice.
+func TestFollowRestart(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	args := []string{"--feeds", "http://127.0.0.1:*/**", "--allow-private-callbacks", "--feeds-min-interval", "200ms",
+		"--feeds-max-interval", "600ms", "--feeds-linger", "1m", "--feeds-host-interval", "0"}
+	h := startHub(t, dir, args...)
+	feed := newTestFeed(t, "rss", 3)
+	if er, _ := h.getEvents(t, "topic="+url.QueryEscape(feed.URL())+"&count=5"); len(er.Events) != 3 {
+		t.Fatalf("first read: %+v", er)
+	}
+	if code := h.Stop(); code != 0 {
+		t.Fatalf("hubbub exited with %d", code)
+	}
+	feed.add(1)
+	h = startHub(t, dir, args...)
+	// Nobody subscribes again: the durable poll fetches entry 4 by itself.
+	var all []wireEvent
+	for deadline := time.Now().Add(15 * time.Second); len(all) < 4; {
+		if time.Now().After(deadline) {
+			t.Fatalf("after the restart, the topic holds %d events, want 4", len(all))
+		}
+		a := h.do(t, http.MethodGet, "/events?count=100&topic="+url.QueryEscape(feed.URL()), nil, nil)
+		var er eventsResponse
+		if err := json.Unmarshal(a.Body, &er); err != nil {
+			t.Fatalf("%s: %v", a, err)
+		}
+		all = er.Events
+		time.Sleep(50 * time.Millisecond) // polling the topic; not synchronisation
+	}
+	h.waitFeed(t, feed.URL(), 10*time.Second, "polled with 304s", func(r feedRow) bool { return r.LastStatus == http.StatusNotModified })
+	if all = h.retrieveAll(t, feed.URL()); len(all) != 4 {
+		t.Fatalf("the topic holds %d events, want 4 (none twice)", len(all))
+	}
+}
+
+// TestFollowTwoNodes: two nodes on one Redis follow a feed that a
+// subscriber on one of them listens to; any node may poll it, entries reach
+// the subscriber, and the feed is followed until that subscriber leaves.
+func TestFollowTwoNodes(t *testing.T) {
+	t.Parallel()
+	_, prefix := requireRedis(t)
+	store := "redis://" + sharedRedis() + "/0"
+	var hubs []*hubProc
+	for i := range 2 {
+		hubs = append(hubs, startHub(t, "", append([]string{"--store", store, "--redis-prefix", prefix, "--node-id", fmt.Sprintf("feeds-%d", i)}, feedArgs...)...))
+	}
+	a, b := hubs[0], hubs[1]
+	feed := newTestFeed(t, "json", 2)
+	topic := url.QueryEscape(feed.URL())
+	sse := a.openSSE(t, "topic="+topic+"&count=5", "", false)
+	sse.next(t, 10*time.Second)
+	sse.next(t, 10*time.Second)
+	// b learns of the feed (a read), then both nodes' runners share its polls.
+	b.getEvents(t, "topic="+topic)
+	for i := 3; i <= 6; i++ {
+		feed.add(1)
+		w := decodeData(t, sse.next(t, 10*time.Second))
+		if !strings.Contains(string(w.Data), fmt.Sprintf(`"id":"urn:test:%d"`, i)) {
+			t.Fatalf("SSE on node a: %s, want entry %d", w.Data, i)
+		}
+	}
+	// Still followed well past the linger (1.5 s), as a's subscriber
+	// listens: ten more fetches take at least 2 s (at most one per 200 ms).
+	gets, _ := feed.counts()
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		if now, _ := feed.counts(); now >= gets+10 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("fewer than 10 fetches in 20 s while a subscriber listens")
+		}
+		time.Sleep(50 * time.Millisecond) // polling a counter; not synchronisation
+	}
+	a.waitFeed(t, feed.URL(), 10*time.Second, "following with a subscriber", func(r feedRow) bool { return r.State == "following" && r.Subscribers == 1 })
+	feed.add(1)
+	w := decodeData(t, sse.next(t, 10*time.Second))
+	if !strings.Contains(string(w.Data), `"id":"urn:test:7"`) {
+		t.Fatalf("SSE on node a after the linger: %s", w.Data)
+	}
+	sse.Close()
+	for _, h := range hubs {
+		h.waitMetric(t, "hubbub_feeds_followed", 15*time.Second, func(v float64) bool { return v == 0 })
+	}
+}

@@ -580,10 +580,11 @@ func (f *Follower) save(ctx context.Context, st State) error {
 	return nil
 }
 
-// Run records, until ctx ends, every Linger/4 (at most a minute) that
+// Run, until ctx ends, every Linger/4 (at most a minute): records that
 // this node's feeds with live subscribers are listened to, for the polls
-// of other nodes sharing the store, and forgets feeds nobody here
-// follows or has heard for twice Linger (List shows them until then). It returns nil when ctx ends.
+// of other nodes sharing the store; takes in what other nodes' polls
+// changed; and forgets feeds nobody here follows or has heard for twice
+// Linger (List shows them until then). It returns nil when ctx ends.
 func (f *Follower) Run(ctx context.Context) error {
 	every := min(max(f.o.Linger/4, 100*time.Millisecond), time.Minute)
 	t := time.NewTicker(every)
@@ -599,33 +600,59 @@ func (f *Follower) Run(ctx context.Context) error {
 }
 
 func (f *Follower) heartbeat(ctx context.Context) {
-	var heard []string
+	var topics []string
 	now := f.o.Now()
 	f.mu.Lock()
 	for topic, fd := range f.feeds {
 		switch {
-		case fd.listeners > 0 && fd.active:
-			heard = append(heard, topic)
-		case fd.listeners == 0 && !fd.active && len(fd.sem) == 0 && now.Sub(fd.listened) > 2*f.o.Linger:
+		case fd.active:
+			topics = append(topics, topic)
+		case fd.listeners == 0 && len(fd.sem) == 0 && now.Sub(fd.listened) > 2*f.o.Linger:
 			delete(f.feeds, topic) // listed for a while after it stopped, then forgotten
 		}
 	}
 	f.mu.Unlock()
-	for _, topic := range heard {
-		fd := f.feedOf(topic)
-		select {
-		case fd.sem <- struct{}{}:
-		default:
-			continue // a poll runs: it records the listeners itself
-		}
-		st, ok, err := f.load(ctx, topic)
-		if err == nil && ok && st.Stopped == "" {
-			st.LastListened = f.o.Now()
-			err = f.save(ctx, st)
-		}
-		<-fd.sem
-		if err != nil && ctx.Err() == nil {
+	for _, topic := range topics {
+		if err := f.refresh(ctx, topic); err != nil && ctx.Err() == nil {
 			f.log.Warn("follow: cannot record listeners", "topic", topic, "err", err)
 		}
 	}
+}
+
+// refresh reads the durable state of a feed this node follows: another
+// node may have polled it, or stopped following it. While this node has
+// listeners, it records that someone listens.
+func (f *Follower) refresh(ctx context.Context, topic string) error {
+	fd := f.feedOf(topic)
+	select {
+	case fd.sem <- struct{}{}:
+	default:
+		return nil // a poll runs: it records the listeners itself
+	}
+	defer func() { <-fd.sem }()
+	st, ok, err := f.load(ctx, topic)
+	if err != nil || !ok {
+		return err
+	}
+	f.mu.Lock()
+	listeners := fd.listeners
+	f.mu.Unlock()
+	if st.Stopped == StopIdle && listeners > 0 {
+		// Another node let go while this one's listeners were not yet
+		// recorded: follow again.
+		now := f.o.Now()
+		st = State{Topic: topic, URL: st.URL, ETag: st.ETag, LastModified: st.LastModified, Method: MethodPoll,
+			Started: now, LastListened: now, NextFetch: now}
+		return f.activate(ctx, fd, st)
+	}
+	if st.Stopped == "" && listeners > 0 {
+		st.LastListened = f.o.Now()
+		if err := f.save(ctx, st); err != nil {
+			return err
+		}
+	}
+	f.mu.Lock()
+	fd.st, fd.active = st, st.Stopped == ""
+	f.mu.Unlock()
+	return nil
 }

@@ -30,19 +30,24 @@ func (i *feedInterest) Listen(ctx context.Context, topics []string) (func(), err
 // openFollow builds the follower of outside feeds (--feeds) on the
 // webhooks' runner, records and conduit, and makes it the hub's Interest.
 func (s *Server) openFollow(cfg config.Config, w *webhooks) (*follow.Follower, error) {
+	var f *follow.Follower
+	obs := registerFeedMetrics(s.metrics, func() float64 {
+		if f == nil {
+			return 0
+		}
+		return float64(f.Followed())
+	})
 	f, err := follow.New(follow.Options{
 		Hub: s.hub, Runner: w.runner, State: w.records, Leases: w.records.Count, Upstreams: w.upstream,
 		Patterns: cfg.Feeds, PublicURL: cfg.PublicURL, AllowPrivate: cfg.AllowPrivateCallbacks,
 		Max: cfg.FeedsMax, Linger: cfg.FeedsLinger, MinInterval: cfg.FeedsMinInterval, MaxInterval: cfg.FeedsMaxInterval,
 		HostConcurrency: cfg.FeedsHostConcurrency, HostInterval: orNone(cfg.FeedsHostInterval),
-		MaxBytes: cfg.MaxBody, Logger: s.log, Observer: newFeedMetrics(s.metrics),
+		MaxBytes: cfg.MaxBody, Logger: s.log, Observer: obs,
 	})
 	if err != nil {
 		return nil, err
 	}
 	f.Register(w.runner)
-	s.metrics.gaugeFunc("hubbub_feeds_followed", "Outside feeds (--feeds) this node follows now.",
-		func() float64 { return float64(f.Followed()) })
 	s.interest.f.Store(f)
 	if f.Enabled() {
 		s.features = append(s.features, "feeds")
@@ -93,7 +98,10 @@ type feedMetrics struct {
 	entries prometheus.Counter
 }
 
-func newFeedMetrics(m *metrics) *feedMetrics {
+// registerFeedMetrics registers the metrics of outside feeds, followed
+// reading how many this node follows.
+func registerFeedMetrics(m *metrics, followed func() float64) *feedMetrics {
+	m.gaugeFunc("hubbub_feeds_followed", "Outside feeds (--feeds) this node follows now.", followed)
 	return &feedMetrics{
 		fetches: m.counterVec("hubbub_feeds_fetches_total",
 			"Fetches of outside feeds (--feeds), by HTTP status (200, 304, 410, ...; error when there was no answer).", "status"),
