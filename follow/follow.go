@@ -411,14 +411,18 @@ func (f *Follower) start(ctx context.Context, fd *feed, topic string, inline boo
 	if active {
 		return nil
 	}
-	st, ok, err := f.load(ctx, topic)
+	// The state is read and written even when ctx (the first-fetch bound)
+	// ends meanwhile: the feed is then followed, its fetch left to a task.
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	st, ok, err := f.load(pctx, topic)
 	if err != nil {
 		return err
 	}
 	now := f.o.Now()
 	if ok && st.Stopped == "" {
 		st.LastListened = now
-		return f.activate(ctx, fd, st)
+		return f.activate(pctx, fd, st)
 	}
 	prev := st
 	st = State{Topic: topic, URL: topic, Method: MethodPoll, Started: now, LastListened: now}
@@ -429,13 +433,16 @@ func (f *Follower) start(ctx context.Context, fd *feed, topic string, inline boo
 		if release, err := f.waitHost(ctx, st.URL); err == nil {
 			f.poll(ctx, &st)
 			release()
-		} else {
+		}
+		if ctx.Err() != nil {
+			// Cut short by the first-fetch bound: the task tries at
+			// once, without it.
 			st.NextFetch = now
 		}
 	} else {
 		st.NextFetch = now
 	}
-	return f.activate(ctx, fd, st)
+	return f.activate(pctx, fd, st)
 }
 
 // activate saves st and schedules its next poll (none when stopped).
