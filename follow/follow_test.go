@@ -44,7 +44,9 @@ func (f fetches) next(t *testing.T) string {
 	}
 }
 
-type lateInterest struct{ f atomic.Pointer[follow.Follower] }
+type lateInterest struct {
+	f atomic.Pointer[follow.Follower]
+}
 
 func (l *lateInterest) Listen(ctx context.Context, topics []string) (func(), error) {
 	return l.f.Load().Listen(ctx, topics)
