@@ -285,7 +285,7 @@ func (f *Follower) admit(ctx context.Context, topic string, u *url.URL) error {
 	defer cancel()
 	addrs, err := f.o.Resolve(rctx, host)
 	if err != nil || len(addrs) == 0 {
-		return refuse(http.StatusBadRequest, "hubbub cannot follow %s: its host does not resolve", topic)
+		return refuse(http.StatusBadRequest, "hubbub cannot follow %s: its host does not resolve (in time)", topic)
 	}
 	for _, a := range addrs {
 		if f.guard.SafeAddr(a.Unmap()) != nil {
@@ -327,8 +327,9 @@ func (f *Follower) feedOf(topic string) *feed {
 // Listen implements hub.Interest: for each outside feed among topics it
 // admits the feed (or refuses the whole request with a *hub.Refusal),
 // counts a listener, and starts following a feed not followed yet,
-// fetching it before it returns (within FirstFetch; a failed or slow
-// first fetch does not fail the request).
+// fetching it before it returns. FirstFetch bounds the whole call (every
+// name resolved and every first fetch of the request); a failed or slow
+// first fetch does not fail the request.
 func (f *Follower) Listen(ctx context.Context, topics []string) (func(), error) {
 	if !f.Enabled() {
 		return func() {}, nil
@@ -343,12 +344,15 @@ func (f *Follower) Listen(ctx context.Context, topics []string) (func(), error) 
 			fd.listened = now
 		}
 	}
+	lctx, cancel := context.WithTimeout(ctx, f.o.FirstFetch)
+	defer cancel()
+	var names []string
 	for _, t := range topics {
 		u, ok := f.outside(t)
 		if !ok {
 			continue
 		}
-		if err := f.admit(ctx, t, u); err != nil {
+		if err := f.admit(lctx, t, u); err != nil {
 			release()
 			return nil, err
 		}
@@ -357,12 +361,16 @@ func (f *Follower) Listen(ctx context.Context, topics []string) (func(), error) 
 		fd.listeners++
 		fd.listened = f.o.Now()
 		f.mu.Unlock()
-		held = append(held, fd)
-		fctx, cancel := context.WithTimeout(ctx, f.o.FirstFetch)
-		err := f.start(fctx, fd, t, true)
-		cancel()
-		if err != nil && ctx.Err() == nil {
-			f.log.Info("follow: first fetch did not complete", "topic", t, "err", err)
+		held, names = append(held, fd), append(names, t)
+	}
+	for i, fd := range held {
+		if err := f.start(lctx, fd, names[i], true); err != nil {
+			// Cut short: follow without waiting (the fetch is a task).
+			bctx, stop := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			if err := f.start(bctx, fd, names[i], false); err != nil {
+				f.log.Warn("follow: cannot start following", "topic", names[i], "err", err)
+			}
+			stop()
 		}
 	}
 	return release, nil
