@@ -84,6 +84,13 @@ type Config struct {
 	WebSubRate            int           `flag:"websub-subscribe-rate" env:"HUBBUB_WEBSUB_SUBSCRIBE_RATE" yaml:"websub_subscribe_rate" help:"WebSub subscribe and unsubscribe requests per second from one client address, with bursts of twice that; over it a request gets 429 with Retry-After; 0 = no limit"`
 	TaskLease             time.Duration `flag:"task-lease" env:"HUBBUB_TASK_LEASE" yaml:"task_lease" help:"how long a node holds a claimed task (webhook delivery, verification, upstream renewal) without renewing it; with --store redis, how soon another node takes over the tasks of a node that died"`
 	Upstreams             []string      `flag:"upstream" env:"HUBBUB_UPSTREAMS" yaml:"upstreams" help:"another hub's topic to subscribe to and republish into a local topic, as HUB_URL,TOPIC_URL,INTO (flag repeatable; env: triples joined with commas); needs --public-url"`
+	Feeds                 []string      `flag:"feeds" env:"HUBBUB_FEEDS" yaml:"feeds" help:"outside feed URLs hubbub follows while someone subscribes to them, as URL patterns (https://*.example.com/**; * = any public URL); none = follow nothing (flag repeatable, env comma-separated)"`
+	FeedsMax              int           `flag:"feeds-max" env:"HUBBUB_FEEDS_MAX" yaml:"feeds_max" help:"most outside feeds followed at once on this node; a subscription to one more is refused with 429"`
+	FeedsLinger           time.Duration `flag:"feeds-linger" env:"HUBBUB_FEEDS_LINGER" yaml:"feeds_linger" help:"how long an outside feed is still followed after its last subscriber left (a webhook subscription's lease counts as listening)"`
+	FeedsMinInterval      time.Duration `flag:"feeds-min-interval" env:"HUBBUB_FEEDS_MIN_INTERVAL" yaml:"feeds_min_interval" help:"shortest interval between polls of an outside feed (polls adapt: more often while it changes, less while it does not)"`
+	FeedsMaxInterval      time.Duration `flag:"feeds-max-interval" env:"HUBBUB_FEEDS_MAX_INTERVAL" yaml:"feeds_max_interval" help:"longest interval between polls of an outside feed; a feed whose hub pushes is polled this often, as a safety net"`
+	FeedsHostConcurrency  int           `flag:"feeds-host-concurrency" env:"HUBBUB_FEEDS_HOST_CONCURRENCY" yaml:"feeds_host_concurrency" help:"outside-feed fetches in flight per host"`
+	FeedsHostInterval     time.Duration `flag:"feeds-host-interval" env:"HUBBUB_FEEDS_HOST_INTERVAL" yaml:"feeds_host_interval" help:"outside-feed fetches of one host begin at least this far apart; 0 = no spacing"`
 	ShutdownTimeout       time.Duration `flag:"shutdown-timeout" env:"HUBBUB_SHUTDOWN_TIMEOUT" yaml:"shutdown_timeout" help:"how long a graceful shutdown waits for connections to drain"`
 	ShutdownDelay         time.Duration `flag:"shutdown-delay" env:"HUBBUB_SHUTDOWN_DELAY" yaml:"shutdown_delay" help:"on SIGTERM, how long /readyz answers 503 while the hub keeps serving, so a load balancer stops sending new clients before streams end; 0 = stop at once"`
 	TLSCert               string        `flag:"tls-cert" env:"HUBBUB_TLS_CERT" yaml:"tls_cert" help:"PEM certificate chain file; with --tls-key the hub serves HTTPS (HTTP/2 and HTTP/1.1) instead of HTTP, and re-reads both files when they change, keeping the old pair if the new one is bad; empty = plain HTTP"`
@@ -128,6 +135,14 @@ func Default() Config {
 		WebSubRate:          10,
 		TaskLease:           30 * time.Second,
 		SubscribeAuth:       "optional",
+
+		// Outside feeds (--feeds): off until a pattern is given.
+		FeedsMax:             1000,
+		FeedsLinger:          time.Hour,
+		FeedsMinInterval:     time.Minute,
+		FeedsMaxInterval:     time.Hour,
+		FeedsHostConcurrency: 2,
+		FeedsHostInterval:    time.Second,
 	}
 }
 
@@ -561,6 +576,18 @@ func (c Config) Validate() error {
 		return bad("MaxBody", "must be positive, got %d", c.MaxBody)
 	case c.MaxResponseBytes <= 0:
 		return bad("MaxResponseBytes", "must be positive, got %d", c.MaxResponseBytes)
+	case c.FeedsMax <= 0:
+		return bad("FeedsMax", "must be positive, got %d", c.FeedsMax)
+	case c.FeedsLinger <= 0:
+		return bad("FeedsLinger", "must be positive, got %s", c.FeedsLinger)
+	case c.FeedsMinInterval <= 0:
+		return bad("FeedsMinInterval", "must be positive, got %s", c.FeedsMinInterval)
+	case c.FeedsMaxInterval < c.FeedsMinInterval:
+		return bad("FeedsMaxInterval", "must be at least --feeds-min-interval (%s), got %s", c.FeedsMinInterval, c.FeedsMaxInterval)
+	case c.FeedsHostConcurrency <= 0:
+		return bad("FeedsHostConcurrency", "must be positive, got %d", c.FeedsHostConcurrency)
+	case c.FeedsHostInterval < 0:
+		return bad("FeedsHostInterval", "must not be negative, got %s", c.FeedsHostInterval)
 	case c.FetchMinInterval < 0:
 		return bad("FetchMinInterval", "must not be negative, got %s", c.FetchMinInterval)
 	case c.HistoryMaxEvents < 0:

@@ -96,7 +96,8 @@ func TestEveryFieldFromEveryLayer(t *testing.T) {
 		"SSERetry": "500ms", "LogLevel": "debug", "LogFormat": "json", "Coalesce": "docs/**=2s", "WSOrigins": "app.example.com",
 		"WebSubLease": "48h", "WebSubMinLease": "1h", "WebSubMaxLease": "96h", "WebSubSignature": "sha1",
 		"FetchMinInterval": "3s", "AllowPrivateCallbacks": "true", "WebhookConcurrency": "3", "WebhookRetryBase": "2s", "WebhookRetryMax": "9m", "WebhookSuspendAfter": "6h", "WebSubMaxPerHost": "4", "WebSubRate": "5", "TaskLease": "7s",
-		"Upstreams": "up", "ShutdownTimeout": "1m", "ShutdownDelay": "2s", "PProf": "true",
+		"Upstreams": "up", "Feeds": "https://*.example.com/**", "FeedsMax": "9", "FeedsLinger": "2h", "FeedsMinInterval": "2m", "FeedsMaxInterval": "3h",
+		"FeedsHostConcurrency": "3", "FeedsHostInterval": "2s", "ShutdownTimeout": "1m", "ShutdownDelay": "2s", "PProf": "true",
 		"TLSCert": "c.pem", "TLSKey": "k.pem", "AdminListen": "127.0.0.1:9", "MetricsKey": "mk", "CORSOrigins": "https://app.example.com",
 		"FrameAncestors": "https://cms.example.com",
 	}
@@ -111,7 +112,8 @@ func TestEveryFieldFromEveryLayer(t *testing.T) {
 		LogLevel: "debug", LogFormat: "json", Coalesce: []string{"docs/**=2s"}, WSOrigins: []string{"app.example.com"},
 		WebSubLease: 48 * time.Hour, WebSubMinLease: time.Hour, WebSubMaxLease: 96 * time.Hour, WebSubSignature: "sha1",
 		FetchMinInterval: 3 * time.Second, AllowPrivateCallbacks: true, WebhookConcurrency: 3, WebhookRetryBase: 2 * time.Second, WebhookRetryMax: 9 * time.Minute, WebhookSuspendAfter: 6 * time.Hour, WebSubMaxPerHost: 4, WebSubRate: 5,
-		TaskLease: 7 * time.Second, Upstreams: []string{"up"}, ShutdownTimeout: time.Minute, ShutdownDelay: 2 * time.Second, PProf: true,
+		TaskLease: 7 * time.Second, Upstreams: []string{"up"}, Feeds: []string{"https://*.example.com/**"}, FeedsMax: 9, FeedsLinger: 2 * time.Hour,
+		FeedsMinInterval: 2 * time.Minute, FeedsMaxInterval: 3 * time.Hour, FeedsHostConcurrency: 3, FeedsHostInterval: 2 * time.Second, ShutdownTimeout: time.Minute, ShutdownDelay: 2 * time.Second, PProf: true,
 		TLSCert: "c.pem", TLSKey: "k.pem", AdminListen: "127.0.0.1:9", MetricsKey: "mk", CORSOrigins: []string{"https://app.example.com"},
 		FrameAncestors: []string{"https://cms.example.com"}}
 	var yamlDoc strings.Builder

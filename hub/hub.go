@@ -50,7 +50,37 @@ type Options struct {
 	// Now is the hub's clock (time.Now when nil); tests set it with the
 	// store's.
 	Now func() time.Time
+	// Interest, when set, is told of the concrete topics every
+	// subscription (Subscribe) and read (Retrieve, unless Quiet) names,
+	// before any history is read: the one place where hubbub learns that
+	// someone listens to a topic (package follow starts following outside
+	// feeds there). Its error refuses the request, returned as is.
+	Interest Interest
+	// Entries renders a feed entry event (a one-entry Atom, RSS or JSON
+	// Feed document) as normalised JSON, for requests that ask for
+	// Entries; ok false leaves the event as it is. nil: none is rendered.
+	Entries func(e *event.Event) (out *event.Event, ok bool)
 }
+
+// Interest is told when subscribers start and stop listening to topics
+// (see Options.Interest). It is called on the request's goroutine.
+type Interest interface {
+	// Listen is called with the concrete topics of a subscription or read.
+	// It may block (to fetch a feed for the first time) for as long as
+	// ctx allows, and should bound itself. On success, release must be
+	// called exactly once when the listening ends (at once for a read);
+	// on error, nothing is to be released.
+	Listen(ctx context.Context, topics []string) (release func(), err error)
+}
+
+// Refusal is an error that tells the client why its request was refused
+// and with which HTTP status (a 4xx); transports answer it as it is.
+type Refusal struct {
+	Status int
+	Reason string
+}
+
+func (r *Refusal) Error() string { return r.Reason }
 
 // DefaultMaxPageBytes is Options.MaxPageBytes when it is zero.
 const DefaultMaxPageBytes = 16 << 20
@@ -214,6 +244,11 @@ type RetrieveRequest struct {
 	// Size is an event's bytes in the answer (before projection, which
 	// only shrinks it); nil means the length of its wire JSON.
 	Size func(*event.Event) int
+	// Entries asks for feed entries as normalised JSON (Options.Entries).
+	Entries bool
+	// Quiet reads without telling Options.Interest: the hub's own reads
+	// (webhook deliveries), which are no sign of a listener.
+	Quiet bool
 }
 
 // MaxScan bounds how many stored events one filtered Retrieve examines per
@@ -238,6 +273,13 @@ func (h *Hub) Retrieve(ctx context.Context, req RetrieveRequest) (RetrieveResult
 	}
 	if count > MaxCount {
 		return RetrieveResult{}, event.Invalid("count is more than %d", MaxCount)
+	}
+	if h.opts.Interest != nil && !req.Quiet {
+		release, err := h.opts.Interest.Listen(ctx, req.Topics)
+		if err != nil {
+			return RetrieveResult{}, err
+		}
+		release()
 	}
 	out := RetrieveResult{Cursor: make(event.Cursor, len(req.Topics))}
 	var budget *byteBudget
@@ -321,6 +363,13 @@ func (h *Hub) Retrieve(ctx context.Context, req RetrieveRequest) (RetrieveResult
 		for _, t := range req.Topics {
 			if returned[t] == matched[t] && scannedTo[t] > out.Cursor[t].Seq {
 				out.Cursor[t] = event.Position{Epoch: out.Cursor[t].Epoch, Seq: scannedTo[t]}
+			}
+		}
+	}
+	if req.Entries && h.opts.Entries != nil {
+		for i, e := range out.Events {
+			if n, ok := h.opts.Entries(e); ok {
+				out.Events[i] = n
 			}
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/hubbub/hubbub/broker"
@@ -48,6 +49,8 @@ type SubscribeRequest struct {
 	// EventCoalesce makes the subscription honour the coalescing window a
 	// publish asked for (event.Draft.Coalesce), as long-polls do.
 	EventCoalesce bool
+	// Entries asks for feed entries as normalised JSON (Options.Entries).
+	Entries bool
 	// Coalesce, when positive, merges updates to one document: once a
 	// batch holds an event with a key, Next waits this long for more, then
 	// passes on only the latest event of each (topic, key) it gathered.
@@ -79,6 +82,9 @@ type Subscription struct {
 	filter  *filter.Filter     // nil: every event
 	fields  *filter.Projection // nil: data as published
 	projKey string
+	entries bool      // feed entries as normalised JSON (Options.Entries)
+	release func()    // ends the listening (Options.Interest); nil: none
+	once    sync.Once // release runs once
 	docs    *docState // set for document subscriptions
 	// liveFiltered: the broker leaves out events the filter does not
 	// match, so a jump in seq is not a gap.
@@ -134,7 +140,15 @@ func (h *Hub) Subscribe(ctx context.Context, req SubscribeRequest) (*Subscriptio
 		}
 		concrete = append(concrete, t)
 	}
-	s := &Subscription{h: h, pos: make(event.Cursor, len(concrete)), inCatch: map[string]bool{}, patterns: patterns}
+	var release func()
+	if h.opts.Interest != nil && len(concrete) > 0 {
+		var err error
+		if release, err = h.opts.Interest.Listen(ctx, concrete); err != nil {
+			return nil, err
+		}
+	}
+	s := &Subscription{h: h, pos: make(event.Cursor, len(concrete)), inCatch: map[string]bool{}, patterns: patterns, release: release}
+	s.entries = req.Entries && h.opts.Entries != nil
 	if req.Filter != nil && !req.Filter.IsZero() {
 		s.filter = req.Filter
 	}
@@ -159,6 +173,7 @@ func (h *Hub) Subscribe(ctx context.Context, req SubscribeRequest) (*Subscriptio
 	if ai != nil && len(patterns) > 0 && req.Documents == nil {
 		w, err := ai.Watermark(ctx)
 		if err != nil {
+			s.end()
 			return nil, fmt.Errorf("watermark: %w", err)
 		}
 		s.watermark, s.times = w, make(map[string]time.Time)
@@ -183,6 +198,7 @@ func (h *Hub) Subscribe(ctx context.Context, req SubscribeRequest) (*Subscriptio
 	brokerFilter := s.filter
 	if req.Documents != nil {
 		if s.single == "" {
+			s.end()
 			return nil, event.Invalid("a document subscription names exactly one topic")
 		}
 		// Updates to held documents must come through even when they no
@@ -259,7 +275,19 @@ func (s *Subscription) Cursor() string {
 func (s *Subscription) CutOff() <-chan struct{} { return s.live.CutOff() }
 
 // Close ends the subscription. Safe to call more than once.
-func (s *Subscription) Close() { s.live.Close() }
+func (s *Subscription) Close() {
+	if s.live != nil {
+		s.live.Close()
+	}
+	s.end()
+}
+
+// end tells Options.Interest that the listening ended, once.
+func (s *Subscription) end() {
+	if s.release != nil {
+		s.once.Do(s.release)
+	}
+}
 
 // Next blocks until at least one message is ready, tick fires, ctx is done,
 // or the subscription ends, and returns every message ready now, in order.
@@ -561,6 +589,14 @@ func (s *Subscription) deliver(it *event.Item) {
 	s.noteTime(it.Event)
 	if s.docs != nil && !s.docWants(it.Event) {
 		return
+	}
+	if s.entries {
+		it = it.Derive("entries", func(e *event.Event) *event.Event {
+			if n, ok := s.h.opts.Entries(e); ok {
+				return n
+			}
+			return e
+		})
 	}
 	if s.fields != nil {
 		// Subscribers sharing a projection share its encodings too.

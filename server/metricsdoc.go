@@ -22,6 +22,7 @@ func allMetrics() *metrics {
 	registerBuildInfo(m, buildinfo.Info{})
 	registerFanoutMetrics(m, &cluster.Stats{})
 	newWebhookMetrics(m)
+	registerFeedMetrics(m, func() float64 { return 0 })
 	registerBacklogMetrics(m, func() *websub.Backlog { return nil }, time.Now)
 	return m
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/hubbub/hubbub/broker"
 	"github.com/hubbub/hubbub/config"
 	"github.com/hubbub/hubbub/event"
+	"github.com/hubbub/hubbub/follow"
 	"github.com/hubbub/hubbub/hub"
 	"github.com/hubbub/hubbub/internal/buildinfo"
 	"github.com/hubbub/hubbub/internal/redisconn"
@@ -67,6 +68,8 @@ type Server struct {
 	// cluster is the node's identity, and in Redis mode its fan-out
 	// bridge and heartbeats (cluster.go).
 	cluster *clusterState
+	// interest is the hub's Interest: the follower of outside feeds.
+	interest *feedInterest
 	// build is what this binary is (version, revision, toolchain).
 	build buildinfo.Info
 	// backups allows one backup at a time (backup.go).
@@ -141,11 +144,12 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Server, 
 		return nil, err
 	}
 	log := metered(st, m)
-	h := hub.New(log, b, hub.Options{SubscriberBuffer: cfg.SubscriberBuffer, Logger: logger, Coalesce: rules,
+	interest := &feedInterest{}
+	h := hub.New(log, b, hub.Options{Interest: interest, Entries: follow.Normalize, SubscriberBuffer: cfg.SubscriberBuffer, Logger: logger, Coalesce: rules,
 		MaxPageBytes: cfg.MaxResponseBytes,
 		Retention:    store.Retention{MaxEvents: cfg.HistoryMaxEvents, MaxAge: cfg.HistoryMaxAge}})
 	s := &Server{cfg: cfg, log: logger, store: st, broker: b, hub: h, metrics: m,
-		activity: activity.New(10000, nil), node: nodeID,
+		activity: activity.New(10000, nil), node: nodeID, interest: interest,
 		features: []string{"nodes"}, startNotes: notes,
 		cluster: &clusterState{id: nodeID, instance: newInstanceID()}, commits: commits, certs: certs, build: buildinfo.Read()}
 	registerBuildInfo(m, s.build)
@@ -265,6 +269,7 @@ func (s *Server) routes(t *transport.Handlers) *http.ServeMux {
 	upstreams := admin(s.webhooks.upstream.API())
 	mux.Handle("/api/upstreams", upstreams)
 	mux.Handle("/api/upstreams/", upstreams)
+	mux.Handle("GET /api/feeds", admin(http.HandlerFunc(s.apiFeeds)))
 	mux.Handle("GET /api/nodes", admin(http.HandlerFunc(s.apiNodes)))
 	mux.Handle("GET /api/topics", admin(http.HandlerFunc(s.apiTopics)))
 	mux.Handle("GET /api/stats", admin(http.HandlerFunc(s.apiStats)))

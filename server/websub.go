@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/hubbub/hubbub/config"
+	"github.com/hubbub/hubbub/follow"
 	"github.com/hubbub/hubbub/tasks"
 	tembedded "github.com/hubbub/hubbub/tasks/embedded"
 	tredis "github.com/hubbub/hubbub/tasks/redis"
@@ -36,6 +37,8 @@ type webhooks struct {
 	upstream *upstream.Manager
 	// upStore keeps the upstreams (the Manager owns and closes it).
 	upStore upstream.Store
+	// follow follows outside feeds (--feeds) on the runner and records.
+	follow  *follow.Follower
 	wg      sync.WaitGroup // Run goroutines of runner and hub
 	metrics *webhookMetrics
 	// backlog is the last webhook backlog measurement (nil before one).
@@ -89,7 +92,7 @@ func (s *Server) openWebhooks(cfg config.Config) (w *webhooks, err error) {
 		SubscribeRate: float64(orNoLimit(cfg.WebSubRate)),
 		Logger:        s.log, Observer: w.metrics,
 		MaxFetchBytes: cfg.MaxBody, FetchMinInterval: cfg.FetchMinInterval,
-		Authorize: s.access.WebSub, ClientAddr: s.access.ClientAddr,
+		Authorize: s.authorizeWebSub, ClientAddr: s.access.ClientAddr,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("websub: %w", err)
@@ -107,6 +110,9 @@ func (s *Server) openWebhooks(cfg config.Config) (w *webhooks, err error) {
 	w.upstream.Register(w.runner)
 	if err := w.ensureUpstreams(cfg); err != nil {
 		return nil, err
+	}
+	if w.follow, err = s.openFollow(cfg, w); err != nil {
+		return nil, fmt.Errorf("--feeds: %w", err)
 	}
 	// The hub learns of this node's own commits (the store's listener;
 	// see Server.New): with a shared store each event is noted once, by
@@ -176,7 +182,7 @@ func (w *webhooks) start(ctx context.Context, s *Server) {
 		defer w.wg.Done()
 		w.measureBacklog(ctx, s.log)
 	}()
-	for name, run := range map[string]func(context.Context) error{"task runner": w.runner.Run, "websub": w.hub.Run} {
+	for name, run := range map[string]func(context.Context) error{"task runner": w.runner.Run, "websub": w.hub.Run, "feeds": w.follow.Run} {
 		w.wg.Add(1)
 		go func() {
 			defer w.wg.Done()

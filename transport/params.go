@@ -166,6 +166,13 @@ func acceptsSSE(r *http.Request) bool {
 	return acceptHas(r, "text/event-stream")
 }
 
+// wantsEntries reports whether r asks for feed entries as normalised JSON
+// (hub.Options.Entries): format=json, or application/json among the types
+// it accepts (for SSE: Accept: text/event-stream, application/json).
+func wantsEntries(r *http.Request, q query) bool {
+	return q.format == "json" || acceptHas(r, "application/json")
+}
+
 func acceptHas(r *http.Request, want string) bool {
 	for _, part := range strings.Split(r.Header.Get("Accept"), ",") {
 		mt, params, err := mime.ParseMediaType(strings.TrimSpace(part))

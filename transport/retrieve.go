@@ -67,7 +67,7 @@ func (h *Handlers) retrieve(w http.ResponseWriter, r *http.Request, q query) {
 	}
 	res, err := h.hub.Retrieve(r.Context(), hub.RetrieveRequest{
 		Topics: q.topics, Cursor: q.cursor, After: q.hasCursor, Before: q.before, Count: q.count,
-		Filter: q.filter, Fields: q.fields,
+		Filter: q.filter, Fields: q.fields, Entries: !isFeed && wantsEntries(r, q),
 		MaxBytes: max(1, h.opts.MaxResponseBytes-overhead), Size: size,
 	})
 	if err != nil {

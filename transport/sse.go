@@ -40,6 +40,7 @@ func (h *Handlers) subscribe(w http.ResponseWriter, r *http.Request, q query, la
 func (h *Handlers) subscribeReq(w http.ResponseWriter, r *http.Request, q query, req hub.SubscribeRequest) (*hub.Subscription, bool) {
 	req.Topics, req.Cursor, req.Filter, req.Fields = q.topics, q.cursor, q.filter, q.fields
 	req.Watermark = q.watermark
+	req.Entries = wantsEntries(r, q)
 	if q.coalesce >= 0 {
 		req.Coalesce = q.coalesce
 		req.EventCoalesce = false // the request chose its window
@@ -52,7 +53,8 @@ func (h *Handlers) subscribeReq(w http.ResponseWriter, r *http.Request, q query,
 	return sub, true
 }
 
-// sse serves a Server-Sent Events stream: history after the cursor, then
+// sse serves a Server-Sent Events stream: history after the cursor (or,
+// with count=N and no cursor, the newest N events), then
 // live events, each with "id:" the cursor after it (for several topics or a
 // pattern, also an "id:" alone at the start). Reset notices come as
 // "event: reset" with that reset's cursor as their id. A comment line is
@@ -71,7 +73,11 @@ func (h *Handlers) sse(w http.ResponseWriter, r *http.Request, q query, notAfter
 	lw := newLiveWriter(w)
 	ctx, stop := untilExpiry(r.Context(), notAfter)
 	defer stop()
-	sub, ok := h.subscribe(w, r, q, 0, 0, NameSSE)
+	last := 0 // count=N without a cursor: the newest N first, as wait=stream
+	if q.countSet && !q.hasCursor {
+		last = q.count
+	}
+	sub, ok := h.subscribe(w, r, q, last, 0, NameSSE)
 	if !ok {
 		return
 	}

@@ -250,7 +250,10 @@ func httpError(w http.ResponseWriter, code int, msg string) {
 // when the store cannot serve.
 func (h *Handlers) fail(w http.ResponseWriter, r *http.Request, err error) {
 	var mbe *http.MaxBytesError
+	var ref *hub.Refusal
 	switch {
+	case errors.As(err, &ref):
+		httpError(w, ref.Status, ref.Reason)
 	case errors.As(err, &mbe):
 		httpError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body is larger than %d bytes", mbe.Limit))
 	case event.IsValidation(err):

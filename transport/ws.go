@@ -274,7 +274,8 @@ func (wc *wsConn) sendError(sub, code, msg string) {
 }
 
 func (wc *wsConn) sendErr(sub string, err error) {
-	if event.IsValidation(err) {
+	var ref *hub.Refusal
+	if event.IsValidation(err) || errors.As(err, &ref) {
 		wc.sendError(sub, wsBadRequest, err.Error())
 		return
 	}

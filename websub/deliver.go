@@ -269,6 +269,7 @@ func (h *Hub) handleDeliver(ctx context.Context, t tasks.Task) error {
 				After:  true,
 				Count:  count,
 				Filter: f,
+				Quiet:  true, // the lease counts as listening, not each delivery
 			})
 			if err != nil {
 				return fmt.Errorf("websub: read %q: %w", s.LogTopic, err)

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"mime"
+	"strconv"
 	"strings"
 	"time"
 
@@ -75,8 +76,14 @@ type xAtomFeed struct {
 }
 
 type xAtomLink struct {
-	Rel  string `xml:"rel,attr,omitempty"`
-	Href string `xml:"href,attr"`
+	Rel    string `xml:"rel,attr,omitempty"`
+	Href   string `xml:"href,attr"`
+	Type   string `xml:"type,attr,omitempty"`
+	Length string `xml:"length,attr,omitempty"`
+}
+
+type xCategory struct {
+	Term string `xml:"term,attr"`
 }
 
 type xAtomText struct {
@@ -91,6 +98,7 @@ type xAtomEntry struct {
 	Published string      `xml:"published,omitempty"`
 	Links     []xAtomLink `xml:"link"`
 	Authors   []xPerson   `xml:"author"`
+	Category  []xCategory `xml:"category"`
 	Summary   *xAtomText  `xml:"summary"`
 	Content   *xAtomText  `xml:"content"`
 }
@@ -117,6 +125,17 @@ func renderAtom(m feedMeta, it *gofeed.Item, id string, updated time.Time) ([]by
 	}
 	if it.Link != "" {
 		e.Links = append(e.Links, xAtomLink{Rel: "alternate", Href: it.Link})
+	}
+	for _, c := range it.Enclosures {
+		if c != nil && c.URL != "" {
+			e.Links = append(e.Links, xAtomLink{Rel: "enclosure", Href: c.URL, Type: c.Type, Length: c.Length})
+		}
+	}
+	if it.Image != nil && it.Image.URL != "" && len(it.Enclosures) == 0 {
+		e.Links = append(e.Links, xAtomLink{Rel: "enclosure", Href: it.Image.URL})
+	}
+	for _, c := range it.Categories {
+		e.Category = append(e.Category, xCategory{Term: c})
 	}
 	for _, a := range it.Authors {
 		if a != nil && a.Name != "" {
@@ -149,11 +168,19 @@ type xChannel struct {
 }
 
 type xItem struct {
-	Title       string `xml:"title,omitempty"`
-	Link        string `xml:"link,omitempty"`
-	Description string `xml:"description,omitempty"`
-	GUID        xGUID  `xml:"guid"`
-	PubDate     string `xml:"pubDate,omitempty"`
+	Title       string       `xml:"title,omitempty"`
+	Link        string       `xml:"link,omitempty"`
+	Description string       `xml:"description,omitempty"`
+	GUID        xGUID        `xml:"guid"`
+	PubDate     string       `xml:"pubDate,omitempty"`
+	Categories  []string     `xml:"category"`
+	Enclosures  []xEnclosure `xml:"enclosure"`
+}
+
+type xEnclosure struct {
+	URL    string `xml:"url,attr"`
+	Type   string `xml:"type,attr,omitempty"`
+	Length string `xml:"length,attr,omitempty"`
 }
 
 type xGUID struct {
@@ -166,7 +193,13 @@ func renderRSS(m feedMeta, it *gofeed.Item, id string, updated time.Time) ([]byt
 	if desc == "" {
 		desc = it.Content
 	}
-	item := xItem{Title: it.Title, Link: it.Link, Description: desc, GUID: xGUID{IsPermaLink: "false", ID: id}}
+	item := xItem{Title: it.Title, Link: it.Link, Description: desc, GUID: xGUID{IsPermaLink: "false", ID: id},
+		Categories: it.Categories}
+	for _, c := range it.Enclosures {
+		if c != nil && c.URL != "" {
+			item.Enclosures = append(item.Enclosures, xEnclosure{URL: c.URL, Type: c.Type, Length: c.Length})
+		}
+	}
 	if it.PublishedParsed != nil {
 		item.PubDate = it.PublishedParsed.UTC().Format(time.RFC1123Z)
 	} else {
@@ -207,6 +240,34 @@ func renderJSONFeed(m feedMeta, it *gofeed.Item, id string, updated time.Time) (
 	}
 	if it.PublishedParsed != nil {
 		item["date_published"] = it.PublishedParsed.UTC().Format(time.RFC3339)
+	}
+	if len(it.Categories) > 0 {
+		item["tags"] = it.Categories
+	}
+	if it.Image != nil && it.Image.URL != "" {
+		item["image"] = it.Image.URL
+	}
+	var atts []map[string]any
+	for _, c := range it.Enclosures {
+		if c != nil && c.URL != "" {
+			a := map[string]any{"url": c.URL, "mime_type": c.Type}
+			if n, err := strconv.ParseInt(c.Length, 10, 64); err == nil && n > 0 {
+				a["size_in_bytes"] = n
+			}
+			atts = append(atts, a)
+		}
+	}
+	if atts != nil {
+		item["attachments"] = atts
+	}
+	var authors []map[string]string
+	for _, a := range it.Authors {
+		if a != nil && a.Name != "" {
+			authors = append(authors, map[string]string{"name": a.Name})
+		}
+	}
+	if authors != nil {
+		item["authors"] = authors
 	}
 	doc := map[string]any{
 		"version": "https://jsonfeed.org/version/1.1",

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"time"
 
@@ -93,6 +94,9 @@ type FetchState struct {
 	ETag         string    `json:"etag,omitempty"`
 	LastModified string    `json:"last_modified,omitempty"`
 	Fetched      time.Time `json:"fetched"`
+	// Follow is the state of a followed outside feed (package follow
+	// keeps it under its own keys, opaque here).
+	Follow json.RawMessage `json:"follow,omitempty"`
 }
 
 // Verification states.

@@ -468,6 +468,44 @@
     wrap.hidden = rows.length === 0;
   }
 
+  // --- outside feeds --------------------------------------------------------
+
+  // interval shows a poll interval in seconds as "0.6 s", "45 s" or "12 min".
+  function interval(s) {
+    if (s >= 120) return Math.round(s / 60) + " min";
+    return (s < 10 ? s.toFixed(1) : Math.round(s)) + " s";
+  }
+
+  // renderFeeds shows GET /api/feeds (the hub has --feeds), or hides the
+  // panel when list is null.
+  function renderFeeds(list) {
+    const panel = document.getElementById("panel-feeds");
+    panel.hidden = list === null;
+    if (list === null) return;
+    const wrap = document.getElementById("feeds-table");
+    document.getElementById("feeds-status").textContent = list.length === 0 ?
+      "No outside feed followed: one is followed once someone subscribes to its URL." :
+      list.length + " outside feed" + (list.length === 1 ? "" : "s") + ".";
+    const rows = [];
+    for (const f of list) {
+      const tr = el("tr");
+      const th = el("th", String(f.topic || ""), "url");
+      th.scope = "row";
+      const method = f.method === "push" ? "push via " + String(f.hub || "hub") : "poll";
+      const last = el("td");
+      last.append(f.last_fetch ? timeEl(f.last_fetch) : "–");
+      const change = el("td");
+      change.append(f.last_change ? timeEl(f.last_change) : "–");
+      const err = f.last_error ? String(f.last_error) : "";
+      tr.append(th, el("td", String(f.state || ""), f.state === "gone" ? "error" : ""), el("td", method),
+        el("td", interval(Number(f.interval_seconds) || 0), "num"), last, change,
+        el("td", fmt(f.subscribers), "num"), el("td", err || "–", err ? "error" : "muted"));
+      rows.push(tr);
+    }
+    document.getElementById("feeds-body").replaceChildren.apply(document.getElementById("feeds-body"), rows);
+    wrap.hidden = rows.length === 0;
+  }
+
   // --- the watching itself -------------------------------------------------------
 
   let sub = null;
@@ -497,6 +535,14 @@
       }));
     } else {
       renderSubs(null);
+    }
+    if (features.indexOf("feeds") >= 0) {
+      asks.push(getJSON("/api/feeds").then(function (r) {
+        if (g !== gen) return;
+        renderFeeds(r.status === 200 && r.body && Array.isArray(r.body.feeds) ? r.body.feeds : null);
+      }));
+    } else {
+      renderFeeds(null);
     }
     if (features.indexOf("nodes") >= 0) {
       asks.push(getJSON("/api/nodes").then(function (r) {
