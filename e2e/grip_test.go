@@ -388,7 +388,9 @@ var gripScenarios = []struct {
 		return s
 	}},
 	{"long-poll timeout", func(t *testing.T, g gripSide, ch string) seen { return g.get(t, "/lp/"+ch+"?timeout=1") }},
-	{"long-poll published", func(t *testing.T, g gripSide, ch string) seen { return g.longPollPublished(t, ch, "hello from the publisher\n") }},
+	{"long-poll published", func(t *testing.T, g gripSide, ch string) seen {
+		return g.longPollPublished(t, ch, "hello from the publisher\n")
+	}},
 	{"sse stream", func(t *testing.T, g gripSide, ch string) seen { return g.sseScenario(t, ch) }},
 }
 
