@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -64,10 +65,18 @@ func needGripOrigin(t *testing.T) string {
 // publish key given, and waits for it to listen.
 func startOrigin(t *testing.T, node string, port int, controlURI, publishKey string) *originProc {
 	t.Helper()
-	cmd := exec.Command(node, "origin.js")
-	cmd.Dir = "grip"
-	cmd.Env = append(hubEnv(), fmt.Sprintf("PORT=%d", port), "GRIP_CONTROL_URI="+controlURI,
-		"GRIP_SIG_KEY="+gripSigKey, "GRIP_PUBLISH_KEY="+publishKey)
+	return startNodeOrigin(t, node, "grip", "origin.js", port, "origin listening",
+		"GRIP_CONTROL_URI="+controlURI, "GRIP_SIG_KEY="+gripSigKey, "GRIP_PUBLISH_KEY="+publishKey)
+}
+
+// startNodeOrigin runs node SCRIPT in dir with PORT=port and env, and
+// waits for it to print ready (or, when ready is "", to accept
+// connections).
+func startNodeOrigin(t *testing.T, node, dir, script string, port int, ready string, env ...string) *originProc {
+	t.Helper()
+	cmd := exec.Command(node, script)
+	cmd.Dir = dir
+	cmd.Env = append(append(hubEnv(), fmt.Sprintf("PORT=%d", port)), env...)
 	o := &originProc{URL: fmt.Sprintf("http://127.0.0.1:%d", port), Port: port, out: &lockedBuf{}}
 	cmd.Stdout, cmd.Stderr = o.out, o.out
 	if err := cmd.Start(); err != nil {
@@ -83,7 +92,7 @@ func startOrigin(t *testing.T, node string, port int, controlURI, publishKey str
 		}
 	})
 	deadline := time.Now().Add(15 * time.Second)
-	for !strings.Contains(o.out.String(), "origin listening") {
+	for !o.ready(ready) {
 		select {
 		case <-done:
 			t.Fatalf("the origin exited: %s", o.out.String())
@@ -94,6 +103,19 @@ func startOrigin(t *testing.T, node string, port int, controlURI, publishKey str
 		}
 	}
 	return o
+}
+
+// ready reports whether the origin printed ready, or with ready "",
+// whether it accepts connections.
+func (o *originProc) ready(ready string) bool {
+	if ready != "" {
+		return strings.Contains(o.out.String(), ready)
+	}
+	c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", o.Port), time.Second)
+	if err == nil {
+		c.Close()
+	}
+	return err == nil
 }
 
 // gripSide is a GRIP proxy in front of an origin: hubbub's or Pushpin's.
@@ -434,5 +456,102 @@ func TestGripSameAsPushpin(t *testing.T) {
 				t.Errorf("hubbub and pushpin differ:\nhubbub  %+v\npushpin %+v", got, want)
 			}
 		})
+	}
+}
+
+// TestGripReadmeOrigin runs the README's example origin behind hubbub:
+// its SSE stream and long-poll get what its /say publishes.
+func TestGripReadmeOrigin(t *testing.T) {
+	node := needGripOrigin(t)
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "origin.mjs"), []byte(readmeBlock(t, "<!-- tested: e2e/grip_test.go readme origin -->")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	modules, err := filepath.Abs(filepath.Join("grip", "node_modules"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(modules, filepath.Join(dir, "node_modules")); err != nil {
+		t.Fatal(err)
+	}
+	originPort := freePort(t)
+	h := startHub(t, "", "--grip-listen", "127.0.0.1:0", "--grip-origin", fmt.Sprintf("http://127.0.0.1:%d", originPort), "--grip-sig-key", gripSigKey)
+	h.waitLog(t, "GRIP proxy listening", 10*time.Second)
+	m := gripAddrRE.FindStringSubmatch(h.Stderr())
+	if m == nil {
+		t.Fatal("no grip_addr in the log")
+	}
+	o := startNodeOrigin(t, node, dir, "origin.mjs", originPort, "", "HUB="+h.URL, "GRIP_SIG_KEY="+gripSigKey)
+	grip := "http://" + strings.Trim(m[1], `"`)
+	say := func() {
+		resp, err := httpc.Post(o.URL+"/say", "text/plain", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("/say: %d %s", resp.StatusCode, b)
+		}
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", grip+"/events", nil)
+	resp, err := streamc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/event-stream") {
+		t.Fatalf("SSE content type %q", ct)
+	}
+	lines := make(chan string, 64)
+	go func() {
+		defer close(lines)
+		br := bufio.NewReader(resp.Body)
+		for {
+			l, err := br.ReadString('\n')
+			if err != nil {
+				return
+			}
+			lines <- l
+		}
+	}()
+	deadline := time.After(20 * time.Second)
+	for got := false; !got; {
+		say() // again until the hold has begun
+		select {
+		case l := <-lines:
+			got = l == "data: hello\n"
+		case <-deadline:
+			t.Fatal("the SSE stream got no publish within 20s")
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+
+	answer := make(chan string, 1)
+	go func() {
+		resp, err := streamc.Get(grip + "/updates")
+		if err != nil {
+			answer <- err.Error()
+			return
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		answer <- string(b)
+	}()
+	for {
+		say()
+		select {
+		case a := <-answer:
+			if a != "hello\n" {
+				t.Fatalf("long-poll answered %q", a)
+			}
+			return
+		case <-deadline:
+			t.Fatal("the long-poll got no publish within 20s")
+		case <-time.After(200 * time.Millisecond):
+		}
 	}
 }
