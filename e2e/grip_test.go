@@ -33,6 +33,7 @@ type originProc struct {
 	URL  string
 	Port int
 	out  *lockedBuf
+	stop func() // kills it and waits for it to exit
 }
 
 // needGripOrigin skips (or fails, with HUBBUB_REQUIRE_BROWSER=1) when
@@ -84,9 +85,9 @@ func startNodeOrigin(t *testing.T, node, dir, script string, port int, ready str
 	}
 	done := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(done) }()
+	o.stop = func() { _ = cmd.Process.Kill(); <-done }
 	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-done
+		o.stop()
 		if t.Failed() {
 			t.Logf("origin output:\n%s", clipString(o.out.String(), 4000))
 		}
