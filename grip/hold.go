@@ -22,8 +22,8 @@ const writeTimeout = 30 * time.Second
 // the newest prevIDScan. An id not among them is unknown.
 const (
 	prevIDFirst    = 16
-	prevIDScan     = hub.MaxCount
-	prevIDMaxBytes = 4 << 20
+	prevIDScan     = 256
+	prevIDMaxBytes = 1 << 20
 )
 
 // errNextLink ends a hold whose Grip-Link timeout has come.
@@ -128,7 +128,7 @@ func (p *Proxy) holdResponse(w http.ResponseWriter, r *http.Request, resp *http.
 			if r.Context().Err() == nil || shuttingDown(r) {
 				// Timed out, cut off or shutting down: the origin's own
 				// answer, after which the client asks again.
-				writeBuffered(w, resp.StatusCode, resp.Header, body)
+				writeBuffered(w, in.status(resp), resp.Header, body)
 			}
 			return
 		}
@@ -208,7 +208,7 @@ func (p *Proxy) holdStream(w http.ResponseWriter, r *http.Request, resp *http.Re
 		p.holdFailed(w, r, err)
 		return
 	}
-	w.WriteHeader(resp.StatusCode)
+	w.WriteHeader(in.status(resp))
 	p.obs.Connected(NameStream, 1)
 	defer p.obs.Connected(NameStream, -1)
 	s.run(resp, in, sub)
