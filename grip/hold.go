@@ -199,15 +199,14 @@ func (p *Proxy) holdStream(w http.ResponseWriter, r *http.Request, resp *http.Re
 		return
 	}
 	defer p.release()
-	copyHeaders(w.Header(), resp.Header)
-	w.Header().Del("Content-Length") // the stream goes on after the body
-	s := &stream{p: p, w: w, r: r, rc: http.NewResponseController(w)}
 	sub, err := p.subscribe(r.Context(), in.Channels, NameStream)
 	if err != nil {
-		w.Header().Del("Content-Type")
 		p.holdFailed(w, r, err)
 		return
 	}
+	copyHeaders(w.Header(), resp.Header)
+	w.Header().Del("Content-Length") // the stream goes on after the body
+	s := &stream{p: p, w: w, r: r, rc: http.NewResponseController(w)}
 	w.WriteHeader(in.status(resp))
 	p.obs.Connected(NameStream, 1)
 	defer p.obs.Connected(NameStream, -1)
