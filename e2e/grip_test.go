@@ -422,6 +422,7 @@ var gripScenarios = []struct {
 	{"long-poll timeout grip-status", func(t *testing.T, g gripSide, ch string) seen {
 		return g.get(t, "/lp/"+ch+"?timeout=1&status=202")
 	}},
+	{"grip-instruct timeout", func(t *testing.T, g gripSide, ch string) seen { return g.get(t, "/instruct/"+ch+"?timeout=1") }},
 	{"long-poll published", func(t *testing.T, g gripSide, ch string) seen {
 		return g.longPollPublished(t, ch, "hello from the publisher\n")
 	}},
@@ -439,6 +440,7 @@ func TestGripOrigin(t *testing.T) {
 		"grip-status":                   {Status: 202, ContentType: "text/plain; charset=utf-8", Length: "9", Body: "accepted\n"},
 		"long-poll timeout":             {Status: 200, ContentType: "text/plain; charset=utf-8", Length: "8", Body: "timeout\n"},
 		"long-poll timeout grip-status": {Status: 202, ContentType: "text/plain; charset=utf-8", Length: "8", Body: "timeout\n"},
+		"grip-instruct timeout":         {Status: 202, ContentType: "text/plain", Length: "19", Extra: "instruct", Body: "instructed timeout\n"},
 		"long-poll published":           {Status: 200, ContentType: "text/plain", Length: "25", Body: "hello from the publisher\n"},
 		"sse stream": {Status: 200, ContentType: "text/event-stream; charset=utf-8", CacheControl: "no-cache",
 			Body: "event: open\ndata: {}\n\nevent: message\ndata: one\n\nevent: message\ndata: two\n\n"},
