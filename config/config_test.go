@@ -100,6 +100,8 @@ func TestEveryFieldFromEveryLayer(t *testing.T) {
 		"FeedsHostConcurrency": "3", "FeedsHostInterval": "2s", "ShutdownTimeout": "1m", "ShutdownDelay": "2s", "PProf": "true",
 		"TLSCert": "c.pem", "TLSKey": "k.pem", "AdminListen": "127.0.0.1:9", "MetricsKey": "mk", "CORSOrigins": "https://app.example.com",
 		"FrameAncestors": "https://cms.example.com",
+		"GripListen":     "127.0.0.1:7", "GripOrigin": "http://127.0.0.1:3000", "GripRoutes": "/api/=http://127.0.0.1:3001",
+		"GripSigKey": "0123456789abcdef0123456789abcdef", "GripMaxHeld": "9", "GripMaxOriginBody": "999", "GripOriginTimeout": "4s",
 	}
 	want := Config{Listen: ":9", Store: "redis://127.0.0.1:6379/3", RedisPrefix: "hp", NodeID: "node-a", Data: "/var/hub",
 		PublicURL: "https://hub.example.com", PublishKeys: []string{"a"}, AdminKey: "adm",
@@ -115,7 +117,9 @@ func TestEveryFieldFromEveryLayer(t *testing.T) {
 		TaskLease: 7 * time.Second, Upstreams: []string{"up"}, Feeds: []string{"https://*.example.com/**"}, FeedsMax: 9, FeedsLinger: 2 * time.Hour,
 		FeedsMinInterval: 2 * time.Minute, FeedsMaxInterval: 3 * time.Hour, FeedsHostConcurrency: 3, FeedsHostInterval: 2 * time.Second, ShutdownTimeout: time.Minute, ShutdownDelay: 2 * time.Second, PProf: true,
 		TLSCert: "c.pem", TLSKey: "k.pem", AdminListen: "127.0.0.1:9", MetricsKey: "mk", CORSOrigins: []string{"https://app.example.com"},
-		FrameAncestors: []string{"https://cms.example.com"}}
+		FrameAncestors: []string{"https://cms.example.com"},
+		GripListen:     "127.0.0.1:7", GripOrigin: "http://127.0.0.1:3000", GripRoutes: []string{"/api/=http://127.0.0.1:3001"},
+		GripSigKey: "0123456789abcdef0123456789abcdef", GripMaxHeld: 9, GripMaxOriginBody: 999, GripOriginTimeout: 4 * time.Second}
 	var yamlDoc strings.Builder
 	var args []string
 	envs := map[string]string{}
@@ -264,6 +268,15 @@ func TestBadValues(t *testing.T) {
 		{"frame ancestor none", []string{"--frame-ancestors", "'none'"}, nil, "--frame-ancestors"},
 		{"frame ancestor without scheme", nil, map[string]string{"HUBBUB_FRAME_ANCESTORS": "cms.example.com"}, "HUBBUB_FRAME_ANCESTORS"},
 		{"frame ancestor javascript", []string{"--frame-ancestors", "javascript://x"}, nil, "--frame-ancestors"},
+		{"grip without sig key", []string{"--grip-listen", ":7", "--grip-origin", "http://127.0.0.1:3000"}, nil, "--grip-sig-key"},
+		{"grip short sig key", []string{"--grip-listen", ":7", "--grip-origin", "http://o", "--grip-sig-key", "changeme"}, nil, "--grip-sig-key"},
+		{"grip bad base64 key", []string{"--grip-listen", ":7", "--grip-origin", "http://o", "--grip-sig-key", "base64:!!"}, nil, "--grip-sig-key"},
+		{"grip without origin", []string{"--grip-listen", ":7", "--grip-sig-key", "0123456789abcdef0123456789abcdef"}, nil, "--grip-origin"},
+		{"grip origin not http", []string{"--grip-listen", ":7", "--grip-origin", "ftp://o", "--grip-sig-key", "0123456789abcdef0123456789abcdef"}, nil, "--grip-origin"},
+		{"grip route without slash", []string{"--grip-listen", ":7", "--grip-route", "api=http://o", "--grip-sig-key", "0123456789abcdef0123456789abcdef"}, nil, "--grip-route"},
+		{"grip on main", []string{"--listen", ":7", "--grip-listen", ":7", "--grip-origin", "http://o", "--grip-sig-key", "0123456789abcdef0123456789abcdef"}, nil, "--grip-listen"},
+		{"grip zero held", []string{"--grip-max-held", "0"}, nil, "--grip-max-held"},
+		{"grip zero origin body", []string{"--grip-max-origin-body", "0"}, nil, "--grip-max-origin-body"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
