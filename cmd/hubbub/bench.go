@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -41,6 +40,7 @@ the rate of a plain POST flood to the same receiver.`)
 	subscribers := f.Int("subscribers", 100, "`N` SSE subscribers")
 	events := f.Int("events", 10000, "`N` events to publish in all")
 	rate := f.Int("rate", 0, "total `EVENTS` per second (0: as fast as the hub acknowledges)")
+	publishBatch := f.Int("publish-batch", 1, "`N` events per publish request (a JSON array)")
 	size := f.Int("size", 256, "approximate payload size in `BYTES`")
 	topic := f.String("topic", "", "`TOPIC` (default: a fresh bench/... topic)")
 	auth := publishKeyFlag(f)
@@ -70,6 +70,8 @@ the rate of a plain POST flood to the same receiver.`)
 		return f.fail("--publishers must be at least 1")
 	case *events < 1:
 		return f.fail("--events must be at least 1")
+	case *publishBatch < 1 || *publishBatch > 1000:
+		return f.fail("--publish-batch must be from 1 to 1000")
 	case *subscribers < 0, *size < 0, *rate < 0, *webhooks < 0, *batch < 0, *batchWait < 0, *flood < 0:
 		return f.fail("--subscribers, --size, --rate, --webhooks, --batch, --batch-wait-ms and --flood must not be negative")
 	case *procs < 1 || *procs > 64:
@@ -90,7 +92,7 @@ the rate of a plain POST flood to the same receiver.`)
 	root := strings.TrimRight(*base, "/")
 	if *webhooks > 0 {
 		return runHookBench(ctx, e, hookBench{root: root, auth: *auth, topic: *topic, webhooks: *webhooks, hosts: *hosts,
-			batch: *batch, batchWait: *batchWait, events: *events, publishers: *publishers, rate: *rate, size: *size, flood: *flood}, *asJSON)
+			batch: *batch, batchWait: *batchWait, events: *events, publishers: *publishers, publishBatch: *publishBatch, rate: *rate, size: *size, flood: *flood}, *asJSON)
 	}
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: *publishers + 4, MaxConnsPerHost: 0}}
 
@@ -121,51 +123,9 @@ the rate of a plain POST flood to the same receiver.`)
 		return err
 	}
 
-	pad := strings.Repeat("x", *size)
-	var next atomic.Int64
-	acks := make([][]time.Duration, *publishers)
-	var pubErr atomic.Value
-	// With --rate, event n is due at start + n/rate, whichever publisher
-	// takes it: a slow acknowledgement delays only its own publisher, and
-	// the others keep the schedule (a shared ticker would drop ticks while
-	// every publisher waits, and fall short of the rate).
-	start := time.Now()
-	var pwg sync.WaitGroup
-	for p := range *publishers {
-		pwg.Add(1)
-		go func() {
-			defer pwg.Done()
-			for {
-				n := next.Add(1)
-				if n > int64(*events) {
-					return
-				}
-				if *rate > 0 {
-					due := start.Add(time.Duration(n-1) * time.Second / time.Duration(*rate))
-					if d := time.Until(due); d > 0 {
-						t := time.NewTimer(d)
-						select {
-						case <-t.C:
-						case <-ctx.Done():
-							t.Stop()
-							return
-						}
-					}
-				}
-				t0 := time.Now()
-				body := fmt.Sprintf(`{"topic":%q,"data":{"t":%d,"pad":%q}}`, *topic, t0.UnixNano(), pad)
-				if err := benchPublish(ctx, hc, root+"/publish", *auth, body); err != nil {
-					pubErr.Store(err)
-					cancel()
-					return
-				}
-				acks[p] = append(acks[p], time.Since(t0))
-			}
-		}()
-	}
-	pwg.Wait()
-	pubDur := time.Since(start)
-	if err, _ := pubErr.Load().(error); err != nil {
+	all, pubDur, err := publishAll(ctx, hc, pubSpec{root: root, auth: *auth, topic: *topic, events: *events,
+		publishers: *publishers, batch: *publishBatch, rate: *rate, size: *size})
+	if err != nil {
 		return fmt.Errorf("publish: %w", err)
 	}
 	deliveries, received, err := pool.results()
@@ -173,12 +133,8 @@ the rate of a plain POST flood to the same receiver.`)
 		return fmt.Errorf("subscriber: %w", err)
 	}
 
-	var all []time.Duration
-	for _, a := range acks {
-		all = append(all, a...)
-	}
-	rep := benchReport{Topic: *topic, Events: len(all), Publishers: *publishers, Seconds: pubDur.Seconds(),
-		EventsPerSecond: float64(len(all)) / pubDur.Seconds(), Ack: latencies(all),
+	rep := benchReport{Topic: *topic, Events: *events, Publishers: *publishers, Seconds: pubDur.Seconds(),
+		EventsPerSecond: float64(*events) / pubDur.Seconds(), Ack: latencies(all),
 		Subscribers: *subscribers, SubscribeServers: subServers}
 	want := *subscribers * *events
 	if *subscribers > 0 {
@@ -195,7 +151,7 @@ the rate of a plain POST flood to the same receiver.`)
 		fmt.Fprintf(e.stdout, "%s\n", b)
 	} else {
 		fmt.Fprintf(e.stdout, "topic %s: %d events by %d publishers in %v: %.0f events/s acknowledged\n",
-			*topic, len(all), *publishers, pubDur.Round(time.Millisecond), rep.EventsPerSecond)
+			*topic, *events, *publishers, pubDur.Round(time.Millisecond), rep.EventsPerSecond)
 		fmt.Fprintf(e.stdout, "publish ack latency: %s\n", percentiles(all))
 		if *subscribers > 0 {
 			shape := ""

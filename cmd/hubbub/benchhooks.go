@@ -28,9 +28,11 @@ type hookBench struct {
 	batchWait  int // hub.batch_wait_ms (0: none)
 	events     int
 	publishers int
-	rate       int
-	size       int
-	flood      time.Duration // how long the plain POST flood runs (0: none)
+	// publishBatch is the events per publish request.
+	publishBatch int
+	rate         int
+	size         int
+	flood        time.Duration // how long the plain POST flood runs (0: none)
 }
 
 // hookReport is the --json output of a webhook bench; latencies in ms.
@@ -314,41 +316,13 @@ func runHookBench(ctx context.Context, e env, b hookBench, asJSON bool) error {
 		return fmt.Errorf("subscribe (a hub on this machine needs --allow-private-callbacks to reach the bench's receiver; --websub-subscribe-rate and --websub-max-per-host bound how fast and how many): %w", err)
 	}
 
-	var next atomic.Int64
-	acks := make([][]time.Duration, b.publishers)
-	start := time.Now()
-	if err := each(b.publishers, b.publishers, func(p int) error {
-		for {
-			n := next.Add(1)
-			if n > int64(b.events) {
-				return nil
-			}
-			if b.rate > 0 {
-				if d := time.Until(start.Add(time.Duration(n-1) * time.Second / time.Duration(b.rate))); d > 0 {
-					t := time.NewTimer(d)
-					select {
-					case <-t.C:
-					case <-ctx.Done():
-						t.Stop()
-						return ctx.Err()
-					}
-				}
-			}
-			t0 := time.Now()
-			body := fmt.Sprintf(`{"topic":%q,"data":{"t":%d,"n":%d,"pad":%q}}`, b.topic, t0.UnixNano(), n, pad)
-			if err := benchPublish(ctx, hc, b.root+"/publish", b.auth, body); err != nil {
-				return err
-			}
-			acks[p] = append(acks[p], time.Since(t0))
-		}
-	}); err != nil {
+	all, took, err := publishAll(ctx, hc, pubSpec{root: b.root, auth: b.auth, topic: b.topic, events: b.events,
+		publishers: b.publishers, batch: b.publishBatch, rate: b.rate, size: b.size})
+	if err != nil {
 		return fmt.Errorf("publish: %w", err)
 	}
-	rep.PublishSeconds = time.Since(start).Seconds()
-	var all []time.Duration
-	for _, a := range acks {
-		all = append(all, a...)
-	}
+	start := time.Now().Add(-took)
+	rep.PublishSeconds = took.Seconds()
 	rep.Ack = latencies(all)
 
 	select {
