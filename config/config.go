@@ -12,6 +12,7 @@
 package config
 
 import (
+	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
@@ -93,6 +94,13 @@ type Config struct {
 	PProf                 bool          `flag:"pprof" env:"HUBBUB_PPROF" yaml:"pprof" help:"serve Go's profiler at /debug/pprof/ (admin only, and on the --admin-listen listener when there is one): go tool pprof -http=: 'http://HUB/debug/pprof/profile?seconds=30' with the admin key; off = 404"`
 	CORSOrigins           []string      `flag:"cors-origin" env:"HUBBUB_CORS_ORIGINS" yaml:"cors_origins" help:"web origin (scheme://host[:port], or * for any) whose pages may call the hub: answered with CORS headers (credentials only for listed origins), and allowed to POST /publish and /hub, which other foreign origins get 403 for (flag repeatable, env comma-separated); none = no CORS headers"`
 	FrameAncestors        []string      `flag:"frame-ancestors" env:"HUBBUB_FRAME_ANCESTORS" yaml:"frame_ancestors" help:"who may show the live wall (/wall) in a frame, as CSP frame-ancestors sources: 'self', an origin (https://cms.example.com), an origin with a wildcard host (https://*.example.com), or * for any site (flag repeatable, env comma-separated); none = no site may frame it; the dashboard and explorer never may"`
+	GripListen            string        `flag:"grip-listen" env:"HUBBUB_GRIP_LISTEN" yaml:"grip_listen" help:"address (host:port) of the GRIP proxy listener (Pushpin compatible): every request to it is proxied to --grip-origin (or a --grip-route), whose GRIP instructions (Grip-Hold ...) make hubbub hold the connection as a subscriber; needs --grip-sig-key; empty = no GRIP proxy"`
+	GripOrigin            string        `flag:"grip-origin" env:"HUBBUB_GRIP_ORIGIN" yaml:"grip_origin" help:"origin (http://HOST:PORT) the GRIP listener proxies requests to that no --grip-route matches; empty = those get 502"`
+	GripRoutes            []string      `flag:"grip-route" env:"HUBBUB_GRIP_ROUTES" yaml:"grip_routes" help:"origin for a path prefix of the GRIP listener, as /PREFIX=http://HOST:PORT (the longest matching prefix wins; the path is passed on unchanged) (flag repeatable, env comma-separated)"`
+	GripSigKey            string        `flag:"grip-sig-key" env:"HUBBUB_GRIP_SIG_KEY" yaml:"grip_sig_key" secret:"true" help:"HS256 secret (at least 32 bytes; base64:... for binary) that signs the Grip-Sig JWT (iss pushpin) sent to the origin, Pushpin's sig_key: give the origin the same key; required with --grip-listen (the hub refuses to start without it)"`
+	GripMaxHeld           int           `flag:"grip-max-held" env:"HUBBUB_GRIP_MAX_HELD" yaml:"grip_max_held" help:"connections the GRIP listener holds at once (response and stream holds, WebSockets); a hold over it gets 503"`
+	GripMaxOriginBody     int64         `flag:"grip-max-origin-body" env:"HUBBUB_GRIP_MAX_ORIGIN_BODY" yaml:"grip_max_origin_body" help:"bytes of an origin answer the GRIP proxy buffers (a response hold's timeout answer); a larger one gets the client 502; streamed answers are not bounded"`
+	GripOriginTimeout     time.Duration `flag:"grip-origin-timeout" env:"HUBBUB_GRIP_ORIGIN_TIMEOUT" yaml:"grip_origin_timeout" help:"how long the origin may take to answer a proxied request with its headers; past it the client gets 504"`
 }
 
 // Default returns the built-in defaults.
@@ -128,6 +136,9 @@ func Default() Config {
 		WebSubRate:          10,
 		TaskLease:           30 * time.Second,
 		SubscribeAuth:       "optional",
+		GripMaxHeld:         10000,
+		GripMaxOriginBody:   1 << 20,
+		GripOriginTimeout:   30 * time.Second,
 	}
 }
 
@@ -538,6 +549,9 @@ func (c Config) Validate() error {
 	if c.AdminListen != "" && c.AdminListen == c.Listen && !strings.HasSuffix(c.Listen, ":0") {
 		return bad("AdminListen", "%q is also --listen: give another address, or leave it empty", c.AdminListen)
 	}
+	if err := c.validateGrip(bad); err != nil {
+		return err
+	}
 	for _, o := range c.CORSOrigins {
 		if err := checkOrigin(o); err != nil {
 			return bad("CORSOrigins", "%q: %v", o, err)
@@ -711,4 +725,64 @@ func hasAnyPrefix(s string, prefixes ...string) bool {
 		}
 	}
 	return false
+}
+
+// validateGrip checks the GRIP proxy settings (the grip package checks
+// routes again when it builds them).
+func (c *Config) validateGrip(bad func(field, format string, a ...any) error) error {
+	switch {
+	case c.GripMaxHeld < 1:
+		return bad("GripMaxHeld", "must be at least 1, got %d", c.GripMaxHeld)
+	case c.GripMaxOriginBody < 1:
+		return bad("GripMaxOriginBody", "must be positive, got %d", c.GripMaxOriginBody)
+	case c.GripOriginTimeout <= 0:
+		return bad("GripOriginTimeout", "must be positive, got %s", c.GripOriginTimeout)
+	}
+	if c.GripListen == "" {
+		return nil
+	}
+	if c.GripListen == c.Listen && !strings.HasSuffix(c.Listen, ":0") {
+		return bad("GripListen", "%q is also --listen: give another address", c.GripListen)
+	}
+	if c.GripOrigin == "" && len(c.GripRoutes) == 0 {
+		return bad("GripOrigin", "--grip-listen needs --grip-origin or a --grip-route to proxy to")
+	}
+	key, err := GripKey(c.GripSigKey)
+	if err != nil {
+		return bad("GripSigKey", "%v", err)
+	}
+	if len(key) < 32 {
+		return bad("GripSigKey", "--grip-listen needs --grip-sig-key, a secret of at least 32 bytes that the origin is given too (it checks Grip-Sig with it)")
+	}
+	origins := []string{c.GripOrigin}
+	for _, r := range c.GripRoutes {
+		prefix, target, ok := strings.Cut(r, "=")
+		if !ok || !strings.HasPrefix(prefix, "/") {
+			return bad("GripRoutes", "%q: want /PREFIX=http://HOST:PORT", r)
+		}
+		origins = append(origins, target)
+	}
+	for _, o := range origins {
+		if o == "" {
+			continue
+		}
+		u, err := url.Parse(o)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.User != nil {
+			return bad("GripOrigin", "%q: want http://HOST:PORT or https://HOST:PORT", o)
+		}
+	}
+	return nil
+}
+
+// GripKey decodes --grip-sig-key: "base64:..." is base64 (for binary
+// keys, as Pushpin's sig_key), anything else the bytes as given.
+func GripKey(s string) ([]byte, error) {
+	if rest, ok := strings.CutPrefix(s, "base64:"); ok {
+		b, err := base64.StdEncoding.DecodeString(rest)
+		if err != nil {
+			return nil, errors.New("base64: key does not decode")
+		}
+		return b, nil
+	}
+	return []byte(s), nil
 }

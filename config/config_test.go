@@ -99,6 +99,8 @@ func TestEveryFieldFromEveryLayer(t *testing.T) {
 		"Upstreams": "up", "ShutdownTimeout": "1m", "ShutdownDelay": "2s", "PProf": "true",
 		"TLSCert": "c.pem", "TLSKey": "k.pem", "AdminListen": "127.0.0.1:9", "MetricsKey": "mk", "CORSOrigins": "https://app.example.com",
 		"FrameAncestors": "https://cms.example.com",
+		"GripListen":     "127.0.0.1:7", "GripOrigin": "http://127.0.0.1:3000", "GripRoutes": "/api/=http://127.0.0.1:3001",
+		"GripSigKey": "0123456789abcdef0123456789abcdef", "GripMaxHeld": "9", "GripMaxOriginBody": "999", "GripOriginTimeout": "4s",
 	}
 	want := Config{Listen: ":9", Store: "redis://127.0.0.1:6379/3", RedisPrefix: "hp", NodeID: "node-a", Data: "/var/hub",
 		PublicURL: "https://hub.example.com", PublishKeys: []string{"a"}, AdminKey: "adm",
@@ -113,7 +115,9 @@ func TestEveryFieldFromEveryLayer(t *testing.T) {
 		FetchMinInterval: 3 * time.Second, AllowPrivateCallbacks: true, WebhookConcurrency: 3, WebhookRetryBase: 2 * time.Second, WebhookRetryMax: 9 * time.Minute, WebhookSuspendAfter: 6 * time.Hour, WebSubMaxPerHost: 4, WebSubRate: 5,
 		TaskLease: 7 * time.Second, Upstreams: []string{"up"}, ShutdownTimeout: time.Minute, ShutdownDelay: 2 * time.Second, PProf: true,
 		TLSCert: "c.pem", TLSKey: "k.pem", AdminListen: "127.0.0.1:9", MetricsKey: "mk", CORSOrigins: []string{"https://app.example.com"},
-		FrameAncestors: []string{"https://cms.example.com"}}
+		FrameAncestors: []string{"https://cms.example.com"},
+		GripListen:     "127.0.0.1:7", GripOrigin: "http://127.0.0.1:3000", GripRoutes: []string{"/api/=http://127.0.0.1:3001"},
+		GripSigKey: "0123456789abcdef0123456789abcdef", GripMaxHeld: 9, GripMaxOriginBody: 999, GripOriginTimeout: 4 * time.Second}
 	var yamlDoc strings.Builder
 	var args []string
 	envs := map[string]string{}

@@ -13,7 +13,7 @@
 //     headers; a preflight (OPTIONS with Access-Control-Request-Method) is
 //     answered here with 204, or 403 for an origin not allowed. With no
 //     origins configured no CORS header is ever sent.
-//   - Writes. A POST to /publish, /hub or / whose Origin is present and is
+//   - Writes. A POST to /publish, /publish/ (GRIP), /hub or / whose Origin is present and is
 //     neither the hub's own (the request's Host, or the public URL's) nor
 //     allowed gets 403 with a plain reason, as does one marked
 //     Sec-Fetch-Site: cross-site without an allowed Origin. A POST to the
@@ -188,5 +188,5 @@ func pageEndpoint(path string) bool {
 // writeEndpoint reports whether a POST to path writes: publish, or a
 // WebSub request (subscribe, or a thin ping).
 func writeEndpoint(path string) bool {
-	return path == "/publish" || path == "/hub" || path == "/"
+	return path == "/publish" || path == "/publish/" || path == "/hub" || path == "/"
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/hubbub/hubbub/broker"
 	"github.com/hubbub/hubbub/event"
+	"github.com/hubbub/hubbub/grip"
 	"github.com/hubbub/hubbub/hub"
 	"github.com/hubbub/hubbub/limit"
 	"github.com/hubbub/hubbub/store"
@@ -110,17 +111,17 @@ func newMetrics(b *broker.Broker) *metrics {
 	m.duplicates = m.counter("hubbub_publish_duplicates_total",
 		"Publishes answered from an earlier one because their idempotency key repeated.")
 	m.delivered = m.counterVec("hubbub_events_delivered_total",
-		"Events written to subscribers, by transport (sse, ws, poll, stream, retrieve).", "transport")
+		"Events written to subscribers, by transport (sse, ws, poll, stream, retrieve, grip-stream, grip-response, grip-ws).", "transport")
 	m.connections = m.gaugeVec("hubbub_connections",
-		"Open subscriber connections, by transport (sse, ws, poll, stream).", "transport")
+		"Open subscriber connections, by transport (sse, ws, poll, stream, grip-stream, grip-response, grip-ws).", "transport")
 	m.slow = m.counterVec("hubbub_slow_disconnects_total",
-		"Subscribers disconnected because they fell too far behind, by transport (sse, ws, poll, stream).", "transport")
+		"Subscribers disconnected because they fell too far behind, by transport (sse, ws, poll, stream, grip-stream, grip-response, grip-ws).", "transport")
 	m.appendLatency = m.histogram("hubbub_store_append_seconds",
 		"Time for a durable append to the log, from call to acknowledgement.",
 		prometheus.ExponentialBuckets(0.0001, 2, 16)) // 0.1 ms .. 3.3 s
 	m.appendErrors = m.counter("hubbub_store_append_errors_total", "Appends the store failed.")
 	limits := []string{limit.ConnsPerIP, limit.PublishRate, limit.ReadTimeout,
-		transport.LimitWSFrameRate, transport.LimitWSTopics, transport.LimitWSSubscriptions, transport.LimitWSDocuments}
+		transport.LimitWSFrameRate, transport.LimitWSTopics, transport.LimitWSSubscriptions, transport.LimitWSDocuments, grip.LimitHeld}
 	m.rejections = m.counterVec("hubbub_limit_rejections_total",
 		"Requests, connections and WebSocket messages refused by a limit, by limit ("+strings.Join(limits, ", ")+").", "limit")
 	m.requests = m.counterVec("hubbub_http_requests_total",
@@ -134,7 +135,7 @@ func newMetrics(b *broker.Broker) *metrics {
 		func() float64 { return float64(b.Stats.Overflows.Load()) })
 	m.gaugeFunc("hubbub_live_subscriptions", "Live subscriptions registered with the broker.",
 		func() float64 { return float64(b.Stats.Subscribers.Load()) })
-	for _, t := range []string{transport.NameSSE, transport.NamePoll, transport.NameStream, transport.NameWS, transport.NameRetrieve} {
+	for _, t := range liveTransports(transport.NameRetrieve) {
 		m.delivered.WithLabelValues(t)
 		if t != transport.NameRetrieve {
 			m.connections.WithLabelValues(t)
@@ -222,7 +223,7 @@ func (l meteredLog) Documents(ctx context.Context, topic, after string, limit in
 // connectionCounts reads the connections gauge per transport.
 func (m *metrics) connectionCounts() map[string]int64 {
 	out := make(map[string]int64)
-	for _, t := range []string{transport.NameSSE, transport.NamePoll, transport.NameStream, transport.NameWS} {
+	for _, t := range liveTransports() {
 		var pm dto.Metric
 		if g, err := m.connections.GetMetricWithLabelValues(t); err == nil && g.Write(&pm) == nil {
 			out[t] = int64(pm.GetGauge().GetValue())
@@ -243,11 +244,18 @@ func counterValue(c prometheus.Counter) uint64 {
 // deliveredTotal sums the delivered counter over transports.
 func (m *metrics) deliveredTotal() uint64 {
 	var total float64
-	for _, t := range []string{transport.NameSSE, transport.NamePoll, transport.NameStream, transport.NameWS, transport.NameRetrieve} {
+	for _, t := range liveTransports(transport.NameRetrieve) {
 		var pm dto.Metric
 		if c, err := m.delivered.GetMetricWithLabelValues(t); err == nil && c.Write(&pm) == nil {
 			total += pm.GetCounter().GetValue()
 		}
 	}
 	return uint64(total)
+}
+
+// liveTransports are the names of the transports that hold connections,
+// the GRIP proxy's included, followed by extra.
+func liveTransports(extra ...string) []string {
+	return append([]string{transport.NameSSE, transport.NamePoll, transport.NameStream, transport.NameWS,
+		grip.NameStream, grip.NameResponse, grip.NameWS}, extra...)
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/hubbub/hubbub/broker"
 	"github.com/hubbub/hubbub/config"
 	"github.com/hubbub/hubbub/event"
+	"github.com/hubbub/hubbub/grip"
 	"github.com/hubbub/hubbub/hub"
 	"github.com/hubbub/hubbub/internal/buildinfo"
 	"github.com/hubbub/hubbub/internal/redisconn"
@@ -79,6 +80,12 @@ type Server struct {
 	// transports serve the wire protocol (kept to wait for WebSockets at
 	// shutdown).
 	transports *transport.Handlers
+	// grip is the GRIP proxy (grip.go): its publish handler always, its
+	// listener with --grip-listen (gripLn, set by Run); lim is the limiter
+	// the GRIP listener shares with the main one.
+	grip   *grip.Proxy
+	gripLn net.Listener
+	lim    *limit.Limiter
 
 	// base is the parent of every request's context; cancelBase cancels it
 	// with transport.ErrShutdown, which ends long-lived streams cleanly.
@@ -185,6 +192,13 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Server, 
 			return lim.AllowKey(s.rateKey(r, id)) // id is verified already: no second JWT check
 		},
 	})
+	s.lim = lim
+	if s.grip, err = s.newGrip(cfg, lim); err != nil {
+		s.cancelBase()
+		_ = s.webhooks.close()
+		_ = st.Close()
+		return nil, err
+	}
 	mux := s.routes(s.transports)
 	all := lim.Wrap(reportRoute(mux))
 	browsers := origin.New(origin.Options{Allowed: cfg.CORSOrigins, PublicURL: cfg.PublicURL})
@@ -246,6 +260,7 @@ func (s *Server) AdminHandler() http.Handler { return s.adminHandler }
 func (s *Server) routes(t *transport.Handlers) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/publish", t.Publish)
+	mux.HandleFunc("POST /publish/", s.grip.Publish) // GRIP (Pushpin's publishing format)
 	mux.HandleFunc("/events", t.Events)
 	mux.HandleFunc("GET /ws", t.WebSocket)
 	mux.HandleFunc("GET /documents", t.Documents)
@@ -321,12 +336,17 @@ func (s *Server) Serve(ctx context.Context, ln, adminLn net.Listener) error {
 	}
 	s.startHeartbeat(ln.Addr().String())
 	s.webhooks.start(s.base, s)
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
 	go func() { errc <- s.serveOn(hs, ln) }()
 	var admin *http.Server
 	if adminLn != nil {
 		admin = s.adminServer(hs)
 		go func() { errc <- s.serveOn(admin, adminLn) }()
+	}
+	var gripSrv *http.Server
+	if s.gripLn != nil {
+		gripSrv = s.gripServer(hs, s.lim)
+		go func() { errc <- s.serveOn(gripSrv, s.gripLn) }()
 	}
 	go s.publishStats(s.base, 2*time.Second)
 	select {
@@ -348,15 +368,22 @@ func (s *Server) Serve(ctx context.Context, ln, adminLn net.Listener) error {
 	s.log.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()
-	done := make(chan error, 2)
+	done := make(chan error, 3)
 	go func() { done <- hs.Shutdown(sctx) }()
 	if admin != nil {
 		go func() { done <- admin.Shutdown(sctx) }()
 	}
-	s.cancelBase() // streams never go idle by themselves
+	if gripSrv != nil {
+		go func() { done <- gripSrv.Shutdown(sctx) }()
+	}
+	s.cancelBase() // streams and held connections never go idle by themselves
 	err := <-done
 	s.transports.WaitWebSockets(sctx) // hijacked: Shutdown does not wait for them
-	if admin != nil {
+	s.waitGrip(sctx)
+	for _, extra := range []*http.Server{admin, gripSrv} {
+		if extra == nil {
+			continue
+		}
 		err = errors.Join(err, <-done)
 		if serr := <-errc; !errors.Is(serr, http.ErrServerClosed) && err == nil {
 			err = serr
@@ -372,6 +399,13 @@ func (s *Server) Serve(ctx context.Context, ln, adminLn net.Listener) error {
 func (s *Server) Run(ctx context.Context) error {
 	ls, err := s.listen()
 	if err != nil {
+		return err
+	}
+	if s.gripLn, err = s.listenGrip(); err != nil {
+		_ = ls.main.Close()
+		if ls.admin != nil {
+			_ = ls.admin.Close()
+		}
 		return err
 	}
 	s.logStartup(ls)

@@ -267,6 +267,10 @@ func (s *Server) logStartup(ls listeners) {
 		s.log.Info("admin listening: the dashboard, /api/... and /metrics are served here only",
 			"addr", ls.admin.Addr().String(), "url", browseURL(s.scheme(), ls.admin.Addr()))
 	}
+	if s.gripLn != nil {
+		s.log.Info("GRIP proxy listening: requests are proxied to the origin, whose GRIP instructions hold connections",
+			"grip_addr", s.gripLn.Addr().String(), "origin", s.cfg.GripOrigin, "routes", s.cfg.GripRoutes)
+	}
 	if s.cfg.Store == "" {
 		dir, err := filepath.Abs(s.cfg.Data)
 		if err != nil {
