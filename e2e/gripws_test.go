@@ -1,0 +1,218 @@
+package e2e
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// WebSocket-over-HTTP through the GRIP listener, black box: the example
+// origin (e2e/grip, Express with @fanoutio/serve-grip; its chat is
+// routes/wschat.js, publishing with @fanoutio/grip) behind the real hubbub
+// binary, two real WebSocket clients chatting. The same origin behind
+// Debian's pushpin must give the clients the same messages; that
+// comparison skips, loudly, when pushpin is not installed, unless
+// HUBBUB_REQUIRE_PUSHPIN=1.
+
+const gwsKey = "e2e-grip-ws-key-0123456789abcdef0123" // --grip-sig-key and the origin's key
+
+func TestGripWSChat(t *testing.T) {
+	requireGripOrigin(t)
+	originPort := gwsFreePort(t)
+	gripAddr := fmt.Sprintf("127.0.0.1:%d", gwsFreePort(t))
+	h := startHub(t, "", "--grip-listen", gripAddr, "--grip-origin", fmt.Sprintf("http://127.0.0.1:%d", originPort), "--grip-sig-key", gwsKey)
+	gwsStartOrigin(t, originPort, h.URL)
+
+	got := gwsChat(t, "ws://"+gripAddr, func() {
+		h.waitMetric(t, `hubbub_connections{transport="grip-ws"}`, 10*time.Second, func(v float64) bool { return v == 2 })
+	})
+	if want := gwsWantTranscript(); got != want {
+		t.Fatalf("hubbub's chat transcript:\n%s\nwant:\n%s", got, want)
+	}
+	h.waitMetric(t, `hubbub_connections{transport="grip-ws"}`, 10*time.Second, func(v float64) bool { return v == 0 })
+	if n := h.metric(t, `hubbub_events_delivered_total{transport="grip-ws"}`); n < 4 {
+		t.Fatalf("grip-ws delivered %v events, want the 4 chat lines at least", n)
+	}
+
+	ppOrigin := gwsFreePort(t)
+	pp := startPushpinWS(t, ppOrigin, gwsKey)
+	if pp == nil {
+		return
+	}
+	gwsStartOrigin(t, ppOrigin, pp.publishURL)
+	gotPP := gwsChat(t, "ws://"+pp.addr, nil)
+	if gotPP != got {
+		t.Fatalf("behind pushpin the clients saw:\n%s\nbehind hubbub:\n%s", gotPP, got)
+	}
+	t.Log("behind pushpin the clients saw the same messages and close codes")
+}
+
+// gwsWantTranscript is what the chat's two clients see, by the protocol
+// in routes/wschat.js.
+func gwsWantTranscript() string {
+	return strings.Join([]string{
+		`alice < {"type":"welcome","user":"alice"}`,
+		`alice < {"type":"chat","from":"alice","text":"hi bob"}`,
+		`alice < {"type":"chat","from":"bob","text":"hi alice"}`,
+		`alice closed 1000`,
+		`bob < {"type":"welcome","user":"bob"}`,
+		`bob < {"type":"chat","from":"alice","text":"hi bob"}`,
+		`bob < {"type":"chat","from":"bob","text":"hi alice"}`,
+		`bob < {"type":"bye","user":"bob"}`,
+		`bob closed 4000`,
+	}, "\n")
+}
+
+// gwsChat runs the chat scenario against base (ws://HOST:PORT) and
+// returns what each client saw, alice's lines then bob's. bothIn, when
+// set, is called once both are connected.
+func gwsChat(t *testing.T, base string, bothIn func()) string {
+	t.Helper()
+	alice := newGWSClient(t, base, "alice")
+	alice.expect(t, 1) // welcome: alice is subscribed
+	bob := newGWSClient(t, base, "bob")
+	bob.expect(t, 1)
+	if bothIn != nil {
+		bothIn()
+	}
+	alice.send(t, "hi bob")
+	alice.expect(t, 1)
+	bob.expect(t, 1)
+	bob.send(t, "hi alice")
+	bob.expect(t, 1)
+	alice.expect(t, 1)
+	bob.send(t, "/bye")
+	bob.expect(t, 1)
+	bob.expectClose(t)
+	_ = alice.c.Close(websocket.StatusNormalClosure, "")
+	alice.lines = append(alice.lines, "alice closed 1000")
+	return strings.Join(append(alice.lines, bob.lines...), "\n")
+}
+
+type gwsClient struct {
+	name  string
+	c     *websocket.Conn
+	lines []string
+}
+
+func newGWSClient(t *testing.T, base, name string) *gwsClient {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, resp, err := websocket.Dial(ctx, base+"/wschat?name="+name, nil)
+	if err != nil {
+		status := 0
+		if resp != nil {
+			status = resp.StatusCode
+		}
+		t.Fatalf("%s: dial %s: %v (status %d)", name, base, err, status)
+	}
+	t.Cleanup(func() { _ = c.CloseNow() })
+	return &gwsClient{name: name, c: c}
+}
+
+func (g *gwsClient) send(t *testing.T, msg string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := g.c.Write(ctx, websocket.MessageText, []byte(msg)); err != nil {
+		t.Fatalf("%s: send: %v", g.name, err)
+	}
+}
+
+// expect reads n messages into the transcript.
+func (g *gwsClient) expect(t *testing.T, n int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for range n {
+		typ, b, err := g.c.Read(ctx)
+		if err != nil {
+			t.Fatalf("%s: read after %q: %v", g.name, g.lines, err)
+		}
+		if typ != websocket.MessageText {
+			t.Fatalf("%s: a binary message %q", g.name, b)
+		}
+		g.lines = append(g.lines, g.name+" < "+string(b))
+	}
+}
+
+// expectClose reads until the server closes and records the code.
+func (g *gwsClient) expectClose(t *testing.T) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, b, err := g.c.Read(ctx)
+	var ce websocket.CloseError
+	if !errors.As(err, &ce) {
+		t.Fatalf("%s: want a close, got %q %v", g.name, b, err)
+	}
+	g.lines = append(g.lines, fmt.Sprintf("%s closed %d", g.name, ce.Code))
+}
+
+// requireGripOrigin skips (loudly) when node or e2e/grip's packages are
+// missing, and fails instead under HUBBUB_REQUIRE_BROWSER=1 (CI).
+func requireGripOrigin(t *testing.T) {
+	t.Helper()
+	var missing []string
+	if _, err := exec.LookPath("node"); err != nil {
+		missing = append(missing, "node (apt-get install -y nodejs npm)")
+	}
+	for _, pkg := range []string{"@fanoutio/serve-grip", "@fanoutio/grip", "express"} {
+		if _, err := os.Stat(filepath.Join("grip", "node_modules", pkg, "package.json")); err != nil {
+			missing = append(missing, "e2e/grip/node_modules/"+pkg+" (cd e2e/grip && npm ci)")
+			break
+		}
+	}
+	if len(missing) == 0 {
+		return
+	}
+	msg := "GRIP WEBSOCKET E2E TEST NOT RUN: missing " + strings.Join(missing, ", ")
+	if os.Getenv("HUBBUB_REQUIRE_BROWSER") == "1" {
+		t.Fatal(msg + " (HUBBUB_REQUIRE_BROWSER=1)")
+	}
+	fmt.Fprintln(os.Stderr, "\n*** "+msg+" ***")
+	t.Skip(msg)
+}
+
+// gwsFreePort is a port free on 127.0.0.1 a moment ago.
+func gwsFreePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// gwsWaitPort waits (bounded) until something listens on 127.0.0.1:port.
+func gwsWaitPort(t *testing.T, port int, what string, done <-chan struct{}) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second)
+		if err == nil {
+			_ = c.Close()
+			return
+		}
+		select {
+		case <-done:
+			t.Fatalf("%s exited before listening on %d", what, port)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not listen on %d within 20s", what, port)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
