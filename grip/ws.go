@@ -525,10 +525,12 @@ func (wc *wsConn) readLoop() {
 					code = 0
 				}
 				wc.clientGone(wsevents.CloseEvent(code, ce.Reason))
+			} else if strings.Contains(err.Error(), "read limited at") {
+				// The library's error for a message over the read limit
+				// (not a type of its own); it has sent the client 1009.
+				wc.p.obs.Limited(LimitWSMessage)
+				wc.clientGone(wsevents.CloseEvent(uint16(websocket.StatusMessageTooBig), "message too big"))
 			} else {
-				if websocket.CloseStatus(err) == websocket.StatusMessageTooBig {
-					wc.p.obs.Limited(LimitWSMessage)
-				}
 				wc.clientGone(wsevents.Event{Type: wsevents.Disconnect})
 			}
 			return

@@ -600,3 +600,50 @@ func FuzzWSControl(f *testing.F) {
 		gripExtension(http.Header{"Sec-Websocket-Extensions": {string(b)}})
 	})
 }
+
+// wsRecObserver records the limits hit.
+type wsRecObserver struct {
+	nopObserver
+	mu     sync.Mutex
+	limits []string
+}
+
+func (o *wsRecObserver) Limited(l string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.limits = append(o.limits, l)
+}
+
+func (o *wsRecObserver) has(l string) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for _, x := range o.limits {
+		if x == l {
+			return true
+		}
+	}
+	return false
+}
+
+func TestWSMessageTooBig(t *testing.T) {
+	obs := &wsRecObserver{}
+	e := newWSEnv(t, func(r wsOriginReq) wsAnswer {
+		return wsAnswer{header: wsGripOn(), events: []wsevents.Event{wsOpenEvent}}
+	}, func(c *Config) { c.Observer = obs })
+	c := e.dial(nil)
+	e.next()
+	c.SetReadLimit(1 << 20)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_ = c.Write(ctx, websocket.MessageText, []byte(strings.Repeat("x", wsMaxMessage+1)))
+	if code, _ := wsCloseStatus(t, c); code != websocket.StatusMessageTooBig {
+		t.Fatalf("close %d, want 1009", code)
+	}
+	r := e.nextWith(wsevents.Close)
+	if code, _, _ := wsevents.ParseClose(r.events[len(r.events)-1].Content); code != 1009 {
+		t.Fatalf("the origin heard CLOSE %d, want 1009", code)
+	}
+	if !obs.has(LimitWSMessage) {
+		t.Fatal("the message size limit was not counted")
+	}
+}
