@@ -32,7 +32,7 @@ func TestGripWSChat(t *testing.T) {
 	h := startHub(t, "", "--grip-listen", gripAddr, "--grip-origin", fmt.Sprintf("http://127.0.0.1:%d", originPort), "--grip-sig-key", gwsKey)
 	gwsStartOrigin(t, originPort, h.URL)
 
-	got := gwsChat(t, "ws://"+gripAddr, func() {
+	got := gwsChat(t, "ws://"+gripAddr, "ws://"+gripAddr, func() {
 		h.waitMetric(t, `hubbub_connections{transport="grip-ws"}`, 10*time.Second, func(v float64) bool { return v == 2 })
 	})
 	if want := gwsWantTranscript(); got != want {
@@ -49,11 +49,39 @@ func TestGripWSChat(t *testing.T) {
 		return
 	}
 	gwsStartOrigin(t, ppOrigin, pp.publishURL)
-	gotPP := gwsChat(t, "ws://"+pp.addr, nil)
+	gotPP := gwsChat(t, "ws://"+pp.addr, "ws://"+pp.addr, nil)
 	if gotPP != got {
 		t.Fatalf("behind pushpin the clients saw:\n%s\nbehind hubbub:\n%s", gotPP, got)
 	}
 	t.Log("behind pushpin the clients saw the same messages and close codes")
+}
+
+// TestGripWSTwoNodes chats across two hubbub nodes sharing Redis: alice on
+// one node's GRIP listener, bob on the other's, the origin publishing to
+// the first. Channel subscriptions are hub subscriptions, so bob's node
+// gets the lines through Redis like any subscriber.
+func TestGripWSTwoNodes(t *testing.T) {
+	requireGripOrigin(t)
+	_, prefix := requireRedis(t)
+	store := "redis://" + sharedRedis() + "/0"
+	originPort := gwsFreePort(t)
+	origin := fmt.Sprintf("http://127.0.0.1:%d", originPort)
+	var hubs []*hubProc
+	var grips []string
+	for i := range 2 {
+		addr := fmt.Sprintf("127.0.0.1:%d", gwsFreePort(t))
+		grips = append(grips, "ws://"+addr)
+		hubs = append(hubs, startHub(t, "", "--store", store, "--redis-prefix", prefix, "--node-id", fmt.Sprintf("grip-%d", i),
+			"--grip-listen", addr, "--grip-origin", origin, "--grip-sig-key", gwsKey))
+	}
+	gwsStartOrigin(t, originPort, hubs[0].URL)
+	got := gwsChat(t, grips[0], grips[1], nil)
+	if want := gwsWantTranscript(); got != want {
+		t.Fatalf("transcript across two nodes:\n%s\nwant:\n%s", got, want)
+	}
+	if n := hubs[1].metric(t, `hubbub_events_delivered_total{transport="grip-ws"}`); n < 2 {
+		t.Fatalf("the second node delivered %v events to GRIP WebSockets, want bob's chat lines", n)
+	}
 }
 
 // gwsWantTranscript is what the chat's two clients see, by the protocol
@@ -72,14 +100,15 @@ func gwsWantTranscript() string {
 	}, "\n")
 }
 
-// gwsChat runs the chat scenario against base (ws://HOST:PORT) and
-// returns what each client saw, alice's lines then bob's. bothIn, when
-// set, is called once both are connected.
-func gwsChat(t *testing.T, base string, bothIn func()) string {
+// gwsChat runs the chat scenario, alice connecting to aliceBase
+// (ws://HOST:PORT) and bob to bobBase, and returns what each client saw,
+// alice's lines then bob's. bothIn, when set, is called once both are
+// connected.
+func gwsChat(t *testing.T, aliceBase, bobBase string, bothIn func()) string {
 	t.Helper()
-	alice := newGWSClient(t, base, "alice")
+	alice := newGWSClient(t, aliceBase, "alice")
 	alice.expect(t, 1) // welcome: alice is subscribed
-	bob := newGWSClient(t, base, "bob")
+	bob := newGWSClient(t, bobBase, "bob")
 	bob.expect(t, 1)
 	if bothIn != nil {
 		bothIn()
