@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -645,5 +646,67 @@ func TestWSMessageTooBig(t *testing.T) {
 	}
 	if !obs.has(LimitWSMessage) {
 		t.Fatal("the message size limit was not counted")
+	}
+}
+
+// wsFlakyTransport fails the fail-th request to the origin as if it could
+// not connect, once.
+type wsFlakyTransport struct {
+	mu   sync.Mutex
+	n    int
+	fail int
+}
+
+func (f *wsFlakyTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	f.mu.Lock()
+	f.n++
+	n := f.n
+	f.mu.Unlock()
+	if n == f.fail {
+		return nil, &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connection refused")}
+	}
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+func TestWSRetriesAnUnreachableOrigin(t *testing.T) {
+	flaky := &wsFlakyTransport{fail: 2}
+	e := newWSEnv(t, func(r wsOriginReq) wsAnswer {
+		if r.events[0].Type == wsevents.Open {
+			return wsAnswer{header: wsGripOn(), events: []wsevents.Event{wsOpenEvent}}
+		}
+		return wsAnswer{events: []wsevents.Event{wsText("m:got " + string(r.events[0].Content))}}
+	}, func(c *Config) { c.Transport = flaky })
+	c := e.dial(nil)
+	wsSend(t, c, "x") // its first request fails to connect, the retry 1 s later succeeds
+	if _, m := wsRead(t, c); m != "got x" {
+		t.Fatalf("got %q", m)
+	}
+}
+
+func TestWSShutdown(t *testing.T) {
+	e := newWSEnv(t, func(r wsOriginReq) wsAnswer {
+		return wsAnswer{header: wsGripOn(), events: []wsevents.Event{wsOpenEvent}}
+	}, nil)
+	base, stop := context.WithCancel(context.Background())
+	srv := httptest.NewUnstartedServer(e.proxy)
+	srv.Config.BaseContext = func(net.Listener) context.Context { return base }
+	srv.Start()
+	t.Cleanup(srv.Close)
+	e.server = srv
+	c := e.dial(nil)
+	e.next()
+	stop() // what the server does at shutdown
+	if code, _ := wsCloseStatus(t, c); code != websocket.StatusGoingAway {
+		t.Fatalf("close %d at shutdown, want 1001", code)
+	}
+	r := e.nextWith(wsevents.Close)
+	if code, _, _ := wsevents.ParseClose(r.events[len(r.events)-1].Content); code != 1001 {
+		t.Fatalf("the origin heard CLOSE %d, want 1001", code)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	e.proxy.WaitWebSockets(ctx)
+	if ctx.Err() != nil {
+		t.Fatal("WaitWebSockets did not return")
 	}
 }
