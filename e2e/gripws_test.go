@@ -4,10 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -23,37 +19,25 @@ import (
 // comparison skips, loudly, when pushpin is not installed, unless
 // HUBBUB_REQUIRE_PUSHPIN=1.
 
-const gwsKey = "e2e-grip-ws-key-0123456789abcdef0123" // --grip-sig-key and the origin's key
-
 func TestGripWSChat(t *testing.T) {
-	requireGripOrigin(t)
-	originPort := gwsFreePort(t)
-	gripAddr := fmt.Sprintf("127.0.0.1:%d", gwsFreePort(t))
-	h := startHub(t, "", "--grip-listen", gripAddr, "--grip-origin", fmt.Sprintf("http://127.0.0.1:%d", originPort), "--grip-sig-key", gwsKey)
-	gwsStartOrigin(t, originPort, h.URL)
-
-	got := gwsChat(t, "ws://"+gripAddr, "ws://"+gripAddr, func() {
-		h.waitMetric(t, `hubbub_connections{transport="grip-ws"}`, 10*time.Second, func(v float64) bool { return v == 2 })
+	node := needGripOrigin(t)
+	hb := startGripHub(t, node, "")
+	got := gwsChat(t, wsURL(hb.URL), wsURL(hb.URL), func() {
+		hb.hub.waitMetric(t, `hubbub_connections{transport="grip-ws"}`, 10*time.Second, func(v float64) bool { return v == 2 })
 	})
 	if want := gwsWantTranscript(); got != want {
 		t.Fatalf("hubbub's chat transcript:\n%s\nwant:\n%s", got, want)
 	}
-	h.waitMetric(t, `hubbub_connections{transport="grip-ws"}`, 10*time.Second, func(v float64) bool { return v == 0 })
-	if n := h.metric(t, `hubbub_events_delivered_total{transport="grip-ws"}`); n < 4 {
+	hb.hub.waitMetric(t, `hubbub_connections{transport="grip-ws"}`, 10*time.Second, func(v float64) bool { return v == 0 })
+	if n := hb.hub.metric(t, `hubbub_events_delivered_total{transport="grip-ws"}`); n < 4 {
 		t.Fatalf("grip-ws delivered %v events, want the 4 chat lines at least", n)
 	}
-
-	ppOrigin := gwsFreePort(t)
-	pp := startPushpinWS(t, ppOrigin, gwsKey)
-	if pp == nil {
-		return
-	}
-	gwsStartOrigin(t, ppOrigin, pp.publishURL)
-	gotPP := gwsChat(t, "ws://"+pp.addr, "ws://"+pp.addr, nil)
-	if gotPP != got {
-		t.Fatalf("behind pushpin the clients saw:\n%s\nbehind hubbub:\n%s", gotPP, got)
-	}
-	t.Log("behind pushpin the clients saw the same messages and close codes")
+	t.Run("pushpin", func(t *testing.T) {
+		pp := startPushpin(t, node)
+		if gotPP := gwsChat(t, wsURL(pp.URL), wsURL(pp.URL), nil); gotPP != got {
+			t.Fatalf("behind pushpin the clients saw:\n%s\nbehind hubbub:\n%s", gotPP, got)
+		}
+	})
 }
 
 // TestGripWSTwoNodes chats across two hubbub nodes sharing Redis: alice on
@@ -61,20 +45,24 @@ func TestGripWSChat(t *testing.T) {
 // the first. Channel subscriptions are hub subscriptions, so bob's node
 // gets the lines through Redis like any subscriber.
 func TestGripWSTwoNodes(t *testing.T) {
-	requireGripOrigin(t)
+	node := needGripOrigin(t)
 	_, prefix := requireRedis(t)
 	store := "redis://" + sharedRedis() + "/0"
-	originPort := gwsFreePort(t)
-	origin := fmt.Sprintf("http://127.0.0.1:%d", originPort)
+	originPort := freePort(t)
 	var hubs []*hubProc
 	var grips []string
 	for i := range 2 {
-		addr := fmt.Sprintf("127.0.0.1:%d", gwsFreePort(t))
-		grips = append(grips, "ws://"+addr)
-		hubs = append(hubs, startHub(t, "", "--store", store, "--redis-prefix", prefix, "--node-id", fmt.Sprintf("grip-%d", i),
-			"--grip-listen", addr, "--grip-origin", origin, "--grip-sig-key", gwsKey))
+		h := startHub(t, "", "--store", store, "--redis-prefix", prefix, "--node-id", fmt.Sprintf("grip-%d", i),
+			"--grip-listen", "127.0.0.1:0", "--grip-origin", fmt.Sprintf("http://127.0.0.1:%d", originPort), "--grip-sig-key", gripSigKey)
+		h.waitLog(t, "GRIP proxy listening", 10*time.Second)
+		m := gripAddrRE.FindStringSubmatch(h.Stderr())
+		if m == nil {
+			t.Fatalf("no grip_addr in the log:\n%s", h.Stderr())
+		}
+		hubs = append(hubs, h)
+		grips = append(grips, "ws://"+strings.Trim(m[1], `"`))
 	}
-	gwsStartOrigin(t, originPort, hubs[0].URL)
+	startOrigin(t, node, originPort, hubs[0].URL, "")
 	got := gwsChat(t, grips[0], grips[1], nil)
 	if want := gwsWantTranscript(); got != want {
 		t.Fatalf("transcript across two nodes:\n%s\nwant:\n%s", got, want)
@@ -83,6 +71,9 @@ func TestGripWSTwoNodes(t *testing.T) {
 		t.Fatalf("the second node delivered %v events to GRIP WebSockets, want bob's chat lines", n)
 	}
 }
+
+// wsURL is the ws:// address of an http:// one.
+func wsURL(httpURL string) string { return "ws" + strings.TrimPrefix(httpURL, "http") }
 
 // gwsWantTranscript is what the chat's two clients see, by the protocol
 // in routes/wschat.js.
@@ -186,62 +177,4 @@ func (g *gwsClient) expectClose(t *testing.T) {
 		t.Fatalf("%s: want a close, got %q %v", g.name, b, err)
 	}
 	g.lines = append(g.lines, fmt.Sprintf("%s closed %d", g.name, ce.Code))
-}
-
-// requireGripOrigin skips (loudly) when node or e2e/grip's packages are
-// missing, and fails instead under HUBBUB_REQUIRE_BROWSER=1 (CI).
-func requireGripOrigin(t *testing.T) {
-	t.Helper()
-	var missing []string
-	if _, err := exec.LookPath("node"); err != nil {
-		missing = append(missing, "node (apt-get install -y nodejs npm)")
-	}
-	for _, pkg := range []string{"@fanoutio/serve-grip", "@fanoutio/grip", "express"} {
-		if _, err := os.Stat(filepath.Join("grip", "node_modules", pkg, "package.json")); err != nil {
-			missing = append(missing, "e2e/grip/node_modules/"+pkg+" (cd e2e/grip && npm ci)")
-			break
-		}
-	}
-	if len(missing) == 0 {
-		return
-	}
-	msg := "GRIP WEBSOCKET E2E TEST NOT RUN: missing " + strings.Join(missing, ", ")
-	if os.Getenv("HUBBUB_REQUIRE_BROWSER") == "1" {
-		t.Fatal(msg + " (HUBBUB_REQUIRE_BROWSER=1)")
-	}
-	fmt.Fprintln(os.Stderr, "\n*** "+msg+" ***")
-	t.Skip(msg)
-}
-
-// gwsFreePort is a port free on 127.0.0.1 a moment ago.
-func gwsFreePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
-// gwsWaitPort waits (bounded) until something listens on 127.0.0.1:port.
-func gwsWaitPort(t *testing.T, port int, what string, done <-chan struct{}) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second)
-		if err == nil {
-			_ = c.Close()
-			return
-		}
-		select {
-		case <-done:
-			t.Fatalf("%s exited before listening on %d", what, port)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s did not listen on %d within 20s", what, port)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }

@@ -42,7 +42,7 @@ const (
 )
 
 // LimitHeld is the name of the held-connections limit in metrics.
-const LimitHeld = "grip-held"
+const LimitHeld = "grip_held"
 
 // Observer is told what the proxy does, for metrics; the server's metrics
 // (the transports' Observer) implement it. Implementations must be safe

@@ -137,7 +137,7 @@ func (p *Proxy) holdResponse(w http.ResponseWriter, r *http.Request, resp *http.
 				continue
 			}
 			if hr := p.renders.get(m.Item).Formats.HTTPResponse; hr != nil {
-				writeHTTPResponse(w, hr)
+				writeHTTPResponse(w, resp.Header, hr)
 				p.obs.Delivered(NameResponse, 1)
 				return
 			}
@@ -145,13 +145,20 @@ func (p *Proxy) holdResponse(w http.ResponseWriter, r *http.Request, resp *http.
 	}
 }
 
-// writeHTTPResponse answers with a published http-response: its code
-// (200 when none), its headers (hop-by-hop ones and Content-Length left
-// out) and its body.
-func writeHTTPResponse(w http.ResponseWriter, hr *HTTPResponse) {
-	h := make(http.Header, len(hr.Headers))
+// writeHTTPResponse answers with a published http-response, as Pushpin
+// does: its code (200 when none), the origin's headers with the
+// published ones in their place (hop-by-hop ones and Content-Length left
+// out), and its body. The reason phrase is the standard one for the code
+// (Go's server writes no other).
+func writeHTTPResponse(w http.ResponseWriter, origin http.Header, hr *HTTPResponse) {
+	h := origin.Clone()
+	removeGrip(h)
+	published := make(http.Header, len(hr.Headers))
 	for _, kv := range hr.Headers {
-		h.Add(kv[0], kv[1])
+		published.Add(kv[0], kv[1])
+	}
+	for k, vs := range published {
+		h[k] = vs
 	}
 	removeHop(h)
 	h.Del("Content-Length")

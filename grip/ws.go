@@ -74,10 +74,10 @@ const (
 // Names of the GRIP WebSocket limits in metrics: LimitWSConns of the
 // connection limit, LimitWSChannels of the channels-per-connection limit.
 const (
-	LimitWSConns    = "grip-ws-conns"
-	LimitWSChannels = "grip-ws-channels"
+	LimitWSConns    = "grip_ws_conns"
+	LimitWSChannels = "grip_ws_channels"
 	// LimitWSMessage names the client message size limit.
-	LimitWSMessage = "grip-ws-message"
+	LimitWSMessage = "grip_ws_message"
 )
 
 // GRIP message prefixes of the origin's TEXT events.

@@ -1,0 +1,15 @@
+// Long-poll: GET /lp/CHANNEL[?prev=ID&timeout=S] holds the request
+// (Grip-Hold: response) until an http-response is published to CHANNEL;
+// the body here is the answer on timeout.
+export default function (app) {
+  app.get('/lp/:channel', (req, res) => {
+    if (!req.grip.isSigned) {
+      res.status(501).type('text/plain').send('not behind a GRIP proxy\n');
+      return;
+    }
+    const instruct = res.grip.startInstruct();
+    instruct.addChannel(req.query.prev ? { name: req.params.channel, prevId: req.query.prev } : req.params.channel);
+    instruct.setHoldLongPoll(Number(req.query.timeout || 20));
+    res.type('text/plain').send('timeout\n');
+  });
+}

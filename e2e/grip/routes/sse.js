@@ -1,0 +1,18 @@
+// Server-Sent Events: GET /sse/CHANNEL[?prev=ID] answers an opening event
+// and holds the stream (Grip-Hold: stream); http-stream publishes to
+// CHANNEL are appended, with a keep-alive comment after 20 s of silence.
+export default function (app) {
+  app.get('/sse/:channel', (req, res) => {
+    if (!req.grip.isSigned) {
+      res.status(501).type('text/plain').send('not behind a GRIP proxy\n');
+      return;
+    }
+    const instruct = res.grip.startInstruct();
+    instruct.addChannel(req.query.prev ? { name: req.params.channel, prevId: req.query.prev } : req.params.channel);
+    instruct.setHoldStream();
+    instruct.setKeepAlive(':\n\n', 20);
+    res.set('Content-Type', 'text/event-stream');
+    res.set('Cache-Control', 'no-cache');
+    res.send('event: open\ndata: {}\n\n');
+  });
+}
