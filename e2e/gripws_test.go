@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -97,9 +99,9 @@ func gwsWantTranscript() string {
 // connected.
 func gwsChat(t *testing.T, aliceBase, bobBase string, bothIn func()) string {
 	t.Helper()
-	alice := newGWSClient(t, aliceBase, "alice")
+	alice := newGWSClient(t, aliceBase+"/wschat?name=alice", "alice")
 	alice.expect(t, 1) // welcome: alice is subscribed
-	bob := newGWSClient(t, bobBase, "bob")
+	bob := newGWSClient(t, bobBase+"/wschat?name=bob", "bob")
 	bob.expect(t, 1)
 	if bothIn != nil {
 		bothIn()
@@ -124,17 +126,18 @@ type gwsClient struct {
 	lines []string
 }
 
-func newGWSClient(t *testing.T, base, name string) *gwsClient {
+// newGWSClient connects name to url.
+func newGWSClient(t *testing.T, url, name string) *gwsClient {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, resp, err := websocket.Dial(ctx, base+"/wschat?name="+name, nil)
+	c, resp, err := websocket.Dial(ctx, url, nil)
 	if err != nil {
 		status := 0
 		if resp != nil {
 			status = resp.StatusCode
 		}
-		t.Fatalf("%s: dial %s: %v (status %d)", name, base, err, status)
+		t.Fatalf("%s: dial %s: %v (status %d)", name, url, err, status)
 	}
 	t.Cleanup(func() { _ = c.CloseNow() })
 	return &gwsClient{name: name, c: c}
@@ -177,4 +180,45 @@ func (g *gwsClient) expectClose(t *testing.T) {
 		t.Fatalf("%s: want a close, got %q %v", g.name, b, err)
 	}
 	g.lines = append(g.lines, fmt.Sprintf("%s closed %d", g.name, ce.Code))
+}
+
+// TestGripWSReadmeOrigin runs the README's WebSocket-over-HTTP origin
+// behind hubbub: two clients in the chat room, a line from one reaches
+// both.
+func TestGripWSReadmeOrigin(t *testing.T) {
+	node := needGripOrigin(t)
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "origin.mjs"), []byte(readmeBlock(t, "<!-- tested: e2e/gripws_test.go readme websocket origin -->")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	modules, err := filepath.Abs(filepath.Join("grip", "node_modules"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(modules, filepath.Join(dir, "node_modules")); err != nil {
+		t.Fatal(err)
+	}
+	originPort := freePort(t)
+	h := startHub(t, "", "--grip-listen", "127.0.0.1:0", "--grip-origin", fmt.Sprintf("http://127.0.0.1:%d", originPort), "--grip-sig-key", gripSigKey)
+	h.waitLog(t, "GRIP proxy listening", 10*time.Second)
+	m := gripAddrRE.FindStringSubmatch(h.Stderr())
+	if m == nil {
+		t.Fatal("no grip_addr in the log")
+	}
+	startNodeOrigin(t, node, dir, "origin.mjs", originPort, "", "HUB="+h.URL, "GRIP_SIG_KEY="+gripSigKey)
+	base := "ws://" + strings.Trim(m[1], `"`)
+	var clients []*gwsClient
+	for _, name := range []string{"ann", "ben"} {
+		c := newGWSClient(t, base+"/chat", name)
+		c.expect(t, 1) // welcome: subscribed
+		clients = append(clients, c)
+	}
+	clients[0].send(t, "hello room")
+	for _, c := range clients {
+		c.expect(t, 1)
+	}
+	want := "ann < welcome\nann < hello room\nben < welcome\nben < hello room"
+	if got := strings.Join(append(clients[0].lines, clients[1].lines...), "\n"); got != want {
+		t.Fatalf("got:\n%s\nwant:\n%s", got, want)
+	}
 }
