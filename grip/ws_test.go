@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -708,5 +709,59 @@ func TestWSShutdown(t *testing.T) {
 	e.proxy.WaitWebSockets(ctx)
 	if ctx.Err() != nil {
 		t.Fatal("WaitWebSockets did not return")
+	}
+}
+
+// TestWSKeepAliveRequest sends the empty request Keep-Alive-Interval asks
+// for (the loop waits at least 20 s for it, so it is called directly).
+func TestWSKeepAliveRequest(t *testing.T) {
+	e := newWSEnv(t, func(r wsOriginReq) wsAnswer {
+		return wsAnswer{header: http.Header{"Set-Meta-User": {"alice"}}}
+	}, nil)
+	origin, err := ParseOrigin(e.proxy.cfg.Origin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wc := &wsConn{p: e.proxy, r: httptest.NewRequest(http.MethodGet, "/chat", nil), origin: origin, cid: "c1", ctx: context.Background()}
+	wc.mu.Lock()
+	wc.readHeaders(http.Header{"Keep-Alive-Interval": {"1"}, "Set-Meta-User": {"alice"}})
+	interval := wc.keepAlive
+	wc.mu.Unlock()
+	if interval != wsMinKeepAlive {
+		t.Fatalf("Keep-Alive-Interval 1 gave %v, want the floor %v", interval, wsMinKeepAlive)
+	}
+	resp, body, err := wc.post(context.Background(), nil)
+	if err != nil || resp.StatusCode != http.StatusOK || len(body) != 0 {
+		t.Fatalf("empty request: %v %v %q", resp, err, body)
+	}
+	r := e.next()
+	if len(r.events) != 0 || r.header.Get("Connection-Id") != "c1" || r.header.Get("Meta-User") != "alice" {
+		t.Fatalf("keep-alive request: events %q, headers %v", r.events, r.header)
+	}
+}
+
+func TestWSMetaRules(t *testing.T) {
+	e := newWSEnv(t, func(wsOriginReq) wsAnswer { return wsAnswer{} }, nil)
+	wc := &wsConn{p: e.proxy}
+	wc.setMeta("User", "alice")
+	wc.setMeta("user", "bob") // names are case-insensitive: replaced
+	if len(wc.meta) != 1 || wc.meta[0] != [2]string{"user", "bob"} {
+		t.Fatalf("meta %v", wc.meta)
+	}
+	wc.setMeta("USER", "") // empty: removed
+	if len(wc.meta) != 0 {
+		t.Fatalf("meta %v after removing", wc.meta)
+	}
+	for i := range wsMaxMeta + 5 {
+		wc.setMeta(fmt.Sprintf("F%d", i), "v")
+	}
+	if len(wc.meta) != wsMaxMeta {
+		t.Fatalf("%d meta fields kept, want the bound %d", len(wc.meta), wsMaxMeta)
+	}
+	wc.setMeta("Big", strings.Repeat("x", wsMaxMetaBytes))
+	for _, kv := range wc.meta {
+		if kv[0] == "Big" {
+			t.Fatal("a field over the byte bound was kept")
+		}
 	}
 }

@@ -164,7 +164,8 @@ func (wc *wsConn) post(ctx context.Context, events []wsevents.Event) (*http.Resp
 	body := wsevents.Encode(events...)
 	for attempt := 0; ; attempt++ {
 		resp, b, err := wc.postOnce(ctx, body)
-		if err == nil || !unreached(err) || attempt >= wsRetries || events[0].Type == wsevents.Open {
+		opening := len(events) > 0 && events[0].Type == wsevents.Open // not retried, as Pushpin
+		if err == nil || !unreached(err) || attempt >= wsRetries || opening {
 			return resp, b, err
 		}
 		delay := time.Second << attempt
