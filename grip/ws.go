@@ -114,6 +114,9 @@ type wsConn struct {
 	lastOut atomic.Int64
 	// kaChange wakes keepAliveLoop when keep-alive is set or cleared.
 	kaChange chan struct{}
+	// stalls counts the reader's starts and ends of waiting for room in
+	// the queue: odd while it waits, when a client's pong cannot be read.
+	stalls atomic.Int64
 
 	closeOnce sync.Once
 
@@ -265,8 +268,10 @@ func (wc *wsConn) enqueue(e wsevents.Event) bool {
 			return true
 		}
 		wc.mu.Unlock()
+		wc.stalls.Add(1) // pongs are not read meanwhile (pingLoop)
 		select {
 		case <-wc.room:
+			wc.stalls.Add(1)
 		case <-wc.ctx.Done():
 			return false
 		}
@@ -442,7 +447,8 @@ func truncateReason(s string) string {
 }
 
 // pingLoop pings the client every wsPingEvery and drops it when a pong
-// does not come back within as long again.
+// does not come back within as long again, unless the reader was held up
+// by a slow origin meanwhile (the pong was not read, not missing).
 func (wc *wsConn) pingLoop() {
 	defer wc.wg.Done()
 	t := time.NewTicker(wsPingEvery)
@@ -453,10 +459,11 @@ func (wc *wsConn) pingLoop() {
 			return
 		case <-t.C:
 		}
+		before := wc.stalls.Load()
 		ctx, cancel := context.WithTimeout(wc.ctx, wsPingEvery)
 		err := wc.c.Ping(ctx)
 		cancel()
-		if err != nil && wc.ctx.Err() == nil {
+		if stalled := before%2 == 1 || wc.stalls.Load() != before; err != nil && !stalled && wc.ctx.Err() == nil {
 			wc.clientGone(wsevents.Event{Type: wsevents.Disconnect})
 			_ = wc.c.CloseNow()
 			return
