@@ -765,3 +765,22 @@ func TestWSMetaRules(t *testing.T) {
 		}
 	}
 }
+
+func TestWSSubprotocol(t *testing.T) {
+	e := newWSEnv(t, func(r wsOriginReq) wsAnswer {
+		if got := r.header.Get("Sec-Websocket-Protocol"); got != "v1,v2" { // as the client sent it
+			t.Errorf("the origin got Sec-WebSocket-Protocol %q", got)
+		}
+		return wsAnswer{header: http.Header{"Sec-Websocket-Protocol": {"v2"}}, events: []wsevents.Event{wsOpenEvent}}
+	}, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(e.server.URL, "http")+"/x", &websocket.DialOptions{Subprotocols: []string{"v1", "v2"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseNow()
+	if c.Subprotocol() != "v2" {
+		t.Fatalf("subprotocol %q, want the origin's choice v2", c.Subprotocol())
+	}
+}
