@@ -266,6 +266,15 @@ func TestBadValues(t *testing.T) {
 		{"frame ancestor none", []string{"--frame-ancestors", "'none'"}, nil, "--frame-ancestors"},
 		{"frame ancestor without scheme", nil, map[string]string{"HUBBUB_FRAME_ANCESTORS": "cms.example.com"}, "HUBBUB_FRAME_ANCESTORS"},
 		{"frame ancestor javascript", []string{"--frame-ancestors", "javascript://x"}, nil, "--frame-ancestors"},
+		{"grip without sig key", []string{"--grip-listen", ":7", "--grip-origin", "http://127.0.0.1:3000"}, nil, "--grip-sig-key"},
+		{"grip short sig key", []string{"--grip-listen", ":7", "--grip-origin", "http://o", "--grip-sig-key", "changeme"}, nil, "--grip-sig-key"},
+		{"grip bad base64 key", []string{"--grip-listen", ":7", "--grip-origin", "http://o", "--grip-sig-key", "base64:!!"}, nil, "--grip-sig-key"},
+		{"grip without origin", []string{"--grip-listen", ":7", "--grip-sig-key", "0123456789abcdef0123456789abcdef"}, nil, "--grip-origin"},
+		{"grip origin not http", []string{"--grip-listen", ":7", "--grip-origin", "ftp://o", "--grip-sig-key", "0123456789abcdef0123456789abcdef"}, nil, "--grip-origin"},
+		{"grip route without slash", []string{"--grip-listen", ":7", "--grip-route", "api=http://o", "--grip-sig-key", "0123456789abcdef0123456789abcdef"}, nil, "--grip-route"},
+		{"grip on main", []string{"--listen", ":7", "--grip-listen", ":7", "--grip-origin", "http://o", "--grip-sig-key", "0123456789abcdef0123456789abcdef"}, nil, "--grip-listen"},
+		{"grip zero held", []string{"--grip-max-held", "0"}, nil, "--grip-max-held"},
+		{"grip zero origin body", []string{"--grip-max-origin-body", "0"}, nil, "--grip-max-origin-body"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

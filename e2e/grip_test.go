@@ -33,6 +33,7 @@ type originProc struct {
 	URL  string
 	Port int
 	out  *lockedBuf
+	stop func() // kills it and waits for it to exit
 }
 
 // needGripOrigin skips (or fails, with HUBBUB_REQUIRE_BROWSER=1) when
@@ -84,9 +85,9 @@ func startNodeOrigin(t *testing.T, node, dir, script string, port int, ready str
 	}
 	done := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(done) }()
+	o.stop = func() { _ = cmd.Process.Kill(); <-done }
 	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-done
+		o.stop()
 		if t.Failed() {
 			t.Logf("origin output:\n%s", clipString(o.out.String(), 4000))
 		}
@@ -241,14 +242,21 @@ subscription_linger=60
 		}
 		if t.Failed() {
 			t.Logf("pushpin output:\n%s", clipString(out.String(), 4000))
+			logs, _ := filepath.Glob(filepath.Join(dir, "log", "*.log"))
+			for _, l := range logs {
+				b, _ := os.ReadFile(l)
+				t.Logf("%s:\n%s", filepath.Base(l), clipString(string(b), 3000))
+			}
 		}
 	})
 	o := startOrigin(t, node, originPort, fmt.Sprintf("http://127.0.0.1:%d", pubPort), "")
 	side := gripSide{name: "pushpin", URL: fmt.Sprintf("http://127.0.0.1:%d", httpPort), origin: o}
-	// Ready when a request reaches the origin through it.
-	deadline := time.Now().Add(20 * time.Second)
+	// Ready when a request reaches the origin through it (its services
+	// start one by one: slow on a loaded machine).
+	deadline := time.Now().Add(60 * time.Second)
+	probe := &http.Client{Timeout: 2 * time.Second}
 	for {
-		resp, err := httpc.Get(side.URL + "/hello")
+		resp, err := probe.Get(side.URL + "/hello")
 		if err == nil {
 			_, _ = io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
@@ -257,7 +265,7 @@ subscription_linger=60
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("pushpin did not proxy to the origin within 20s (%v); output:\n%s", err, out.String())
+			t.Fatalf("pushpin did not proxy to the origin within 60s (%v)", err)
 		}
 		time.Sleep(50 * time.Millisecond) // polling readiness, with a deadline
 	}
@@ -410,7 +418,11 @@ var gripScenarios = []struct {
 		s.Length = "" // Pushpin keeps the first part's length header off too; not compared
 		return s
 	}},
+	{"grip-status", func(t *testing.T, g gripSide, _ string) seen { return g.get(t, "/accepted") }},
 	{"long-poll timeout", func(t *testing.T, g gripSide, ch string) seen { return g.get(t, "/lp/"+ch+"?timeout=1") }},
+	{"long-poll timeout grip-status", func(t *testing.T, g gripSide, ch string) seen {
+		return g.get(t, "/lp/"+ch+"?timeout=1&status=202")
+	}},
 	{"long-poll published", func(t *testing.T, g gripSide, ch string) seen {
 		return g.longPollPublished(t, ch, "hello from the publisher\n")
 	}},
@@ -423,10 +435,12 @@ func TestGripOrigin(t *testing.T) {
 	node := needGripOrigin(t)
 	g := startGripHub(t, node, "pub-key-e2e")
 	want := map[string]seen{
-		"plain":               {Status: 203, ContentType: "text/plain; charset=utf-8", Length: "6", Extra: "plain", Body: "hello\n"},
-		"next-link":           {Status: 200, ContentType: "text/plain; charset=utf-8", Body: "part 1\npart 2\n"},
-		"long-poll timeout":   {Status: 200, ContentType: "text/plain; charset=utf-8", Length: "8", Body: "timeout\n"},
-		"long-poll published": {Status: 200, ContentType: "text/plain", Length: "25", Body: "hello from the publisher\n"},
+		"plain":                         {Status: 203, ContentType: "text/plain; charset=utf-8", Length: "6", Extra: "plain", Body: "hello\n"},
+		"next-link":                     {Status: 200, ContentType: "text/plain; charset=utf-8", Body: "part 1\npart 2\n"},
+		"grip-status":                   {Status: 202, ContentType: "text/plain; charset=utf-8", Length: "9", Body: "accepted\n"},
+		"long-poll timeout":             {Status: 200, ContentType: "text/plain; charset=utf-8", Length: "8", Body: "timeout\n"},
+		"long-poll timeout grip-status": {Status: 202, ContentType: "text/plain; charset=utf-8", Length: "8", Body: "timeout\n"},
+		"long-poll published":           {Status: 200, ContentType: "text/plain", Length: "25", Body: "hello from the publisher\n"},
 		"sse stream": {Status: 200, ContentType: "text/event-stream; charset=utf-8", CacheControl: "no-cache",
 			Body: "event: open\ndata: {}\n\nevent: message\ndata: one\n\nevent: message\ndata: two\n\n"},
 	}

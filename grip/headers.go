@@ -48,6 +48,9 @@ type Instruction struct {
 	KeepAlive      []byte
 	KeepAliveEvery time.Duration
 	KeepAliveMode  string
+	// Status is Grip-Status's code (0 for none): the status the client
+	// gets instead of the origin's own (the reason phrase is not kept).
+	Status int
 	// Next is the Grip-Link rel=next target (absolute), nil for none;
 	// NextTimeout is its timeout parameter (0: none given).
 	Next        *url.URL
@@ -65,7 +68,7 @@ func badInstruction(format string, a ...any) error {
 // the URL the answer came from (Grip-Link targets are relative to it).
 func ParseInstruction(h http.Header, base *url.URL) (Instruction, error) {
 	var in Instruction
-	for _, name := range []string{"Grip-Hold", "Grip-Channel", "Grip-Timeout", "Grip-Keep-Alive", "Grip-Link"} {
+	for _, name := range []string{"Grip-Hold", "Grip-Channel", "Grip-Timeout", "Grip-Keep-Alive", "Grip-Link", "Grip-Status"} {
 		n := 0
 		for _, v := range h.Values(name) {
 			n += len(v)
@@ -95,7 +98,33 @@ func ParseInstruction(h http.Header, base *url.URL) (Instruction, error) {
 	if in.Next, in.NextTimeout, err = ParseLink(h.Values("Grip-Link"), base); err != nil {
 		return in, err
 	}
+	if in.Status, err = ParseStatus(h.Get("Grip-Status")); err != nil {
+		return in, err
+	}
 	return in, nil
+}
+
+// ParseStatus reads Grip-Status, "CODE [REASON]": the code (200..599),
+// or 0 when absent.
+func ParseStatus(v string) (int, error) {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0, nil
+	}
+	code, _, _ := strings.Cut(v, " ")
+	n, err := strconv.Atoi(code)
+	if err != nil || n < 200 || n > 599 {
+		return 0, badInstruction("Grip-Status %q is not a status code 200..599", v)
+	}
+	return n, nil
+}
+
+// status is the code the client gets for the origin's answer resp.
+func (in Instruction) status(resp *http.Response) int {
+	if in.Status != 0 {
+		return in.Status
+	}
+	return resp.StatusCode
 }
 
 // ParseHold reads Grip-Hold: "", "response" or "stream".

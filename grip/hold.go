@@ -22,8 +22,8 @@ const writeTimeout = 30 * time.Second
 // the newest prevIDScan. An id not among them is unknown.
 const (
 	prevIDFirst    = 16
-	prevIDScan     = hub.MaxCount
-	prevIDMaxBytes = 4 << 20
+	prevIDScan     = 256
+	prevIDMaxBytes = 1 << 20
 )
 
 // errNextLink ends a hold whose Grip-Link timeout has come.
@@ -43,8 +43,29 @@ func (p *Proxy) refuseHeld(w http.ResponseWriter) {
 // also be a hubbub event id (EPOCH:SEQ). A channel without one, or whose
 // prev-id is not among its newest prevIDScan events, starts live.
 func (p *Proxy) subscribe(ctx context.Context, chans []Channel, transport string) (*hub.Subscription, error) {
+	sub, _, err := p.subscribeReplay(ctx, chans, transport)
+	return sub, err
+}
+
+// Replay says which events a hold gets from the log rather than live:
+// per channel resumed from a prev-id, the seq of its newest event when the
+// hold began. A close action among them was meant for the connections of
+// its time, not for this one (a client reconnecting with the id before a
+// close would otherwise be closed again at once, forever), so holds pass
+// over replayed closes.
+type Replay map[string]uint64
+
+// Replayed reports whether it came from the log for this hold.
+func (r Replay) Replayed(it *event.Item) bool {
+	seq, ok := r[it.Topic]
+	return ok && it.Seq <= seq
+}
+
+// subscribeReplay is subscribe, also returning the hold's Replay.
+func (p *Proxy) subscribeReplay(ctx context.Context, chans []Channel, transport string) (*hub.Subscription, Replay, error) {
 	topics := make([]string, 0, len(chans))
 	var cursor event.Cursor
+	replay := Replay{}
 	seen := make(map[string]bool, len(chans))
 	for _, c := range chans {
 		if seen[c.Name] {
@@ -55,41 +76,55 @@ func (p *Proxy) subscribe(ctx context.Context, chans []Channel, transport string
 		if c.PrevID == "" {
 			continue
 		}
-		pos, ok, err := p.positionOf(ctx, c.Name, c.PrevID)
+		pos, newest, ok, err := p.positionOf(ctx, c.Name, c.PrevID)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if ok {
 			if cursor == nil {
 				cursor = event.Cursor{}
 			}
 			cursor[c.Name] = pos
+			replay[c.Name] = newest
 		}
 	}
-	return p.cfg.Hub.Subscribe(ctx, hub.SubscribeRequest{Topics: topics, Cursor: cursor, Transport: transport})
+	sub, err := p.cfg.Hub.Subscribe(ctx, hub.SubscribeRequest{Topics: topics, Cursor: cursor, Transport: transport})
+	if err != nil {
+		return nil, nil, err
+	}
+	return sub, replay, nil
 }
 
-// positionOf finds the log position of the item id in topic.
-func (p *Proxy) positionOf(ctx context.Context, topic, id string) (event.Position, bool, error) {
-	if pos, err := event.ParsePosition(id); err == nil {
-		return pos, true, nil
-	}
+// positionOf finds the log position of the item id in topic, and the seq
+// of the topic's newest event.
+func (p *Proxy) positionOf(ctx context.Context, topic, id string) (pos event.Position, newest uint64, ok bool, err error) {
+	direct, perr := event.ParsePosition(id)
 	for _, n := range []int{prevIDFirst, prevIDScan} {
 		res, err := p.cfg.Hub.Retrieve(ctx, hub.RetrieveRequest{Topics: []string{topic}, Count: n, MaxBytes: prevIDMaxBytes})
 		if err != nil {
-			return event.Position{}, false, fmt.Errorf("look up prev-id: %w", err)
+			return pos, 0, false, fmt.Errorf("look up prev-id: %w", err)
+		}
+		if len(res.Events) == 0 {
+			break
+		}
+		newest = max(newest, res.Events[len(res.Events)-1].Seq)
+		if perr == nil {
+			return direct, newest, true, nil
 		}
 		for i := len(res.Events) - 1; i >= 0; i-- {
 			e := res.Events[i]
 			if e.ContentType == ItemContentType && FormatsOf(e).ID == id {
-				return e.Position(), true, nil
+				return e.Position(), newest, true, nil
 			}
 		}
 		if len(res.Events) < n {
 			break // the whole log was read
 		}
 	}
-	return event.Position{}, false, nil
+	if perr == nil {
+		return direct, newest, true, nil // an empty topic: the hub decides (a reset)
+	}
+	return pos, newest, false, nil
 }
 
 // holdResponse holds a long-poll (Grip-Hold: response): the origin's
@@ -128,7 +163,7 @@ func (p *Proxy) holdResponse(w http.ResponseWriter, r *http.Request, resp *http.
 			if r.Context().Err() == nil || shuttingDown(r) {
 				// Timed out, cut off or shutting down: the origin's own
 				// answer, after which the client asks again.
-				writeBuffered(w, resp.StatusCode, resp.Header, body)
+				writeBuffered(w, in.status(resp), resp.Header, body)
 			}
 			return
 		}
@@ -199,16 +234,15 @@ func (p *Proxy) holdStream(w http.ResponseWriter, r *http.Request, resp *http.Re
 		return
 	}
 	defer p.release()
-	copyHeaders(w.Header(), resp.Header)
-	w.Header().Del("Content-Length") // the stream goes on after the body
-	s := &stream{p: p, w: w, r: r, rc: http.NewResponseController(w)}
-	sub, err := p.subscribe(r.Context(), in.Channels, NameStream)
+	sub, replay, err := p.subscribeReplay(r.Context(), in.Channels, NameStream)
 	if err != nil {
-		w.Header().Del("Content-Type")
 		p.holdFailed(w, r, err)
 		return
 	}
-	w.WriteHeader(resp.StatusCode)
+	copyHeaders(w.Header(), resp.Header)
+	w.Header().Del("Content-Length") // the stream goes on after the body
+	s := &stream{p: p, w: w, r: r, rc: http.NewResponseController(w), replay: replay}
+	w.WriteHeader(in.status(resp))
 	p.obs.Connected(NameStream, 1)
 	defer p.obs.Connected(NameStream, -1)
 	s.run(resp, in, sub)

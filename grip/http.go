@@ -76,12 +76,12 @@ func (p *Proxy) originFailed(w http.ResponseWriter, r *http.Request, err error) 
 func (p *Proxy) passThrough(w http.ResponseWriter, r *http.Request, resp *http.Response, in Instruction) {
 	copyHeaders(w.Header(), resp.Header)
 	if in.Next == nil {
-		w.WriteHeader(resp.StatusCode)
+		w.WriteHeader(in.status(resp))
 		_ = streamBody(w, resp.Body)
 		return
 	}
 	w.Header().Del("Content-Length") // the length grows with the next parts
-	w.WriteHeader(resp.StatusCode)
+	w.WriteHeader(in.status(resp))
 	s := &stream{p: p, w: w, r: r, rc: http.NewResponseController(w)}
 	s.run(resp, in, nil)
 }

@@ -80,6 +80,10 @@ func (p *Proxy) OriginRequest(ctx context.Context, r *http.Request, origin *url.
 		out.ContentLength = r.ContentLength
 	}
 	out.Header = r.Header.Clone()
+	if target != r.URL { // a next part: a GET without the client's body
+		out.Header.Del("Content-Length")
+		out.Header.Del("Content-Type")
+	}
 	removeHop(out.Header)
 	removeGrip(out.Header)
 	out.Host = r.Host

@@ -453,3 +453,34 @@ func TestPublishAccess(t *testing.T) {
 		t.Fatalf("log: %v %+v", err, res.Events)
 	}
 }
+
+// A close in the log before the hold began does not end a stream that
+// resumes from before it (it would close every reconnection at once);
+// a close published while it is held does.
+func TestReplayedClose(t *testing.T) {
+	tp := newTestProxy(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Grip-Hold", "stream")
+		w.Header().Set("Grip-Channel", "rc; prev-id="+r.URL.Query().Get("prev"))
+		io.WriteString(w, "origin\n")
+	}), nil)
+	tp.publishItems(t, "rc", 1, 2)
+	tp.publish(t, `{"items":[{"channel":"rc","formats":{"http-stream":{"action":"close"}}}]}`)
+	resp, err := http.Get(tp.srv.URL + "/?prev=i1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	br := bufio.NewReader(resp.Body)
+	for i, want := range []string{"origin\n", "s2\n", "s3\n"} {
+		if i == 2 {
+			tp.publishItems(t, "rc", 3, 3)
+		}
+		if line, err := br.ReadString('\n'); line != want {
+			t.Fatalf("got %q (%v), want %q", line, err, want)
+		}
+	}
+	tp.publish(t, `{"items":[{"channel":"rc","formats":{"http-stream":{"action":"close"}}}]}`)
+	if rest, err := io.ReadAll(br); err != nil || len(rest) != 0 {
+		t.Fatalf("after a live close: %q %v", rest, err)
+	}
+}

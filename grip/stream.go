@@ -18,8 +18,9 @@ import (
 //     an item published while the body streams is not missed;
 //  2. the origin's body goes to the client as it arrives (any length);
 //  3. then http-stream items are appended in log order (content or
-//     content-bin; action close ends the stream); items without that
-//     format are passed over; a Grip-Keep-Alive is written after its
+//     content-bin; action close ends the stream, unless it was replayed
+//     from the log, see Replay); items without that format are passed
+//     over; a Grip-Keep-Alive is written after its
 //     timeout without output (mode idle) or every timeout (interval);
 //  4. a Grip-Link rel=next is requested when its timeout (DefaultTimeout
 //     when it names none) passes, its body appended; its own
@@ -39,6 +40,8 @@ type stream struct {
 	// later is set when a later part's hold took the slot (run gives it
 	// back).
 	later bool
+	// replay is the current subscription's (subscribeReplay).
+	replay Replay
 }
 
 // run carries out the contract above from the first part (resp, in).
@@ -95,7 +98,7 @@ func (s *stream) run(resp *http.Response, in Instruction, sub *hub.Subscription)
 		if sub != nil {
 			sub.Close()
 		}
-		if sub, err = s.p.subscribe(s.r.Context(), in.Channels, NameStream); err != nil {
+		if sub, s.replay, err = s.p.subscribeReplay(s.r.Context(), in.Channels, NameStream); err != nil {
 			resp.Body.Close()
 			s.p.log.Error("grip: stream subscribe failed", "err", err)
 			return
@@ -178,7 +181,7 @@ func (s *stream) hold(sub *hub.Subscription, in Instruction) bool {
 			}
 			hs := s.p.renders.get(m.Item).Formats.HTTPStream
 			switch {
-			case hs == nil:
+			case hs == nil, hs.Action == ActionClose && s.replay.Replayed(m.Item):
 				continue
 			case hs.Action == ActionClose:
 				closing = true

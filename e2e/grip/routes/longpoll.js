@@ -1,6 +1,7 @@
-// Long-poll: GET /lp/CHANNEL[?prev=ID&timeout=S] holds the request
-// (Grip-Hold: response) until an http-response is published to CHANNEL;
-// the body here is the answer on timeout.
+// Long-poll: GET /lp/CHANNEL[?prev=ID&timeout=S&status=CODE] holds the
+// request (Grip-Hold: response) until an http-response is published to
+// CHANNEL; the body here is the answer on timeout, with the status CODE
+// (Grip-Status) when one is given.
 export default function (app) {
   app.get('/lp/:channel', (req, res) => {
     if (!req.grip.isSigned) {
@@ -10,6 +11,9 @@ export default function (app) {
     const instruct = res.grip.startInstruct();
     instruct.addChannel(req.query.prev ? { name: req.params.channel, prevId: req.query.prev } : req.params.channel);
     instruct.setHoldLongPoll(Number(req.query.timeout || 20));
+    if (req.query.status) {
+      instruct.setStatus(Number(req.query.status));
+    }
     res.type('text/plain').send('timeout\n');
   });
 }

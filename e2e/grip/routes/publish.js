@@ -1,7 +1,8 @@
 // Publishing through @fanoutio/grip's Publisher (pointed at the GRIP
 // proxy's control URI): POST /send/CHANNEL with a JSON body
 //   {"kind": "response" | "stream" | "sse" | "close", "text": "...", "id": "...", "prevId": "..."}
-// publishes one item and answers 200 "sent" once the proxy accepted it.
+// publishes one item (kind sse: an SSE event of data text, with the item's
+// id as its id when there is one) and answers 200 "sent" once the proxy accepted it.
 import { HttpResponseFormat, HttpStreamFormat } from '@fanoutio/grip';
 
 export default function (app, { publisher }) {
@@ -17,7 +18,7 @@ export default function (app, { publisher }) {
           await publisher.publishHttpStream(channel, text, id, prevId);
           break;
         case 'sse':
-          await publisher.publishHttpStream(channel, `event: message\ndata: ${text}\n\n`, id, prevId);
+          await publisher.publishHttpStream(channel, `${id ? `id: ${id}\n` : ''}event: message\ndata: ${text}\n\n`, id, prevId);
           break;
         case 'close':
           await publisher.publishFormats(channel, new HttpStreamFormat(null, true), id, prevId);

@@ -1,6 +1,8 @@
-// Server-Sent Events: GET /sse/CHANNEL[?prev=ID] answers an opening event
-// and holds the stream (Grip-Hold: stream); http-stream publishes to
-// CHANNEL are appended, with a keep-alive comment after 20 s of silence.
+// Server-Sent Events: GET /sse/CHANNEL answers an opening event and holds
+// the stream (Grip-Hold: stream); http-stream publishes to CHANNEL are
+// appended, with a keep-alive comment after 20 s of silence. The id of the
+// last event the client had (?prev=ID, or EventSource's Last-Event-ID on
+// reconnection) is passed on as the channel's prev-id.
 export default function (app) {
   app.get('/sse/:channel', (req, res) => {
     if (!req.grip.isSigned) {
@@ -8,7 +10,8 @@ export default function (app) {
       return;
     }
     const instruct = res.grip.startInstruct();
-    instruct.addChannel(req.query.prev ? { name: req.params.channel, prevId: req.query.prev } : req.params.channel);
+    const prev = req.query.prev || req.get('Last-Event-ID');
+    instruct.addChannel(prev ? { name: req.params.channel, prevId: prev } : req.params.channel);
     instruct.setHoldStream();
     instruct.setKeepAlive(':\n\n', 20);
     res.set('Content-Type', 'text/event-stream');
