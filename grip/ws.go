@@ -146,6 +146,17 @@ func (p *Proxy) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		plainError(w, http.StatusBadGateway, "no origin serves this path")
 		return
 	}
+	// A handshake the library would refuse is refused before the origin
+	// is asked (it would get OPEN, then DISCONNECT).
+	if r.Method != http.MethodGet || r.Header.Get("Sec-WebSocket-Key") == "" {
+		plainError(w, http.StatusBadRequest, "not a WebSocket handshake: GET with Sec-WebSocket-Key expected")
+		return
+	}
+	if r.Header.Get("Sec-WebSocket-Version") != "13" {
+		w.Header().Set("Sec-WebSocket-Version", "13")
+		plainError(w, http.StatusUpgradeRequired, "unsupported WebSocket version: 13 expected")
+		return
+	}
 	if !p.acquireWS() {
 		w.Header().Set("Retry-After", "5")
 		plainError(w, http.StatusServiceUnavailable, fmt.Sprintf("too many GRIP WebSocket connections (at most %d): try again later", p.cfg.MaxWebSockets))

@@ -784,3 +784,30 @@ func TestWSSubprotocol(t *testing.T) {
 		t.Fatalf("subprotocol %q, want the origin's choice v2", c.Subprotocol())
 	}
 }
+
+func TestWSBadHandshakeNeverReachesOrigin(t *testing.T) {
+	e := newWSEnv(t, func(r wsOriginReq) wsAnswer {
+		t.Errorf("the origin got %q for a bad handshake", r.events)
+		return wsAnswer{}
+	}, nil)
+	for _, c := range []struct {
+		version, key string
+		want         int
+	}{{"13", "", http.StatusBadRequest}, {"8", "dGhlIHNhbXBsZSBub25jZQ==", http.StatusUpgradeRequired}} {
+		req, _ := http.NewRequest(http.MethodGet, e.server.URL+"/chat", nil)
+		req.Header.Set("Connection", "Upgrade")
+		req.Header.Set("Upgrade", "websocket")
+		req.Header.Set("Sec-WebSocket-Version", c.version)
+		if c.key != "" {
+			req.Header.Set("Sec-WebSocket-Key", c.key)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != c.want {
+			t.Errorf("version %q key %q: %d, want %d", c.version, c.key, resp.StatusCode, c.want)
+		}
+	}
+}
