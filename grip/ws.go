@@ -119,6 +119,9 @@ type wsConn struct {
 	stalls atomic.Int64
 
 	closeOnce sync.Once
+	// closing is the code hubbub closed the client with (0 before):
+	// whoever reads the client's answer to it, the origin hears CLOSE.
+	closing atomic.Int32
 
 	mu sync.Mutex
 	// queue holds client events for the origin; queued counts their bytes.
@@ -209,9 +212,13 @@ func (p *Proxy) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	p.obs.Connected(NameWS, 1)
 	defer p.obs.Connected(NameWS, -1)
 	wc.lastOut.Store(time.Now().UnixNano())
-	// Server shutdown: the client hears 1001, the origin a CLOSE.
+	// Server shutdown: the client hears 1001, the origin a CLOSE. (r's
+	// context also ends when a client vanished before the hijack; the
+	// reader finds that out.)
 	stop := context.AfterFunc(r.Context(), func() {
-		wc.closeClient(websocket.StatusGoingAway, "the server is shutting down")
+		if shuttingDown(r) {
+			wc.closeClient(websocket.StatusGoingAway, "the server is shutting down")
+		}
 	})
 	defer stop()
 
@@ -333,6 +340,10 @@ func (wc *wsConn) readLoop() {
 				// (not a type of its own); it has sent the client 1009.
 				wc.p.obs.Limited(LimitWSMessage)
 				wc.clientGone(wsevents.CloseEvent(uint16(websocket.StatusMessageTooBig), "message too big"))
+			} else if code := wc.closing.Load(); code != 0 {
+				// hubbub closed the client and the library read its answer
+				// (Close waits for it) before this read could.
+				wc.clientGone(wsevents.CloseEvent(uint16(code), ""))
 			} else {
 				wc.clientGone(wsevents.Event{Type: wsevents.Disconnect})
 			}
@@ -436,6 +447,7 @@ func (wc *wsConn) write(typ websocket.MessageType, msg []byte) bool {
 // answer, which readLoop reads.
 func (wc *wsConn) closeClient(code websocket.StatusCode, reason string) {
 	wc.closeOnce.Do(func() {
+		wc.closing.Store(int32(code))
 		if wc.c != nil {
 			_ = wc.c.Close(code, truncateReason(reason))
 		}

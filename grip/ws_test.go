@@ -23,6 +23,7 @@ import (
 	"github.com/hubbub/hubbub/hub"
 	"github.com/hubbub/hubbub/store"
 	"github.com/hubbub/hubbub/store/embedded"
+	"github.com/hubbub/hubbub/transport"
 )
 
 // wsOriginReq is one WebSocket-over-HTTP request the test origin got.
@@ -688,7 +689,8 @@ func TestWSShutdown(t *testing.T) {
 	e := newWSEnv(t, func(r wsOriginReq) wsAnswer {
 		return wsAnswer{header: wsGripOn(), events: []wsevents.Event{wsOpenEvent}}
 	}, nil)
-	base, stop := context.WithCancel(context.Background())
+	base, cancelBase := context.WithCancelCause(context.Background())
+	stop := func() { cancelBase(transport.ErrShutdown) } // as the server does
 	srv := httptest.NewUnstartedServer(e.proxy)
 	srv.Config.BaseContext = func(net.Listener) context.Context { return base }
 	srv.Start()
@@ -696,7 +698,7 @@ func TestWSShutdown(t *testing.T) {
 	e.server = srv
 	c := e.dial(nil)
 	e.next()
-	stop() // what the server does at shutdown
+	stop()
 	if code, _ := wsCloseStatus(t, c); code != websocket.StatusGoingAway {
 		t.Fatalf("close %d at shutdown, want 1001", code)
 	}
