@@ -423,10 +423,46 @@ var gripScenarios = []struct {
 	{"long-poll timeout grip-status", func(t *testing.T, g gripSide, ch string) seen {
 		return g.get(t, "/lp/"+ch+"?timeout=1&status=202")
 	}},
+	{"grip-instruct timeout", func(t *testing.T, g gripSide, ch string) seen { return g.get(t, "/instruct/"+ch+"?timeout=1") }},
 	{"long-poll published", func(t *testing.T, g gripSide, ch string) seen {
 		return g.longPollPublished(t, ch, "hello from the publisher\n")
 	}},
 	{"sse stream", func(t *testing.T, g gripSide, ch string) seen { return g.sseScenario(t, ch) }},
+	{"sse keep-alive", func(t *testing.T, g gripSide, ch string) seen { return g.keepAliveScenario(t, ch) }},
+}
+
+// keepAliveScenario opens GET /sse/CHANNEL?ka=1, waits for a keep-alive
+// after the opening event, then publishes a close; keep-alives in a row
+// count as one (how many fit before the close is timing).
+func (g gripSide) keepAliveScenario(t *testing.T, channel string) seen {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", g.URL+"/sse/"+channel+"?ka=1", nil)
+	resp, err := streamc.Do(req)
+	if err != nil {
+		t.Fatalf("%s: %v", g.name, err)
+	}
+	defer resp.Body.Close()
+	br := bufio.NewReader(resp.Body)
+	var body strings.Builder
+	for !strings.HasSuffix(body.String(), "\n\n:\n\n") {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatalf("%s: %v after %q", g.name, err, body.String())
+		}
+		body.WriteString(line)
+	}
+	g.send(t, channel, `{"kind":"close"}`)
+	rest, err := io.ReadAll(br)
+	if err != nil {
+		t.Fatalf("%s: %v", g.name, err)
+	}
+	s := body.String() + string(rest)
+	for strings.Contains(s, ":\n\n:\n\n") {
+		s = strings.ReplaceAll(s, ":\n\n:\n\n", ":\n\n")
+	}
+	return seenOf(resp, s)
 }
 
 // TestGripOrigin runs every scenario through hubbub and checks what the
@@ -440,7 +476,10 @@ func TestGripOrigin(t *testing.T) {
 		"grip-status":                   {Status: 202, ContentType: "text/plain; charset=utf-8", Length: "9", Body: "accepted\n"},
 		"long-poll timeout":             {Status: 200, ContentType: "text/plain; charset=utf-8", Length: "8", Body: "timeout\n"},
 		"long-poll timeout grip-status": {Status: 202, ContentType: "text/plain; charset=utf-8", Length: "8", Body: "timeout\n"},
+		"grip-instruct timeout":         {Status: 202, ContentType: "text/plain", Length: "19", Extra: "instruct", Body: "instructed timeout\n"},
 		"long-poll published":           {Status: 200, ContentType: "text/plain", Length: "25", Body: "hello from the publisher\n"},
+		"sse keep-alive": {Status: 200, ContentType: "text/event-stream; charset=utf-8", CacheControl: "no-cache",
+			Body: "event: open\ndata: {}\n\n:\n\n"},
 		"sse stream": {Status: 200, ContentType: "text/event-stream; charset=utf-8", CacheControl: "no-cache",
 			Body: "event: open\ndata: {}\n\nevent: message\ndata: one\n\nevent: message\ndata: two\n\n"},
 	}

@@ -30,7 +30,17 @@ func (p *Proxy) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer resp.Body.Close()
-	in, err := ParseInstruction(resp.Header, resp.Request.URL)
+	var in Instruction
+	if isInstruct(resp.Header) {
+		// The instructions are the body; the answer for the client is
+		// in it.
+		var answer *http.Response
+		if answer, in, err = p.instructResponse(resp); err == nil {
+			resp = answer
+		}
+	} else {
+		in, err = ParseInstruction(resp.Header, resp.Request.URL)
+	}
 	if err != nil {
 		p.log.Warn("grip: bad instructions from the origin", "path", r.URL.Path, "err", err)
 		plainError(w, http.StatusBadGateway, "the origin's GRIP instructions are invalid")

@@ -484,3 +484,20 @@ func TestReplayedClose(t *testing.T) {
 		t.Fatalf("after a live close: %q %v", rest, err)
 	}
 }
+
+// An origin may give its instructions as an application/grip-instruct
+// body; its "response" is what the client gets.
+func TestInstructBody(t *testing.T) {
+	tp := newTestProxy(t, origin(map[string]string{"Content-Type": "application/grip-instruct"},
+		`{"hold":{"mode":"response","channels":[{"name":"ib"}],"timeout":30},"response":{"code":202,"headers":{"Content-Type":"text/plain","X-I":"y"},"body":"timeout\n"}}`), nil)
+	got := tp.get(t, "/")
+	tp.waitHeld(t, 1)
+	tp.publish(t, `{"items":[{"channel":"ib","formats":{"http-response":{"body":"news\n"}}}]}`)
+	if s := wait(t, got); s != "200 news\n" {
+		t.Fatalf("got %q", s)
+	}
+	bad := newTestProxy(t, origin(map[string]string{"Content-Type": "application/grip-instruct"}, `{"hold":{"mode":"x"}}`), nil)
+	if s := wait(t, bad.get(t, "/")); s != "502 the origin's GRIP instructions are invalid\n" {
+		t.Fatalf("bad instruct: %q", s)
+	}
+}

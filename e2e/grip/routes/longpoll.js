@@ -16,4 +16,16 @@ export default function (app) {
     }
     res.type('text/plain').send('timeout\n');
   });
+  // The same hold given the older way, as an application/grip-instruct
+  // body (written by hand: the libraries send headers).
+  app.get('/instruct/:channel', (req, res) => {
+    if (!req.grip.isSigned) {
+      res.status(501).type('text/plain').send('not behind a GRIP proxy\n');
+      return;
+    }
+    res.type('application/grip-instruct').send(JSON.stringify({
+      hold: { mode: 'response', channels: [{ name: req.params.channel }], timeout: Number(req.query.timeout || 20) },
+      response: { code: 202, headers: { 'Content-Type': 'text/plain', 'X-Example': 'instruct' }, body: 'instructed timeout\n' },
+    }));
+  });
 }
