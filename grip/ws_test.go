@@ -1,6 +1,7 @@
 package grip
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -811,5 +812,47 @@ func TestWSBadHandshakeNeverReachesOrigin(t *testing.T) {
 		if resp.StatusCode != c.want {
 			t.Errorf("version %q key %q: %d, want %d", c.version, c.key, resp.StatusCode, c.want)
 		}
+	}
+}
+
+func TestWSBinaryAndPings(t *testing.T) {
+	e := newWSEnv(t, func(r wsOriginReq) wsAnswer {
+		if r.events[0].Type == wsevents.Open {
+			return wsAnswer{header: wsGripOn(), events: []wsevents.Event{wsOpenEvent}}
+		}
+		var out []wsevents.Event
+		for _, ev := range r.events {
+			if ev.Type == wsevents.Binary {
+				out = append(out, wsevents.Event{Type: wsevents.Binary, Content: append([]byte("m:"), ev.Content...)})
+			}
+		}
+		return wsAnswer{events: out}
+	}, nil)
+	c := e.dial(nil)
+	e.next()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	// Reading in the background lets the client see the pong.
+	got := make(chan string, 1)
+	go func() {
+		typ, b, err := c.Read(ctx)
+		if err == nil && typ == websocket.MessageBinary {
+			got <- string(b)
+		}
+		close(got)
+	}()
+	if err := c.Ping(ctx); err != nil {
+		t.Fatalf("ping: %v (hubbub answers it)", err)
+	}
+	e.nextWith(wsevents.Ping) // and passes it on
+	if err := c.Write(ctx, websocket.MessageBinary, []byte{0, 0xff}); err != nil {
+		t.Fatal(err)
+	}
+	r := e.nextWith(wsevents.Binary)
+	if ev := r.events[len(r.events)-1]; !bytes.Equal(ev.Content, []byte{0, 0xff}) {
+		t.Fatalf("origin got %q", ev.Content)
+	}
+	if m := <-got; m != "\x00\xff" {
+		t.Fatalf("client got %q, want the binary echo without its prefix", m)
 	}
 }
