@@ -90,7 +90,8 @@ const (
 //
 // Goroutines: the handler runs the origin loop (one request at a time);
 // readLoop reads the client; one pump per subscribed channel delivers
-// publishes; pingLoop and keepAliveLoop write to the client. Writes to the
+// publishes; pingLoop and (once the origin sets a keep-alive)
+// keepAliveLoop write to the client. Writes to the
 // client are safe from all of them (the library serialises frames).
 type wsConn struct {
 	p      *Proxy
@@ -112,8 +113,10 @@ type wsConn struct {
 	// lastOut is when a message last went to the client (unix ns), for
 	// keep-alive mode "idle".
 	lastOut atomic.Int64
-	// kaChange wakes keepAliveLoop when keep-alive is set or cleared.
+	// kaChange wakes keepAliveLoop when keep-alive is set or cleared;
+	// kaStart starts it, at the first keep-alive control message.
 	kaChange chan struct{}
+	kaStart  sync.Once
 	// stalls counts the reader's starts and ends of waiting for room in
 	// the queue: odd while it waits, when a client's pong cannot be read.
 	stalls atomic.Int64
@@ -222,10 +225,9 @@ func (p *Proxy) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	})
 	defer stop()
 
-	wc.wg.Add(3)
+	wc.wg.Add(2)
 	go wc.readLoop()
 	go wc.pingLoop()
-	go wc.keepAliveLoop()
 	if wc.apply(events[1:]) {
 		wc.originLoop()
 	}

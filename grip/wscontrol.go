@@ -87,6 +87,10 @@ func (wc *wsConn) control(msg []byte) {
 		wc.ka = ka
 		wc.mu.Unlock()
 		signal(wc.kaChange)
+		wc.kaStart.Do(func() { // on the origin loop's goroutine: before wg.Wait
+			wc.wg.Add(1)
+			go wc.keepAliveLoop()
+		})
 	default:
 		wc.p.log.Debug("grip websocket: control message type not supported, ignored", "type", c.Type)
 	}
