@@ -106,6 +106,7 @@ type Config struct {
 	GripRoutes            []string      `flag:"grip-route" env:"HUBBUB_GRIP_ROUTES" yaml:"grip_routes" help:"origin for a path prefix of the GRIP listener, as /PREFIX=http://HOST:PORT (the longest matching prefix wins; the path is passed on unchanged) (flag repeatable, env comma-separated)"`
 	GripSigKey            string        `flag:"grip-sig-key" env:"HUBBUB_GRIP_SIG_KEY" yaml:"grip_sig_key" secret:"true" help:"HS256 secret (at least 32 bytes; base64:... for binary) that signs the Grip-Sig JWT (iss pushpin) sent to the origin, Pushpin's sig_key: give the origin the same key; required with --grip-listen (the hub refuses to start without it)"`
 	GripMaxHeld           int           `flag:"grip-max-held" env:"HUBBUB_GRIP_MAX_HELD" yaml:"grip_max_held" help:"connections the GRIP listener holds at once (response and stream holds, WebSockets); a hold over it gets 503"`
+	GripMaxWebSockets     int           `flag:"grip-max-websockets" env:"HUBBUB_GRIP_MAX_WEBSOCKETS" yaml:"grip_max_websockets" help:"WebSocket-over-HTTP connections the GRIP listener holds at once (they count against --grip-max-held too); an upgrade over it gets 503"`
 	GripMaxOriginBody     int64         `flag:"grip-max-origin-body" env:"HUBBUB_GRIP_MAX_ORIGIN_BODY" yaml:"grip_max_origin_body" help:"bytes of an origin answer the GRIP proxy buffers (a response hold's timeout answer); a larger one gets the client 502; streamed answers are not bounded"`
 	GripOriginTimeout     time.Duration `flag:"grip-origin-timeout" env:"HUBBUB_GRIP_ORIGIN_TIMEOUT" yaml:"grip_origin_timeout" help:"how long the origin may take to answer a proxied request with its headers; past it the client gets 504"`
 }
@@ -152,6 +153,7 @@ func Default() Config {
 		FeedsHostConcurrency: 2,
 		FeedsHostInterval:    time.Second,
 		GripMaxHeld:          10000,
+		GripMaxWebSockets:    10000,
 		GripMaxOriginBody:    1 << 20,
 		GripOriginTimeout:    30 * time.Second,
 	}
@@ -760,6 +762,8 @@ func (c *Config) validateGrip(bad func(field, format string, a ...any) error) er
 	switch {
 	case c.GripMaxHeld < 1:
 		return bad("GripMaxHeld", "must be at least 1, got %d", c.GripMaxHeld)
+	case c.GripMaxWebSockets < 1:
+		return bad("GripMaxWebSockets", "must be at least 1, got %d", c.GripMaxWebSockets)
 	case c.GripMaxOriginBody < 1:
 		return bad("GripMaxOriginBody", "must be positive, got %d", c.GripMaxOriginBody)
 	case c.GripOriginTimeout <= 0:

@@ -101,7 +101,7 @@ func TestEveryFieldFromEveryLayer(t *testing.T) {
 		"TLSCert": "c.pem", "TLSKey": "k.pem", "AdminListen": "127.0.0.1:9", "MetricsKey": "mk", "CORSOrigins": "https://app.example.com",
 		"FrameAncestors": "https://cms.example.com",
 		"GripListen":     "127.0.0.1:7", "GripOrigin": "http://127.0.0.1:3000", "GripRoutes": "/api/=http://127.0.0.1:3001",
-		"GripSigKey": "0123456789abcdef0123456789abcdef", "GripMaxHeld": "9", "GripMaxOriginBody": "999", "GripOriginTimeout": "4s",
+		"GripSigKey": "0123456789abcdef0123456789abcdef", "GripMaxHeld": "9", "GripMaxWebSockets": "7", "GripMaxOriginBody": "999", "GripOriginTimeout": "4s",
 	}
 	want := Config{Listen: ":9", Store: "redis://127.0.0.1:6379/3", RedisPrefix: "hp", NodeID: "node-a", Data: "/var/hub",
 		PublicURL: "https://hub.example.com", PublishKeys: []string{"a"}, AdminKey: "adm",
@@ -119,7 +119,7 @@ func TestEveryFieldFromEveryLayer(t *testing.T) {
 		TLSCert: "c.pem", TLSKey: "k.pem", AdminListen: "127.0.0.1:9", MetricsKey: "mk", CORSOrigins: []string{"https://app.example.com"},
 		FrameAncestors: []string{"https://cms.example.com"},
 		GripListen:     "127.0.0.1:7", GripOrigin: "http://127.0.0.1:3000", GripRoutes: []string{"/api/=http://127.0.0.1:3001"},
-		GripSigKey: "0123456789abcdef0123456789abcdef", GripMaxHeld: 9, GripMaxOriginBody: 999, GripOriginTimeout: 4 * time.Second}
+		GripSigKey: "0123456789abcdef0123456789abcdef", GripMaxHeld: 9, GripMaxWebSockets: 7, GripMaxOriginBody: 999, GripOriginTimeout: 4 * time.Second}
 	var yamlDoc strings.Builder
 	var args []string
 	envs := map[string]string{}

@@ -219,7 +219,8 @@ subscription_linger=60
 	if err := os.WriteFile(filepath.Join(dir, "pushpin.conf"), []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "routes"), fmt.Appendf(nil, "* 127.0.0.1:%d\n", originPort), 0o644); err != nil {
+	// over_http: WebSockets go to the origin as WebSocket-over-HTTP (gripws_test.go).
+	if err := os.WriteFile(filepath.Join(dir, "routes"), fmt.Appendf(nil, "* 127.0.0.1:%d,over_http\n", originPort), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(bin, "--config", filepath.Join(dir, "pushpin.conf"))

@@ -92,6 +92,10 @@ type Config struct {
 	// MaxHeld bounds the connections held at once (10,000); past it a
 	// hold is answered 503.
 	MaxHeld int
+	// MaxWebSockets bounds the WebSocket-over-HTTP connections open at
+	// once (10,000); past it an upgrade is answered 503. They count
+	// against MaxHeld too.
+	MaxWebSockets int
 	// MaxOriginBody bounds what is buffered of an origin answer: the body
 	// of a response hold (its timeout answer) and of a grip-instruct
 	// answer (1 MiB); past it the client gets 502. Bodies streamed to the
@@ -129,6 +133,9 @@ type Proxy struct {
 	// held counts the connections held now (response and stream holds,
 	// and WebSocket-over-HTTP connections), against cfg.MaxHeld.
 	held atomic.Int64
+	// wsConns counts the WebSocket-over-HTTP connections open now, against
+	// cfg.MaxWebSockets (ws.go).
+	wsConns atomic.Int64
 	// sockets counts the WebSocket handlers running: their connections
 	// are hijacked, so http.Server.Shutdown does not wait for them.
 	sockets sync.WaitGroup
@@ -161,6 +168,9 @@ func New(cfg Config) (*Proxy, error) {
 	}
 	if cfg.MaxHeld <= 0 {
 		cfg.MaxHeld = 10000
+	}
+	if cfg.MaxWebSockets <= 0 {
+		cfg.MaxWebSockets = 10000
 	}
 	if cfg.MaxOriginBody <= 0 {
 		cfg.MaxOriginBody = 1 << 20

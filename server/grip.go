@@ -23,7 +23,7 @@ func (s *Server) newGrip(cfg config.Config, lim *limit.Limiter) (*grip.Proxy, er
 	}
 	return grip.New(grip.Config{
 		Origin: cfg.GripOrigin, Routes: cfg.GripRoutes, SigKey: key,
-		MaxHeld: cfg.GripMaxHeld, MaxOriginBody: cfg.GripMaxOriginBody, OriginTimeout: cfg.GripOriginTimeout,
+		MaxHeld: cfg.GripMaxHeld, MaxWebSockets: cfg.GripMaxWebSockets, MaxOriginBody: cfg.GripMaxOriginBody, OriginTimeout: cfg.GripOriginTimeout,
 		MaxPublishBody: cfg.MaxBody,
 		Hub:            s.hub, Access: s.access,
 		AllowPublish: func(r *http.Request, id access.Identity) (time.Duration, bool) {

@@ -121,7 +121,8 @@ func newMetrics(b *broker.Broker) *metrics {
 		prometheus.ExponentialBuckets(0.0001, 2, 16)) // 0.1 ms .. 3.3 s
 	m.appendErrors = m.counter("hubbub_store_append_errors_total", "Appends the store failed.")
 	limits := []string{limit.ConnsPerIP, limit.PublishRate, limit.ReadTimeout,
-		transport.LimitWSFrameRate, transport.LimitWSTopics, transport.LimitWSSubscriptions, transport.LimitWSDocuments, grip.LimitHeld}
+		transport.LimitWSFrameRate, transport.LimitWSTopics, transport.LimitWSSubscriptions, transport.LimitWSDocuments, grip.LimitHeld,
+		grip.LimitWSConns, grip.LimitWSChannels, grip.LimitWSMessage}
 	m.rejections = m.counterVec("hubbub_limit_rejections_total",
 		"Requests, connections and WebSocket messages refused by a limit, by limit ("+strings.Join(limits, ", ")+").", "limit")
 	m.requests = m.counterVec("hubbub_http_requests_total",

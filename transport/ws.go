@@ -18,6 +18,7 @@ import (
 	"github.com/hubbub/hubbub/event"
 	"github.com/hubbub/hubbub/filter"
 	"github.com/hubbub/hubbub/hub"
+	"github.com/hubbub/hubbub/internal/wswire"
 )
 
 // NameWS is the WebSocket transport's name in metrics.
@@ -113,7 +114,7 @@ const (
 // subscription are written in order, frames of different subscriptions
 // interleave.
 func (h *Handlers) WebSocket(w http.ResponseWriter, r *http.Request) {
-	hj := &wsHijacker{ResponseWriter: w}
+	hj := &wswire.Hijacker{ResponseWriter: w, Timeout: writeTimeout}
 	c, err := websocket.Accept(hj, r, &websocket.AcceptOptions{
 		OriginPatterns:  h.opts.WSOriginPatterns,
 		CompressionMode: websocket.CompressionDisabled, // context takeover costs ~1 MB per connection
@@ -140,9 +141,9 @@ func (h *Handlers) WebSocket(w http.ResponseWriter, r *http.Request) {
 	defer stop()
 	// A cancelled connection aborts a write in progress (a stalled
 	// client's), as a write under a cancelled context would.
-	defer context.AfterFunc(ctx, hj.wire.abort)()
+	defer context.AfterFunc(ctx, hj.Wire.Abort)()
 	wc := &wsConn{
-		h: h, c: c, ctx: ctx, cancel: cancel, wire: hj.wire,
+		h: h, c: c, ctx: ctx, cancel: cancel, wire: hj.Wire,
 		// Writes' context never ends: the library then arms nothing per
 		// write. The wire's deadline bounds each write, abort ends one.
 		wctx:   context.WithoutCancel(ctx),
@@ -163,7 +164,7 @@ type wsConn struct {
 	cancel context.CancelFunc
 	r      *http.Request // the upgrade request, for the local rule and rate keys
 	frames *rate.Limiter // messages the client may send
-	wire   *wsWire       // the socket: write deadline and batching
+	wire   *wswire.Wire  // the socket: write deadline and batching
 	wctx   context.Context
 	// batch is held by the pump that has the wire corked.
 	batch sync.Mutex
@@ -454,7 +455,7 @@ func (wc *wsConn) pump(ctx context.Context, id string, s *wsSub) {
 		// only after uncork: closing waits for the client's answer to a
 		// close frame, which may be held in the batch.
 		wc.batch.Lock()
-		wc.wire.cork()
+		wc.wire.Cork()
 		var werr error
 		n := 0
 		for _, m := range msgs {
@@ -486,7 +487,7 @@ func (wc *wsConn) pump(ctx context.Context, id string, s *wsSub) {
 				break
 			}
 		}
-		if err := wc.wire.uncork(); werr == nil {
+		if err := wc.wire.Uncork(); werr == nil {
 			werr = err
 		}
 		wc.batch.Unlock()

@@ -1,4 +1,10 @@
-package transport
+// Package wswire is the socket under a WebSocket connection of the
+// github.com/coder/websocket library: it gives the connection a write
+// deadline per socket write and batching of frames (cork, uncork), which
+// the library only offers per write, at a cost per write. hubbub's
+// WebSocket transport and the GRIP proxy's WebSocket-over-HTTP side both
+// accept their connections through a Hijacker.
+package wswire
 
 import (
 	"bufio"
@@ -10,46 +16,46 @@ import (
 	"time"
 )
 
-// wsWire is the socket under one WebSocket connection, between the
+// Wire is the socket under one WebSocket connection, between the
 // WebSocket library and the TCP (or TLS) connection. It gives the
 // connection what the library only offers per write, at a cost per write
 // (a context and a callback for every frame):
 //
-//   - a write deadline: every socket write must finish within writeTimeout,
-//     or it fails and the connection is closed (a client that stops
+//   - a write deadline: every socket write must finish within the
+//     Hijacker's Timeout, or it fails and the connection is closed (a client that stops
 //     reading cannot hold a goroutine for ever);
-//   - batching: between cork and uncork, frames collect in memory and reach
+//   - batching: between Cork and Uncork, frames collect in memory and reach
 //     the socket in one write.
 //
 // Writes are serialised (the library already writes one frame at a time);
-// cork and uncork are for one goroutine at a time (wsConn.batch). After a
-// socket write fails, every later write fails at once with the same error:
+// Cork and Uncork are for one goroutine at a time (the caller serialises
+// them). After a socket write fails, every later write fails at once with the same error:
 // a half-written frame leaves nothing to say on that connection, not even
 // a close frame.
-type wsWire struct {
+type Wire struct {
 	net.Conn
 	timeout time.Duration // per socket write
 	mu      sync.Mutex    // held during a socket write and for the rest
 	corked  bool
 	pending []byte      // frames written while corked
 	err     error       // the first failed socket write's
-	writing atomic.Bool // a socket write is in progress (for abort)
+	writing atomic.Bool // a socket write is in progress (for Abort)
 }
 
-// wsBatchMax bounds the bytes a corked wire holds: beyond it, they are
+// BatchMax bounds the bytes a corked wire holds: beyond it, they are
 // written at once and holding starts again.
-const wsBatchMax = 64 << 10
+const BatchMax = 64 << 10
 
 // Write writes p to the socket under a fresh write deadline, or, while
 // corked, adds it to the pending frames. It may block for the timeout.
-func (w *wsWire) Write(p []byte) (int, error) {
+func (w *Wire) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if !w.corked {
 		return w.writeLocked(p)
 	}
 	w.pending = append(w.pending, p...)
-	if len(w.pending) < wsBatchMax {
+	if len(w.pending) < BatchMax {
 		return len(p), nil
 	}
 	_, err := w.writeLocked(w.pending)
@@ -57,7 +63,7 @@ func (w *wsWire) Write(p []byte) (int, error) {
 	return len(p), err
 }
 
-func (w *wsWire) writeLocked(p []byte) (int, error) {
+func (w *Wire) writeLocked(p []byte) (int, error) {
 	if w.err != nil {
 		return 0, w.err
 	}
@@ -74,19 +80,19 @@ func (w *wsWire) writeLocked(p []byte) (int, error) {
 	return n, err
 }
 
-// cork holds writes in memory until uncork (up to wsBatchMax bytes). It
+// Cork holds writes in memory until Uncork (up to BatchMax bytes). It
 // waits for a socket write in progress (at most the timeout). Whoever
 // corks must not wait for the peer (close the connection, say) before
-// uncork: what it waits for may be held with the batch.
-func (w *wsWire) cork() {
+// Uncork: what it waits for may be held with the batch.
+func (w *Wire) Cork() {
 	w.mu.Lock()
 	w.corked = true
 	w.mu.Unlock()
 }
 
-// uncork writes what is held in one socket write, under one write
+// Uncork writes what is held in one socket write, under one write
 // deadline.
-func (w *wsWire) uncork() error {
+func (w *Wire) Uncork() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.corked = false
@@ -95,32 +101,35 @@ func (w *wsWire) uncork() error {
 	}
 	_, err := w.writeLocked(w.pending)
 	w.pending = w.pending[:0]
-	if cap(w.pending) > 2*wsBatchMax {
+	if cap(w.pending) > 2*BatchMax {
 		w.pending = nil // a frame larger than a batch: do not keep it
 	}
 	return err
 }
 
-// abort drops the connection when a socket write is in progress (a
+// Abort drops the connection when a socket write is in progress (a
 // stalled client's), as the library does when a write's context ends;
 // with no write in progress it does nothing, so a close frame can still
 // follow. It does not wait.
-func (w *wsWire) abort() {
+func (w *Wire) Abort() {
 	if w.writing.Load() {
 		_ = w.Conn.Close()
 	}
 }
 
-// wsHijacker hands the WebSocket library a wsWire instead of the raw
+// Hijacker hands the WebSocket library a Wire instead of the raw
 // connection when it hijacks the upgrade request.
-type wsHijacker struct {
+type Hijacker struct {
 	http.ResponseWriter
-	wire *wsWire // set by a successful Hijack
+	// Timeout bounds each socket write of the connection.
+	Timeout time.Duration
+	// Wire is set by a successful Hijack.
+	Wire *Wire
 }
 
 // Hijack takes the connection over and wraps it. Nothing written before
 // the upgrade is lost: the server's buffered writer is flushed first.
-func (h *wsHijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+func (h *Hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	conn, brw, err := http.NewResponseController(h.ResponseWriter).Hijack()
 	if err != nil {
 		return nil, nil, err
@@ -129,9 +138,9 @@ func (h *wsHijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		_ = conn.Close()
 		return nil, nil, fmt.Errorf("flushing the upgrade answer: %w", err)
 	}
-	h.wire = &wsWire{Conn: conn, timeout: writeTimeout}
-	return h.wire, bufio.NewReadWriter(brw.Reader, bufio.NewWriterSize(h.wire, brw.Writer.Size())), nil
+	h.Wire = &Wire{Conn: conn, timeout: h.Timeout}
+	return h.Wire, bufio.NewReadWriter(brw.Reader, bufio.NewWriterSize(h.Wire, brw.Writer.Size())), nil
 }
 
 // Unwrap gives http.ResponseController the writer underneath.
-func (h *wsHijacker) Unwrap() http.ResponseWriter { return h.ResponseWriter }
+func (h *Hijacker) Unwrap() http.ResponseWriter { return h.ResponseWriter }

@@ -1,4 +1,4 @@
-package transport
+package wswire
 
 import (
 	"bytes"
@@ -29,7 +29,7 @@ func (c *recConn) SetWriteDeadline(time.Time) error { return nil }
 
 func TestWSWireCorkJoinsWrites(t *testing.T) {
 	rc := &recConn{}
-	w := &wsWire{Conn: rc, timeout: time.Minute}
+	w := &Wire{Conn: rc, timeout: time.Minute}
 	mustWrite := func(s string) {
 		t.Helper()
 		if _, err := w.Write([]byte(s)); err != nil {
@@ -37,17 +37,17 @@ func TestWSWireCorkJoinsWrites(t *testing.T) {
 		}
 	}
 	mustWrite("a")
-	w.cork()
+	w.Cork()
 	mustWrite("b")
 	mustWrite("c")
 	if len(rc.writes) != 1 {
 		t.Fatalf("writes while corked reached the socket: %q", rc.writes)
 	}
-	if err := w.uncork(); err != nil {
+	if err := w.Uncork(); err != nil {
 		t.Fatal(err)
 	}
-	w.cork()
-	if err := w.uncork(); err != nil { // nothing held: no write
+	w.Cork()
+	if err := w.Uncork(); err != nil { // nothing held: no write
 		t.Fatal(err)
 	}
 	mustWrite("d")
@@ -64,25 +64,25 @@ func TestWSWireCorkJoinsWrites(t *testing.T) {
 
 func TestWSWireCorkBounded(t *testing.T) {
 	rc := &recConn{}
-	w := &wsWire{Conn: rc, timeout: time.Minute}
-	w.cork()
+	w := &Wire{Conn: rc, timeout: time.Minute}
+	w.Cork()
 	frame := bytes.Repeat([]byte("x"), 1000)
-	for range 2 * wsBatchMax / len(frame) {
+	for range 2 * BatchMax / len(frame) {
 		if _, err := w.Write(frame); err != nil {
 			t.Fatal(err)
 		}
-		if len(w.pending) >= wsBatchMax {
-			t.Fatalf("holding %d bytes, more than %d", len(w.pending), wsBatchMax)
+		if len(w.pending) >= BatchMax {
+			t.Fatalf("holding %d bytes, more than %d", len(w.pending), BatchMax)
 		}
 	}
-	if err := w.uncork(); err != nil {
+	if err := w.Uncork(); err != nil {
 		t.Fatal(err)
 	}
 	total := 0
 	for _, b := range rc.writes {
 		total += len(b)
 	}
-	if total != 2*wsBatchMax/len(frame)*len(frame) || len(rc.writes) < 2 {
+	if total != 2*BatchMax/len(frame)*len(frame) || len(rc.writes) < 2 {
 		t.Fatalf("%d bytes in %d writes", total, len(rc.writes))
 	}
 }
@@ -93,7 +93,7 @@ func TestWSWireDeadline(t *testing.T) {
 	a, b := net.Pipe()
 	defer a.Close()
 	defer b.Close()
-	w := &wsWire{Conn: a, timeout: 50 * time.Millisecond}
+	w := &Wire{Conn: a, timeout: 50 * time.Millisecond}
 	if _, err := w.Write([]byte("stuck")); !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("write to a peer that does not read: %v, want a deadline error", err)
 	}
@@ -105,11 +105,11 @@ func TestWSWireDeadline(t *testing.T) {
 	if _, err := w.Write([]byte("later")); !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("write after a failed one: %v, want the same error", err)
 	}
-	w.cork()
+	w.Cork()
 	if _, err := w.Write([]byte("held")); err != nil {
 		t.Fatal(err)
 	}
-	if err := w.uncork(); !errors.Is(err, os.ErrDeadlineExceeded) {
+	if err := w.Uncork(); !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("uncork after a failed write: %v, want the same error", err)
 	}
 	a.Close()
@@ -121,8 +121,8 @@ func TestWSWireDeadline(t *testing.T) {
 func TestWSWireAbort(t *testing.T) {
 	a, b := net.Pipe()
 	defer b.Close()
-	w := &wsWire{Conn: a, timeout: time.Hour}
-	w.abort() // no write in progress: the connection stays
+	w := &Wire{Conn: a, timeout: time.Hour}
+	w.Abort() // no write in progress: the connection stays
 	read := make(chan error, 1)
 	go func() {
 		_, err := io.ReadFull(b, make([]byte, 2))
@@ -146,7 +146,7 @@ func TestWSWireAbort(t *testing.T) {
 		}
 		time.Sleep(time.Millisecond) // polling for the event, with a deadline
 	}
-	w.abort()
+	w.Abort()
 	select {
 	case err := <-errc:
 		if err == nil {
