@@ -513,12 +513,15 @@ func TestGripSameAsPushpin(t *testing.T) {
 	}
 }
 
-// TestGripReadmeOrigin runs the README's example origin behind hubbub:
-// its SSE stream and long-poll get what its /say publishes.
-func TestGripReadmeOrigin(t *testing.T) {
+// startReadmeGripOrigin writes the README's code block marked marker as an
+// ES module origin, starts a hub whose GRIP listener is in front of it, and
+// the origin; it returns the hub, the origin and the GRIP listener's
+// host:port.
+func startReadmeGripOrigin(t *testing.T, marker string) (*hubProc, *originProc, string) {
+	t.Helper()
 	node := needGripOrigin(t)
 	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "origin.mjs"), []byte(readmeBlock(t, "<!-- tested: e2e/grip_test.go readme origin -->")), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "origin.mjs"), []byte(readmeBlock(t, marker)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	modules, err := filepath.Abs(filepath.Join("grip", "node_modules"))
@@ -536,7 +539,14 @@ func TestGripReadmeOrigin(t *testing.T) {
 		t.Fatal("no grip_addr in the log")
 	}
 	o := startNodeOrigin(t, node, dir, "origin.mjs", originPort, "", "HUB="+h.URL, "GRIP_SIG_KEY="+gripSigKey)
-	grip := "http://" + strings.Trim(m[1], `"`)
+	return h, o, strings.Trim(m[1], `"`)
+}
+
+// TestGripReadmeOrigin runs the README's example origin behind hubbub:
+// its SSE stream and long-poll get what its /say publishes.
+func TestGripReadmeOrigin(t *testing.T) {
+	_, o, addr := startReadmeGripOrigin(t, "<!-- tested: e2e/grip_test.go readme origin -->")
+	grip := "http://" + addr
 	say := func() {
 		resp, err := httpc.Post(o.URL+"/say", "text/plain", nil)
 		if err != nil {

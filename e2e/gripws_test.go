@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -186,27 +184,8 @@ func (g *gwsClient) expectClose(t *testing.T) {
 // behind hubbub: two clients in the chat room, a line from one reaches
 // both.
 func TestGripWSReadmeOrigin(t *testing.T) {
-	node := needGripOrigin(t)
-	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "origin.mjs"), []byte(readmeBlock(t, "<!-- tested: e2e/gripws_test.go readme websocket origin -->")), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	modules, err := filepath.Abs(filepath.Join("grip", "node_modules"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Symlink(modules, filepath.Join(dir, "node_modules")); err != nil {
-		t.Fatal(err)
-	}
-	originPort := freePort(t)
-	h := startHub(t, "", "--grip-listen", "127.0.0.1:0", "--grip-origin", fmt.Sprintf("http://127.0.0.1:%d", originPort), "--grip-sig-key", gripSigKey)
-	h.waitLog(t, "GRIP proxy listening", 10*time.Second)
-	m := gripAddrRE.FindStringSubmatch(h.Stderr())
-	if m == nil {
-		t.Fatal("no grip_addr in the log")
-	}
-	startNodeOrigin(t, node, dir, "origin.mjs", originPort, "", "HUB="+h.URL, "GRIP_SIG_KEY="+gripSigKey)
-	base := "ws://" + strings.Trim(m[1], `"`)
+	_, _, addr := startReadmeGripOrigin(t, "<!-- tested: e2e/gripws_test.go readme websocket origin -->")
+	base := "ws://" + addr
 	var clients []*gwsClient
 	for _, name := range []string{"ann", "ben"} {
 		c := newGWSClient(t, base+"/chat", name)
