@@ -372,9 +372,15 @@ func stop(err error) error {
 }
 
 // advance moves s's cursor to next; ok also records a successful delivery.
+// It does not wait for the move to be durable where the records allow
+// (LazyUpdater): a crash just after it re-delivers what it moved past.
 func (h *Hub) advance(ctx context.Context, s Subscription, next event.Position, ok bool) (Subscription, error) {
 	now := h.now()
-	return h.o.Records.Update(ctx, s.ID, func(cur *Subscription) error {
+	update := h.o.Records.Update
+	if lu, ok := h.o.Records.(LazyUpdater); ok {
+		update = lu.UpdateLazy // a crash re-delivers, never skips
+	}
+	return update(ctx, s.ID, func(cur *Subscription) error {
 		if !cur.Created.Equal(s.Created) || cur.Cursor != s.Cursor {
 			return errStale // gone, or replayed meanwhile: that run's task goes on
 		}

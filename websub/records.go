@@ -136,6 +136,17 @@ func (v *Verification) Finished() bool { return v.State != VerifyPending }
 // subscription does not exist.
 var ErrNotFound = errors.New("websub: no such subscription")
 
+// LazyUpdater is an optional capability of Records: UpdateLazy is Update
+// that returns once the change is applied and seen by readers, before it
+// is durable; the backend makes it durable within a short bound of its
+// own (the writes of that time sharing one fsync) and at Close. The hub
+// uses it for cursor advances only: a crash may lose the last ones, and
+// their events are delivered again (at least once), never skipped, since
+// a cursor moves only past events already delivered.
+type LazyUpdater interface {
+	UpdateLazy(ctx context.Context, id string, fn func(s *Subscription) error) (Subscription, error)
+}
+
 // ErrNoChange, returned by an Update function, leaves the record as it was;
 // Update then returns the record unchanged and a nil error.
 var ErrNoChange = errors.New("websub: no change")

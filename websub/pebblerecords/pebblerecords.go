@@ -7,7 +7,8 @@
 // (group commit) and each returns only once durable. Readers may therefore
 // see a change whose fsync is still under way; a crash at that moment can
 // lose it, and for a cursor that means a redelivery (at least once), never
-// a loss. Keys:
+// a loss. UpdateLazy (cursor advances) does not wait: its writes share a
+// sync of the log at most lazySync later. Keys:
 //
 //	s<id>     JSON of a websub.Subscription
 //	f<topic>  JSON of a websub.FetchState
@@ -22,6 +23,8 @@ import (
 	"log/slog"
 	"sort"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 
@@ -54,9 +57,21 @@ type Records struct {
 	byHost map[string]int
 	// verifs holds the verifications, by id.
 	verifs map[string]websub.Verification
+
+	// lazy writes (UpdateLazy): syncPending says a sync of the log is
+	// scheduled; syncMu keeps Close from closing the database under one,
+	// and guards syncClosed. Lock order: mu before syncMu.
+	syncPending atomic.Bool
+	syncMu      sync.RWMutex
+	syncClosed  bool
 }
 
+// lazySync is how long an UpdateLazy write may wait for its fsync: the
+// writes of that time share one.
+const lazySync = 20 * time.Millisecond
+
 var _ websub.Records = (*Records)(nil)
+var _ websub.LazyUpdater = (*Records)(nil)
 
 // Open opens (creating if needed) the records kept in dir and loads them
 // into memory. logger may be nil. The caller must Close it.
@@ -152,6 +167,12 @@ func subKey(id string) []byte { return append([]byte{prefixSub}, id...) }
 // writing. The caller waits for durability with the returned batch's
 // SyncWait after releasing r.mu, then closes it.
 func (r *Records) write(s websub.Subscription) (*pebble.Batch, error) {
+	return r.writeWith(s, pebble.Sync)
+}
+
+// writeWith is write with opts; with pebble.NoSync the batch is applied
+// and there is nothing to wait for.
+func (r *Records) writeWith(s websub.Subscription, opts *pebble.WriteOptions) (*pebble.Batch, error) {
 	if r.closed {
 		return nil, ErrClosed
 	}
@@ -167,7 +188,11 @@ func (r *Records) write(s websub.Subscription) (*pebble.Batch, error) {
 		_ = b.Close()
 		return nil, fmt.Errorf("pebblerecords: put %s: %w", s.ID, err)
 	}
-	if err := r.db.ApplyNoSyncWait(b, pebble.Sync); err != nil {
+	apply := r.db.ApplyNoSyncWait
+	if opts == pebble.NoSync {
+		apply = r.db.Apply
+	}
+	if err := apply(b, opts); err != nil {
 		_ = b.Close()
 		return nil, fmt.Errorf("pebblerecords: put %s: %w", s.ID, err)
 	}
@@ -224,8 +249,48 @@ func (r *Records) Update(ctx context.Context, id string, fn func(s *websub.Subsc
 	return s, syncWait(b)
 }
 
+// UpdateLazy implements websub.LazyUpdater: it is Update without waiting
+// for the fsync. The write is applied (and seen by readers) at once and
+// made durable by a sync of the log at most lazySync later, which the lazy
+// writes of that time share, or by Close.
+func (r *Records) UpdateLazy(ctx context.Context, id string, fn func(s *websub.Subscription) error) (websub.Subscription, error) {
+	if err := ctx.Err(); err != nil {
+		return websub.Subscription{}, err
+	}
+	r.mu.Lock()
+	s, b, err := r.updateWith(id, fn, pebble.NoSync)
+	r.mu.Unlock()
+	if err != nil || b == nil {
+		return s, err
+	}
+	_ = b.Close()
+	if r.syncPending.CompareAndSwap(false, true) {
+		time.AfterFunc(lazySync, r.syncLazy)
+	}
+	return s, nil
+}
+
+// syncLazy makes the lazy writes so far durable.
+func (r *Records) syncLazy() {
+	r.syncMu.RLock()
+	defer r.syncMu.RUnlock()
+	r.syncPending.Store(false) // a write from now on schedules the next sync
+	if r.syncClosed {
+		return // Close synced
+	}
+	if err := r.db.LogData(nil, pebble.Sync); err != nil {
+		r.log.Error("pebblerecords: syncing cursor advances failed; a crash now would deliver them again", "err", err)
+	}
+}
+
 // update is Update's part under r.mu; b is nil when nothing was written.
 func (r *Records) update(id string, fn func(s *websub.Subscription) error) (websub.Subscription, *pebble.Batch, error) {
+	return r.updateWith(id, fn, pebble.Sync)
+}
+
+// updateWith is update writing with opts (pebble.Sync, or pebble.NoSync
+// for UpdateLazy, whose batch is then applied and only needs closing).
+func (r *Records) updateWith(id string, fn func(s *websub.Subscription) error, opts *pebble.WriteOptions) (websub.Subscription, *pebble.Batch, error) {
 	if r.closed {
 		return websub.Subscription{}, nil, ErrClosed
 	}
@@ -243,7 +308,7 @@ func (r *Records) update(id string, fn func(s *websub.Subscription) error) (webs
 	if s.ID != id {
 		return old, nil, fmt.Errorf("pebblerecords: update %s: the id changed", id)
 	}
-	b, err := r.write(s)
+	b, err := r.writeWith(s, opts)
 	if err != nil {
 		return old, nil, err
 	}
@@ -464,6 +529,12 @@ func (r *Records) Close() error {
 		return nil
 	}
 	r.closed = true
+	r.syncMu.Lock() // no syncLazy under way from here
+	r.syncClosed = true
+	defer r.syncMu.Unlock()
+	if err := r.db.LogData(nil, pebble.Sync); err != nil { // the lazy writes
+		r.log.Error("pebblerecords: syncing cursor advances at close failed", "err", err)
+	}
 	if err := r.db.Close(); err != nil {
 		return fmt.Errorf("pebblerecords: close: %w", err)
 	}

@@ -2,6 +2,7 @@ package pebblerecords_test
 
 import (
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -167,4 +168,58 @@ func TestVerifications(t *testing.T) {
 		t.Cleanup(func() { _ = r2.Close() })
 		return r2
 	})
+}
+
+// UpdateLazy is seen at once, by readers and by the next update, and is
+// durable after Close even when its own sync had not run yet.
+func TestUpdateLazy(t *testing.T) {
+	dir := t.TempDir()
+	ctx := t.Context()
+	r, err := pebblerecords.Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const subs, advances = 8, 50
+	for i := range subs {
+		if err := r.Put(ctx, sub("t", fmt.Sprintf("http://x/%d", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var wg sync.WaitGroup
+	for i := range subs {
+		wg.Go(func() {
+			id := websub.SubscriptionID("t", fmt.Sprintf("http://x/%d", i))
+			for n := range advances {
+				s, err := r.UpdateLazy(ctx, id, func(s *websub.Subscription) error {
+					if s.Cursor.Seq != uint64(n) {
+						return fmt.Errorf("cursor %d before advance %d: a lazy write was not seen", s.Cursor.Seq, n)
+					}
+					s.Cursor = event.Position{Epoch: "e", Seq: uint64(n + 1)}
+					return nil
+				})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if got, _, _ := r.Get(ctx, id); got.Cursor != s.Cursor {
+					t.Errorf("Get after UpdateLazy: %v, want %v", got.Cursor, s.Cursor)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r, err = pebblerecords.Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	for i := range subs {
+		s, ok, err := r.Get(ctx, websub.SubscriptionID("t", fmt.Sprintf("http://x/%d", i)))
+		if err != nil || !ok || s.Cursor.Seq != advances {
+			t.Fatalf("after reopening: %+v %v %v, want cursor %d", s.Cursor, ok, err, advances)
+		}
+	}
 }
