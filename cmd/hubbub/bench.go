@@ -227,7 +227,7 @@ func benchPublish(ctx context.Context, hc *http.Client, endpoint, auth, body str
 
 // benchSubscriber reads n events over SSE, recording each one's latency
 // from the publish time carried in its data.
-func benchSubscriber(ctx context.Context, hc *http.Client, endpoint string, n int, lat *[]time.Duration, received *atomic.Int64, ready chan<- struct{}) error {
+func benchSubscriber(ctx context.Context, hc *http.Client, endpoint string, n int, lat *[]time.Duration, received *atomic.Int64, ready func()) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, endpoint, nil)
 	if err != nil {
 		return err
@@ -241,7 +241,7 @@ func benchSubscriber(ctx context.Context, hc *http.Client, endpoint string, n in
 	if resp.StatusCode != http.StatusOK {
 		return errors.New(resp.Status)
 	}
-	ready <- struct{}{}
+	ready()
 	*lat = make([]time.Duration, 0, n)
 	r := client.NewSSEReader(countingReader{resp.Body, received})
 	var msg struct {
@@ -279,7 +279,7 @@ func (c countingReader) Read(p []byte) (int, error) {
 
 // benchWSSubscriber subscribes to topic over one WebSocket and reads n
 // events, recording each one's latency from the publish time in its data.
-func benchWSSubscriber(ctx context.Context, endpoint, topic string, compact bool, n int, lat *[]time.Duration, received *atomic.Int64, ready chan<- struct{}) error {
+func benchWSSubscriber(ctx context.Context, endpoint, topic string, compact bool, n int, lat *[]time.Duration, received *atomic.Int64, ready func()) error {
 	c, _, err := websocket.Dial(ctx, endpoint, nil)
 	if err != nil {
 		return err
@@ -309,7 +309,7 @@ func benchWSSubscriber(ctx context.Context, endpoint, topic string, compact bool
 		}
 		switch msg.Op {
 		case "subscribed":
-			ready <- struct{}{}
+			ready()
 		case "event":
 			received.Add(int64(len(b)))
 			*lat = append(*lat, time.Since(time.Unix(0, msg.Data.T)))

@@ -244,25 +244,26 @@ func hubRequest(ctx context.Context, hc *http.Client, root, mode, topic, callbac
 // error.
 func each(n, conc int, fn func(i int) error) error {
 	var next atomic.Int64
-	var first atomic.Value
+	var failed atomic.Bool
+	var once sync.Once
+	var first error
 	var wg sync.WaitGroup
 	for range min(conc, n) {
 		wg.Go(func() {
 			for {
 				i := int(next.Add(1) - 1)
-				if i >= n || first.Load() != nil {
+				if i >= n || failed.Load() {
 					return
 				}
 				if err := fn(i); err != nil {
-					first.CompareAndSwap(nil, err)
+					once.Do(func() { first = err; failed.Store(true) })
 					return
 				}
 			}
 		})
 	}
 	wg.Wait()
-	err, _ := first.Load().(error)
-	return err
+	return first
 }
 
 // runHookBench subscribes b.webhooks callbacks of its own receiver to one

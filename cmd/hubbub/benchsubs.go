@@ -39,34 +39,53 @@ type subPool interface {
 	results() (lat []time.Duration, bytes int64, err error)
 }
 
+// maxConnecting bounds the subscribers of one process connecting at once.
+const maxConnecting = 200
+
 // localPool runs count subscribers, numbered from offset, in this process.
 type localPool struct {
 	lat      [][]time.Duration
 	received atomic.Int64
 	wg       sync.WaitGroup
-	err      atomic.Value
+	err      error         // the first error; set before failed is closed
+	failed   chan struct{} // closed at the first error
+	once     sync.Once
 	readyCh  chan struct{}
 }
 
 func startLocal(ctx context.Context, spec subSpec, offset, count int) *localPool {
-	p := &localPool{lat: make([][]time.Duration, count), readyCh: make(chan struct{}, count)}
+	p := &localPool{lat: make([][]time.Duration, count), readyCh: make(chan struct{}, count), failed: make(chan struct{})}
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
 	params := url.Values{"topic": {spec.topic}}
 	if spec.compact {
 		params.Set("compact", "1")
 	}
 	query := "/events?" + params.Encode()
+	// At most maxConnecting subscribers of this process are between
+	// dialing and subscribed at once: tens of thousands dialing together
+	// on a small machine would leave connections idle past the hub's
+	// header timeout before their requests are even written.
+	connecting := make(chan struct{}, maxConnecting)
 	for i := range count {
 		p.wg.Go(func() {
 			server := spec.servers[(offset+i)%len(spec.servers)]
+			select {
+			case connecting <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+			var once sync.Once
+			done := func() { once.Do(func() { <-connecting }) }
+			defer done()
+			ready := func() { done(); p.readyCh <- struct{}{} }
 			var err error
 			if spec.transport == "ws" {
-				err = benchWSSubscriber(ctx, "ws"+strings.TrimPrefix(server, "http")+"/ws", spec.topic, spec.compact, spec.events, &p.lat[i], &p.received, p.readyCh)
+				err = benchWSSubscriber(ctx, "ws"+strings.TrimPrefix(server, "http")+"/ws", spec.topic, spec.compact, spec.events, &p.lat[i], &p.received, ready)
 			} else {
-				err = benchSubscriber(ctx, hc, server+query, spec.events, &p.lat[i], &p.received, p.readyCh)
+				err = benchSubscriber(ctx, hc, server+query, spec.events, &p.lat[i], &p.received, ready)
 			}
 			if err != nil && ctx.Err() == nil {
-				p.err.Store(err)
+				p.once.Do(func() { p.err = err; close(p.failed) })
 			}
 		})
 	}
@@ -77,10 +96,9 @@ func (p *localPool) ready(ctx context.Context) error {
 	for range len(p.lat) {
 		select {
 		case <-p.readyCh:
+		case <-p.failed:
+			return fmt.Errorf("a subscriber failed: %w", p.err)
 		case <-ctx.Done():
-			if err, _ := p.err.Load().(error); err != nil {
-				return err
-			}
 			return fmt.Errorf("subscribers did not connect: %w", ctx.Err())
 		}
 	}
@@ -93,7 +111,12 @@ func (p *localPool) results() ([]time.Duration, int64, error) {
 	for _, l := range p.lat {
 		all = append(all, l...)
 	}
-	err, _ := p.err.Load().(error)
+	var err error
+	select {
+	case <-p.failed:
+		err = p.err
+	default:
+	}
 	return all, p.received.Load(), err
 }
 
