@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -31,49 +32,69 @@ func BenchmarkWSDelivery(b *testing.B) {
 	const subscribers = 100
 	for _, ready := range []int{1, 8} {
 		b.Run(fmt.Sprintf("ready=%d", ready), func(b *testing.B) {
-			th := newTestHubOpts(b, store.Retention{}, true, hub.Options{SubscriberBuffer: 1024},
-				transport.Options{Heartbeat: time.Hour})
-			ctx := context.Background()
-			if _, err := th.hub.Publish(ctx, []event.Draft{{Topics: []string{"bench"}, Data: []byte(`{"price":101.25,"sym":"ABC"}`)}}); err != nil {
-				b.Fatal(err)
-			}
-			page, err := th.hub.Log().Read(ctx, "bench", store.Query{Limit: 1})
-			if err != nil || len(page.Events) != 1 {
-				b.Fatalf("read: %v", err)
-			}
-			proto := *page.Events[0]
+			th, proto := newDeliveryBench(b)
 			addr := strings.TrimPrefix(th.srv.URL, "http://")
 			done := make(chan int, subscribers)
 			for range subscribers {
 				c := rawWSDial(b, addr, `{"op":"subscribe","sub":"s","topic":"bench"}`)
 				go c.count(ready, done)
 			}
-			seq := proto.Seq
-			evs := make([]event.Event, ready)
-			ptrs := make([]*event.Event, ready)
-			writes := syscallWrites(b)
-			b.ReportAllocs()
-			b.ResetTimer()
-			for i := 0; i < b.N; i += ready {
-				for j := range evs {
-					seq++
-					evs[j] = proto
-					evs[j].Seq = seq
-					ptrs[j] = &evs[j]
-				}
-				th.hub.Broker().Publish(ptrs)
-				for range subscribers {
-					if n := <-done; n < 0 {
-						b.Fatal("a subscriber's connection failed")
-					}
-				}
-			}
-			b.StopTimer()
-			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/subscribers, "ns/delivery")
-			if writes >= 0 {
-				b.ReportMetric(float64(syscallWrites(b)-writes)/float64(b.N)/subscribers, "writes/delivery")
-			}
+			runDeliveries(b, th, proto, ready, subscribers, done)
 		})
+	}
+}
+
+// newDeliveryBench starts a hub for a delivery benchmark and returns it
+// with a stored event of topic "bench" to copy.
+func newDeliveryBench(b *testing.B) (testHub, event.Event) {
+	th := newTestHubOpts(b, store.Retention{}, true, hub.Options{SubscriberBuffer: 1024},
+		transport.Options{Heartbeat: time.Hour})
+	ctx := context.Background()
+	if _, err := th.hub.Publish(ctx, []event.Draft{{Topics: []string{"bench"}, Data: []byte(`{"price":101.25,"sym":"ABC"}`)}}); err != nil {
+		b.Fatal(err)
+	}
+	page, err := th.hub.Log().Read(ctx, "bench", store.Query{Limit: 1})
+	if err != nil || len(page.Events) != 1 {
+		b.Fatalf("read: %v", err)
+	}
+	return th, *page.Events[0]
+}
+
+// runDeliveries is the timed part of a delivery benchmark: it hands the
+// broker copies of proto, ready at a time, until b.N, and after each hand
+// waits for every one of the subscribers to report on done (-1: its
+// connection failed). It reports ns, write system calls and allocations
+// per delivery (the process's: server and clients).
+func runDeliveries(b *testing.B, th testHub, proto event.Event, ready, subscribers int, done <-chan int) {
+	seq := proto.Seq
+	evs := make([]event.Event, ready)
+	ptrs := make([]*event.Event, ready)
+	writes := syscallWrites(b)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i += ready {
+		for j := range evs {
+			seq++
+			evs[j] = proto
+			evs[j].Seq = seq
+			ptrs[j] = &evs[j]
+		}
+		th.hub.Broker().Publish(ptrs)
+		for range subscribers {
+			if n := <-done; n < 0 {
+				b.Fatal("a subscriber's connection failed")
+			}
+		}
+	}
+	b.StopTimer()
+	runtime.ReadMemStats(&after)
+	deliveries := float64(b.N) * float64(subscribers)
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/deliveries, "ns/delivery")
+	b.ReportMetric(float64(after.Mallocs-before.Mallocs)/deliveries, "allocs/delivery")
+	if writes >= 0 {
+		b.ReportMetric(float64(syscallWrites(b)-writes)/deliveries, "writes/delivery")
 	}
 }
 

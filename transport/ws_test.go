@@ -52,6 +52,7 @@ func newTestHubOpts(t testing.TB, ret store.Retention, canPublish bool, ho hub.O
 	th := transport.New(h, to)
 	mux := http.NewServeMux()
 	mux.HandleFunc("/ws", th.WebSocket)
+	mux.HandleFunc("/events", th.Events)
 	srv := httptest.NewServer(mux)
 	t.Cleanup(func() { srv.Close(); _ = st.Close() })
 	return testHub{hub: h, srv: srv}
