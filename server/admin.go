@@ -171,13 +171,21 @@ func (s *Server) apiRemoveSubscription(w http.ResponseWriter, r *http.Request) {
 func (s *Server) apiRetryNow(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	sub, err := s.webhooks.hub.RetryNow(r.Context(), id)
+	s.answerSubscription(w, r, "retry-now", id, sub, err)
+}
+
+// answerSubscription answers an admin action on subscription id: the
+// subscription as it now is, 404 when there is none, 409 when it is
+// suspended and the action does not lift that, 503 when the action
+// failed (logged).
+func (s *Server) answerSubscription(w http.ResponseWriter, r *http.Request, action, id string, sub websub.Subscription, err error) {
 	switch {
 	case errors.Is(err, websub.ErrNotFound):
 		http.Error(w, "no such subscription", http.StatusNotFound)
 	case errors.Is(err, websub.ErrSuspended):
 		http.Error(w, "the subscription is suspended; POST /api/subscriptions/"+id+"/resume to resume it", http.StatusConflict)
 	case err != nil:
-		s.log.Error("admin: retry-now failed", "id", id, "err", err)
+		s.log.Error("admin: "+action+" failed", "id", id, "err", err)
 		http.Error(w, "queueing the delivery failed", http.StatusServiceUnavailable)
 	default:
 		writeAPI(w, s.viewOf(r.Context(), sub))
@@ -189,15 +197,7 @@ func (s *Server) apiRetryNow(w http.ResponseWriter, r *http.Request) {
 func (s *Server) apiResume(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	sub, err := s.webhooks.hub.Resume(r.Context(), id)
-	switch {
-	case errors.Is(err, websub.ErrNotFound):
-		http.Error(w, "no such subscription", http.StatusNotFound)
-	case err != nil:
-		s.log.Error("admin: resume failed", "id", id, "err", err)
-		http.Error(w, "queueing the delivery failed", http.StatusServiceUnavailable)
-	default:
-		writeAPI(w, s.viewOf(r.Context(), sub))
-	}
+	s.answerSubscription(w, r, "resume", id, sub, err)
 }
 
 // apiReplay moves a subscription's cursor to ?after=CURSOR or to before
@@ -224,13 +224,5 @@ func (s *Server) apiReplay(w http.ResponseWriter, r *http.Request) {
 		backfill = n
 	}
 	sub, err := s.webhooks.hub.Replay(r.Context(), id, backfill, after)
-	switch {
-	case errors.Is(err, websub.ErrNotFound):
-		http.Error(w, "no such subscription", http.StatusNotFound)
-	case err != nil:
-		s.log.Error("admin: replay failed", "id", id, "err", err)
-		http.Error(w, "replaying the subscription failed", http.StatusServiceUnavailable)
-	default:
-		writeAPI(w, s.viewOf(r.Context(), sub))
-	}
+	s.answerSubscription(w, r, "replay", id, sub, err)
 }
