@@ -376,11 +376,7 @@ func stop(err error) error {
 // (LazyUpdater): a crash just after it re-delivers what it moved past.
 func (h *Hub) advance(ctx context.Context, s Subscription, next event.Position, ok bool) (Subscription, error) {
 	now := h.now()
-	update := h.o.Records.Update
-	if lu, ok := h.o.Records.(LazyUpdater); ok {
-		update = lu.UpdateLazy // a crash re-delivers, never skips
-	}
-	return update(ctx, s.ID, func(cur *Subscription) error {
+	return h.advanceUpdate(ctx, s.ID, func(cur *Subscription) error {
 		if !cur.Created.Equal(s.Created) || cur.Cursor != s.Cursor {
 			return errStale // gone, or replayed meanwhile: that run's task goes on
 		}

@@ -180,8 +180,11 @@ type Hub struct {
 	// verifying bounds the verifications in flight per callback host
 	// (verifyPerHost); rates the subscription requests per client.
 	verifying *hostLimiter
-	rates     *rateLimits
-	gate      *fetchGate
+	// advanceUpdate stores cursor advances: the records' UpdateLazy where
+	// they have it (a crash re-delivers, never skips), else Update.
+	advanceUpdate func(ctx context.Context, id string, fn func(s *Subscription) error) (Subscription, error)
+	rates         *rateLimits
+	gate          *fetchGate
 
 	// pending holds the topics OnCommit saw events of that the enqueuer
 	// has not looked at yet. It is a set, so it is bounded by the number
@@ -275,6 +278,10 @@ func New(o Options) (*Hub, error) {
 		wake:      make(chan struct{}, 1),
 		quit:      make(chan struct{}),
 		done:      make(chan struct{}),
+	}
+	h.advanceUpdate = o.Records.Update
+	if lu, ok := o.Records.(LazyUpdater); ok {
+		h.advanceUpdate = lu.UpdateLazy
 	}
 	go h.enqueueLoop()
 	return h, nil
