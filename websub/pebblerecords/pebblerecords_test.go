@@ -138,17 +138,21 @@ func TestCountHost(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	recordstest.CountHost(t, r, func() websub.HostCounter {
-		if err := r.Close(); err != nil {
-			t.Fatal(err)
-		}
-		r2, err := pebblerecords.Open(dir, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = r2.Close() })
-		return r2
-	})
+	recordstest.CountHost(t, r, func() websub.HostCounter { return reopen(t, dir, r) })
+}
+
+// reopen closes r and opens its records again, closed at the test's end.
+func reopen(t *testing.T, dir string, r *pebblerecords.Records) *pebblerecords.Records {
+	t.Helper()
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r2, err := pebblerecords.Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r2.Close() })
+	return r2
 }
 
 func TestVerifications(t *testing.T) {
@@ -157,17 +161,7 @@ func TestVerifications(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	recordstest.Verifications(t, r, func() websub.Records {
-		if err := r.Close(); err != nil {
-			t.Fatal(err)
-		}
-		r2, err := pebblerecords.Open(dir, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = r2.Close() })
-		return r2
-	})
+	recordstest.Verifications(t, r, func() websub.Records { return reopen(t, dir, r) })
 }
 
 // UpdateLazy is seen at once, by readers and by the next update, and is
@@ -208,14 +202,7 @@ func TestUpdateLazy(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if err := r.Close(); err != nil {
-		t.Fatal(err)
-	}
-	r, err = pebblerecords.Open(dir, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	r = reopen(t, dir, r)
 	for i := range subs {
 		s, ok, err := r.Get(ctx, websub.SubscriptionID("t", fmt.Sprintf("http://x/%d", i)))
 		if err != nil || !ok || s.Cursor.Seq != advances {
