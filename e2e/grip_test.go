@@ -40,26 +40,7 @@ type originProc struct {
 // node or the origin's npm packages are missing.
 func needGripOrigin(t *testing.T) string {
 	t.Helper()
-	var missing []string
-	node, err := exec.LookPath("node")
-	if err != nil {
-		missing = append(missing, "node (apt-get install -y nodejs npm)")
-	}
-	for _, pkg := range []string{"express", "@fanoutio/serve-grip", "@fanoutio/grip"} {
-		if _, err := os.Stat(filepath.Join("grip", "node_modules", pkg, "package.json")); err != nil {
-			missing = append(missing, "e2e/grip/node_modules/"+pkg+" (cd e2e/grip && npm ci)")
-			break
-		}
-	}
-	if len(missing) > 0 {
-		msg := "GRIP ORIGIN TESTS NOT RUN: missing " + strings.Join(missing, ", ")
-		if os.Getenv("HUBBUB_REQUIRE_BROWSER") == "1" {
-			t.Fatal(msg + " (HUBBUB_REQUIRE_BROWSER=1)")
-		}
-		fmt.Fprintln(os.Stderr, "\n*** "+msg+" ***")
-		t.Skip(msg)
-	}
-	return node
+	return needNode(t, "GRIP ORIGIN TESTS", "grip", "express", "@fanoutio/serve-grip", "@fanoutio/grip")
 }
 
 // startOrigin runs the example origin on port with the control URI and

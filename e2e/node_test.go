@@ -21,33 +21,43 @@ import (
 // HUBBUB_REQUIRE_BROWSER=1 (set by CI, which runs npm ci there), when they
 // fail. Install with: (cd e2e/node && npm ci).
 
-// nodeScript starts `node e2e/node/SCRIPT` with env, and returns its
-// stdout as lines (the channel closes when it exits) and a wait function
-// that returns its stderr and exit error.
-func nodeScript(t *testing.T, script string, env ...string) (<-chan string, func() (string, error)) {
+// needNode returns the path of node, and skips (or fails, with
+// HUBBUB_REQUIRE_BROWSER=1, as in CI), naming what is missing, when node
+// or one of pkgs is not installed in e2e/DIR/node_modules; what names the
+// tests in that message.
+func needNode(t *testing.T, what, dir string, pkgs ...string) string {
 	t.Helper()
 	var missing []string
 	node, err := exec.LookPath("node")
 	if err != nil {
 		missing = append(missing, "node (apt-get install -y nodejs npm)")
 	}
-	dir, err := filepath.Abs("node")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, pkg := range []string{"ws", "eventsource", "@microsoft/fetch-event-source"} {
+	for _, pkg := range pkgs {
 		if _, err := os.Stat(filepath.Join(dir, "node_modules", pkg, "package.json")); err != nil {
-			missing = append(missing, "e2e/node/node_modules/"+pkg+" (cd e2e/node && npm ci)")
+			missing = append(missing, "e2e/"+dir+"/node_modules/"+pkg+" (cd e2e/"+dir+" && npm ci)")
 			break
 		}
 	}
 	if len(missing) > 0 {
-		msg := "NODE CLIENT TESTS NOT RUN: missing " + strings.Join(missing, ", ")
+		msg := what + " NOT RUN: missing " + strings.Join(missing, ", ")
 		if os.Getenv("HUBBUB_REQUIRE_BROWSER") == "1" {
 			t.Fatal(msg + " (HUBBUB_REQUIRE_BROWSER=1)")
 		}
 		fmt.Fprintln(os.Stderr, "\n*** "+msg+" ***")
 		t.Skip(msg)
+	}
+	return node
+}
+
+// nodeScript starts `node e2e/node/SCRIPT` with env, and returns its
+// stdout as lines (the channel closes when it exits) and a wait function
+// that returns its stderr and exit error.
+func nodeScript(t *testing.T, script string, env ...string) (<-chan string, func() (string, error)) {
+	t.Helper()
+	node := needNode(t, "NODE CLIENT TESTS", "node", "ws", "eventsource", "@microsoft/fetch-event-source")
+	dir, err := filepath.Abs("node")
+	if err != nil {
+		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	cmd := exec.CommandContext(ctx, node, script)
