@@ -13,6 +13,7 @@ import {createRequire} from "node:module";
 import hubbub, {subscribe, publish} from "hubbub-client";
 import WebSocket from "ws";
 import {EventSource} from "eventsource";
+import {need, unique} from "./env.mjs";
 
 const require = createRequire(import.meta.url);
 const HUB = need("HUBBUB_URL");
@@ -20,16 +21,6 @@ const PROXY = need("HUBBUB_PROXY_URL");
 const CONTROL = need("HUBBUB_CONTROL_URL");
 const KEYED = need("HUBBUB_KEYED_URL");
 const ADMIN_KEY = need("HUBBUB_ADMIN_KEY");
-
-function need(name) {
-  const v = process.env[name];
-  if (!v) throw new Error(`${name} is not set: run these tests through go test ./web -run TestClientPackage`);
-  return v;
-}
-
-function unique(prefix) {
-  return `${prefix}/${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
-}
 
 async function control(what) {
   const r = await fetch(CONTROL + what, {method: "POST", signal: AbortSignal.timeout(30000)});

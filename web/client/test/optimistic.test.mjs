@@ -7,20 +7,11 @@
 import {test} from "node:test";
 import assert from "node:assert/strict";
 import {subscribe, publish} from "hubbub-client";
+import {need, unique} from "./env.mjs";
 
 const HUB = need("HUBBUB_URL");
 const SLOW = need("HUBBUB_SLOW_URL");
 const SLOW_CONTROL = need("HUBBUB_SLOW_CONTROL_URL");
-
-function need(name) {
-  const v = process.env[name];
-  if (!v) throw new Error(`${name} is not set: run these tests through go test ./web -run TestClientPackage`);
-  return v;
-}
-
-function unique(prefix) {
-  return `${prefix}/${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
-}
 
 async function slow(what) {
   const r = await fetch(SLOW_CONTROL + what, {method: "POST", signal: AbortSignal.timeout(10000)});
