@@ -198,3 +198,52 @@ func (c Config) validateAccess(bad func(field, format string, a ...any) error) e
 }
 
 // parseLevel reads debug, info, warn or error, in any case.
+
+// validateGrip checks the GRIP proxy settings (the grip package checks
+// routes again when it builds them).
+func (c *Config) validateGrip(bad func(field, format string, a ...any) error) error {
+	switch {
+	case c.GripMaxHeld < 1:
+		return bad("GripMaxHeld", "must be at least 1, got %d", c.GripMaxHeld)
+	case c.GripMaxWebSockets < 1:
+		return bad("GripMaxWebSockets", "must be at least 1, got %d", c.GripMaxWebSockets)
+	case c.GripMaxOriginBody < 1:
+		return bad("GripMaxOriginBody", "must be positive, got %d", c.GripMaxOriginBody)
+	case c.GripOriginTimeout <= 0:
+		return bad("GripOriginTimeout", "must be positive, got %s", c.GripOriginTimeout)
+	}
+	if c.GripListen == "" {
+		return nil
+	}
+	if c.GripListen == c.Listen && !strings.HasSuffix(c.Listen, ":0") {
+		return bad("GripListen", "%q is also --listen: give another address", c.GripListen)
+	}
+	if c.GripOrigin == "" && len(c.GripRoutes) == 0 {
+		return bad("GripOrigin", "--grip-listen needs --grip-origin or a --grip-route to proxy to")
+	}
+	key, err := GripKey(c.GripSigKey)
+	if err != nil {
+		return bad("GripSigKey", "%v", err)
+	}
+	if len(key) < 32 {
+		return bad("GripSigKey", "--grip-listen needs --grip-sig-key, a secret of at least 32 bytes that the origin is given too (it checks Grip-Sig with it)")
+	}
+	origins := []string{c.GripOrigin}
+	for _, r := range c.GripRoutes {
+		prefix, target, ok := strings.Cut(r, "=")
+		if !ok || !strings.HasPrefix(prefix, "/") {
+			return bad("GripRoutes", "%q: want /PREFIX=http://HOST:PORT", r)
+		}
+		origins = append(origins, target)
+	}
+	for _, o := range origins {
+		if o == "" {
+			continue
+		}
+		u, err := url.Parse(o)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.User != nil {
+			return bad("GripOrigin", "%q: want http://HOST:PORT or https://HOST:PORT", o)
+		}
+	}
+	return nil
+}
