@@ -62,7 +62,7 @@ func TestCompactJSON(t *testing.T) {
 		}
 	}
 	// What one delivery of the plain event costs on the wire over SSE.
-	full, compact := AppendSSE(nil, plain, nil), AppendSSECompact(nil, plain, nil, 0)
+	full, compact := AppendSSE(nil, plain, ""), AppendSSECompact(nil, plain, "", 0)
 	t.Logf("SSE frame of a one-topic event: %d bytes, %d compact", len(full), len(compact))
 	if want := "id: 3f9c0e1a2b4d5e6f:42\ndata: {\"data\":{\"title\":\"kitten\"}}\n\n"; string(compact) != want {
 		t.Errorf("compact SSE frame %q, want %q", compact, want)

@@ -98,25 +98,26 @@ func (it *Item) CompactJSON(flags int) []byte {
 // type is not "message", "data:" the JSON, and the blank line.
 func (it *Item) SSE() []byte {
 	it.sseOnce.Do(func() {
-		it.sse = AppendSSE(nil, it, nil)
+		it.sse = AppendSSE(nil, it, "")
 	})
 	return it.sse
 }
 
 // AppendSSE appends the SSE frame for it to b, with id as the frame's id
-// (the item's own position when id is nil).
-func AppendSSE(b []byte, it *Item, id []byte) []byte {
+// (the item's own position when id is ""). id is a string so that a
+// subscription's cursor goes in without a copy per frame.
+func AppendSSE(b []byte, it *Item, id string) []byte {
 	return appendSSE(b, it, id, it.JSON())
 }
 
 // AppendSSECompact is AppendSSE with CompactJSON(flags) as the data.
-func AppendSSECompact(b []byte, it *Item, id []byte, flags int) []byte {
+func AppendSSECompact(b []byte, it *Item, id string, flags int) []byte {
 	return appendSSE(b, it, id, it.CompactJSON(flags))
 }
 
-func appendSSE(b []byte, it *Item, id, js []byte) []byte {
+func appendSSE(b []byte, it *Item, id string, js []byte) []byte {
 	b = append(b, "id: "...)
-	if id == nil {
+	if id == "" {
 		b = it.Position().AppendTo(b)
 	} else {
 		b = append(b, id...)

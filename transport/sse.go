@@ -141,18 +141,14 @@ func (h *Handlers) sse(w http.ResponseWriter, r *http.Request, q query, notAfter
 			switch {
 			case m.Reset != nil:
 				buf = appendSSEReset(buf, m)
-			case q.compact:
-				var id []byte // nil: the event's own position
-				if m.Cursor != "" {
-					id = []byte(m.Cursor)
-				}
-				buf = event.AppendSSECompact(buf, m.Item, id, compactFlags)
+			case q.compact: // m.Cursor "": the event's own position
+				buf = event.AppendSSECompact(buf, m.Item, m.Cursor, compactFlags)
 				n++
 			case m.Cursor == "":
 				buf = append(buf, m.Item.SSE()...)
 				n++
 			default:
-				buf = event.AppendSSE(buf, m.Item, []byte(m.Cursor))
+				buf = event.AppendSSE(buf, m.Item, m.Cursor)
 				n++
 			}
 		}
